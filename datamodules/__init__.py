@@ -1,0 +1,10 @@
+"""Data sources as LightningDataModules, each a plugin over ``TextClassificationDataModule``.
+
+A third-party source subclasses the base and is used by ``class_path`` (or registered under the
+``lit_seqcls.datamodules`` entry-point group); nothing in ``lit_seqcls`` changes.
+"""
+
+from datamodules.base import TextClassificationDataModule
+from datamodules.synthetic import SyntheticDataModule
+
+__all__ = ["SyntheticDataModule", "TextClassificationDataModule"]

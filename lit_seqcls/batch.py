@@ -1,0 +1,81 @@
+"""The batch type every DataModule produces and the model consumes, and the collate that builds it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lit_seqcls.masking import lengths_to_mask
+
+PAD_ID = 0  # `[PAD]` is always id 0: the embedding's padding row and the collate's fill value.
+
+
+@dataclasses.dataclass
+class Batch:
+    """A padded batch of tokenized texts.
+
+    Attributes:
+        input_ids: token ids, right-padded with ``PAD_ID``. ``(B, T)``
+        lengths: real tokens per text, always ``>= 1``. ``(B,)``
+        labels: class indices, ``None`` at predict time. ``(B,)``
+        index: row of each text in its split, so predictions and callbacks can find the raw text. ``(B,)``
+
+    Lightning moves a dataclass to the device field by field; ``pin_memory`` lets a
+    ``DataLoader(pin_memory=True)`` pin it too.
+
+    Example:
+        >>> b = collate([{"input_ids": [5, 6, 7], "label": 1, "index": 0},
+        ...              {"input_ids": [8], "label": 0, "index": 1}])
+        >>> b.input_ids.tolist(), b.lengths.tolist(), b.labels.tolist()
+        ([[5, 6, 7], [8, 0, 0]], [3, 1], [1, 0])
+        >>> b.mask.tolist()
+        [[True, True, True], [True, False, False]]
+    """
+
+    input_ids: Tensor
+    lengths: Tensor
+    labels: Tensor | None = None
+    index: Tensor | None = None
+
+    @property
+    def mask(self) -> Tensor:
+        """``True`` on real tokens. ``(B, T)``"""
+        return lengths_to_mask(self.lengths, self.input_ids.size(1))
+
+    def __len__(self) -> int:
+        return self.input_ids.size(0)
+
+    def pin_memory(self) -> Batch:
+        return dataclasses.replace(
+            self, **{f.name: _pin(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        )
+
+
+def _pin(value: Tensor | None) -> Tensor | None:
+    return value.pin_memory() if value is not None else None
+
+
+def collate(examples: Sequence[dict[str, Any]], pad_to_multiple_of: int = 1) -> Batch:
+    """Pad a list of tokenized examples to the longest one (rounded up to ``pad_to_multiple_of``).
+
+    Each example is a mapping with ``input_ids`` (a non-empty sequence of ints) and optionally
+    ``label`` and ``index``. Labels are kept only when every example has one.
+    """
+    lengths = torch.tensor([len(ex["input_ids"]) for ex in examples], dtype=torch.long)  # (B,)
+    if (lengths < 1).any():
+        # The tokenization step guarantees >= 1 token; an empty row here is a bug upstream.
+        raise ValueError("collate got a text with zero tokens; every text must have >= 1 token")
+    width = int(lengths.max())
+    width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    input_ids = torch.full((len(examples), width), PAD_ID, dtype=torch.long)  # (B, T)
+    for row, ex in enumerate(examples):
+        input_ids[row, : lengths[row]] = torch.as_tensor(ex["input_ids"], dtype=torch.long)
+    has_labels = all(ex.get("label") is not None for ex in examples)
+    labels = torch.tensor([ex["label"] for ex in examples], dtype=torch.long) if has_labels else None
+    has_index = all("index" in ex for ex in examples)
+    index = torch.tensor([ex["index"] for ex in examples], dtype=torch.long) if has_index else None
+    return Batch(input_ids=input_ids, lengths=lengths, labels=labels, index=index)

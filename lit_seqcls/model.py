@@ -1,0 +1,194 @@
+"""The system: ``SequenceClassifier`` owns loss, metrics, optimisation and logging around an encoder."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassF1Score
+
+from lit_seqcls.batch import PAD_ID, Batch
+from lit_seqcls.encoders import ENCODERS, Encoder
+from lit_seqcls.masking import lengths_to_mask
+from lit_seqcls.metrics import LOSS, STAGES, VAL_ACC, classification_metrics, metric_name
+
+EncoderFactory = Callable[[int], Encoder]
+"""Builds an encoder given the embedding size, e.g. ``functools.partial(LSTMEncoder, hidden_size=64)``.
+
+On the command line / in YAML it is a ``class_path`` plus ``init_args`` without ``input_size``.
+"""
+
+
+class ClassifierOutput(NamedTuple):
+    logits: Tensor  # (B, C)
+    attention: Tensor | None  # (B, T), only for encoders that attend
+
+
+class SequenceClassifier(L.LightningModule):
+    """Embedding → encoder → dropout → linear head, trained with cross-entropy.
+
+    Args:
+        vocab_size: rows of the embedding; linked from the DataModule by the CLI.
+        num_classes: size of the output layer; linked from the DataModule by the CLI.
+        encoder: an encoder name (``rnn``, ``gru``, ``lstm``, ``bilstm``, ``attention``, ``cnn``)
+            with its defaults, or a class with its arguments (``class_path`` / ``init_args``;
+            the embedding size is passed for you).
+        embedding_dim: size of the token embeddings.
+        dropout: dropout on the embeddings and on the pooled text vector.
+        pad_id: the padding token id, whose embedding stays zero; linked from the DataModule.
+        class_names: names of the classes in label order (for logs and predictions); linked.
+        optimizer: optimizer factory; AdamW (torch defaults) unless configured.
+        lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
+
+    Example:
+        >>> model = SequenceClassifier(vocab_size=50, num_classes=3, encoder="gru")
+        >>> batch = Batch(torch.tensor([[5, 6, 7], [8, 0, 0]]), torch.tensor([3, 1]))
+        >>> model(batch.input_ids, batch.lengths).logits.shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        encoder: EncoderFactory | str = "lstm",
+        embedding_dim: int = 128,
+        dropout: float = 0.3,
+        pad_id: int = PAD_ID,
+        class_names: list[str] | None = None,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"got {len(class_names)} class_names for num_classes={num_classes}")
+        # Under LightningCLI the hparams are the parsed config (plain data); from Python we keep
+        # the encoder as a plain-data spec so checkpoints load with `weights_only=True`.
+        self.save_hyperparameters(ignore=["encoder", "optimizer", "lr_scheduler"])
+        if "encoder" not in self.hparams:
+            self.hparams["encoder"] = _encoder_spec(encoder)
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.encoder = _build_encoder(encoder, embedding_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.encoder.output_dim, num_classes)
+        self._reset_head()
+
+        # Metric objects are modules (their states move with the model); keyed by stage.
+        self.metrics = nn.ModuleDict({_key(s): classification_metrics(num_classes, s) for s in STAGES})
+        self.losses = nn.ModuleDict({_key(s): MeanMetric() for s in STAGES})
+        self.test_f1_per_class = MulticlassF1Score(num_classes, average=None)
+
+    def _reset_head(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        with torch.no_grad():
+            self.embedding.weight[self.hparams.pad_id].zero_()
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> ClassifierOutput:
+        """Logits ``(B, C)`` for padded ``input_ids`` ``(B, T)`` with real ``lengths`` ``(B,)``."""
+        mask = lengths_to_mask(lengths, input_ids.size(1))  # (B, T)
+        embedded = self.dropout(self.embedding(input_ids))  # (B, T, E)
+        pooled, attention = self.encoder(embedded, lengths, mask)  # (B, H), (B, T) | None
+        logits = self.head(self.dropout(pooled))  # (B, C)
+        return ClassifierOutput(logits, attention)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._common_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._common_step(batch, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        logits = self(batch.input_ids, batch.lengths).logits
+        probs = logits.float().softmax(dim=-1)  # (B, C)
+        out = {"probs": probs, "pred": probs.argmax(dim=-1)}
+        if batch.index is not None:
+            out["index"] = batch.index
+        return out
+
+    def _common_step(self, batch: Batch, stage: str) -> Tensor:
+        if batch.labels is None:
+            raise ValueError(f"the {stage} data has no labels; only `predict` runs on unlabelled text")
+        logits = self(batch.input_ids, batch.lengths).logits  # (B, C)
+        loss = F.cross_entropy(logits, batch.labels)
+        preds = logits.argmax(dim=-1)  # (B,)
+        batch_size = len(batch)
+
+        # Metric objects accumulate over the epoch and reduce across ranks in `compute`, which
+        # Lightning calls on every rank at epoch end; so the epoch values are exact under DDP.
+        self.losses[_key(stage)].update(loss.detach(), weight=batch_size)
+        self.metrics[_key(stage)].update(preds, batch.labels)
+        on_step = stage == "train"
+        if on_step:
+            self.log(metric_name(stage, LOSS), loss, on_step=True, on_epoch=False, prog_bar=True,
+                     batch_size=batch_size)
+        self.log(metric_name(stage, f"{LOSS}_epoch" if on_step else LOSS), self.losses[_key(stage)],
+                 on_step=False, on_epoch=True, batch_size=batch_size)
+        self.log_dict(self.metrics[_key(stage)], on_step=False, on_epoch=True, prog_bar=stage == "val",
+                      batch_size=batch_size)
+        if stage == "test":
+            self.test_f1_per_class.update(preds, batch.labels)
+        return loss
+
+    def on_test_epoch_end(self) -> None:
+        # A vector metric cannot go through `self.log`; compute (a collective: every rank calls it)
+        # and log one scalar per class under its name.
+        per_class = self.test_f1_per_class.compute()  # (C,)
+        for name, value in zip(self.class_names, per_class, strict=True):
+            self.log(metric_name("test", f"f1/{name}"), value)
+        self.test_f1_per_class.reset()
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": VAL_ACC}}
+
+
+def _key(stage: str) -> str:
+    # "train" cannot be a ModuleDict key: it would shadow `nn.Module.train`.
+    return f"{stage}_"
+
+
+def _build_encoder(encoder: EncoderFactory | str | dict, input_size: int) -> Encoder:
+    if isinstance(encoder, str):
+        if encoder not in ENCODERS:
+            raise ValueError(
+                f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)} or give a class_path"
+            )
+        return ENCODERS[encoder](input_size)
+    if isinstance(encoder, dict):  # a spec from `_encoder_spec`, read back from a checkpoint
+        module, _, name = encoder["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        return cls(input_size, **encoder.get("init_args", {}))
+    built = encoder(input_size)
+    if not isinstance(built, Encoder):
+        raise TypeError(f"the encoder factory returned {type(built).__name__}, not an Encoder")
+    return built
+
+
+def _encoder_spec(encoder: EncoderFactory | str | dict) -> str | dict:
+    """Plain data describing ``encoder`` (a name, or ``class_path`` + ``init_args``)."""
+    if isinstance(encoder, str | dict):
+        return encoder
+    func, kwargs = encoder, {}
+    while hasattr(func, "func"):  # functools.partial, possibly nested
+        kwargs = {**func.keywords, **kwargs}
+        func = func.func
+    return {"class_path": f"{func.__module__}.{func.__qualname__}", "init_args": kwargs}

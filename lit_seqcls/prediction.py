@@ -1,0 +1,86 @@
+"""Writes ``predict`` results: one JSON line per input text, in input order, with class names."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Collects ``predict_step`` outputs from every rank and writes them as JSON Lines.
+
+    Each row: ``{"index", "label", "probs": {class name: probability}, "text"}``; ``text`` is
+    included when the DataModule exposes ``texts(split)``. Rows are sorted by ``index`` (the
+    position in the input), whatever the bucketing order or the number of ranks. Only rank zero
+    writes, to a temporary file renamed into place, so a crash never leaves half a file.
+
+    Args:
+        output: file to write; default ``<trainer.log_dir>/predictions.jsonl``.
+    """
+
+    def __init__(self, output: str | None = None) -> None:
+        super().__init__(write_interval="epoch")
+        self.output = output
+        self.written: Path | None = None
+
+    def write_on_epoch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        predictions: list[Any],
+        batch_indices: Any,
+    ) -> None:
+        rows = [row for batch in _flatten(predictions) for row in _rows(batch, pl_module.class_names)]
+        if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
+            gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]
+            dist.all_gather_object(gathered, rows)  # a collective: every rank calls it
+            rows = [row for part in gathered for row in part]
+        if not trainer.is_global_zero:
+            return
+        rows.sort(key=lambda r: r["index"])
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "texts"):
+            texts = datamodule.texts(datamodule.predict_split)
+            for row in rows:
+                row["text"] = texts[row["index"]]
+        path = Path(self.output or Path(trainer.log_dir or ".") / "predictions.jsonl")
+        _write_jsonl_atomically(path, rows)
+        self.written = path
+        print(f"Wrote {len(rows):,} predictions to {path}")
+
+
+def _flatten(predictions: list[Any]) -> list[dict[str, torch.Tensor]]:
+    # One dataloader gives a list of batch outputs; several give a list of such lists.
+    if predictions and isinstance(predictions[0], list):
+        return [batch for loader in predictions for batch in loader]
+    return predictions
+
+
+def _rows(batch: dict[str, torch.Tensor], class_names: list[str]) -> list[dict[str, Any]]:
+    probs = batch["probs"].cpu().tolist()
+    preds = batch["pred"].cpu().tolist()
+    index = batch["index"].cpu().tolist() if "index" in batch else [None] * len(preds)
+    return [
+        {
+            "index": i,
+            "label": class_names[p],
+            "probs": {name: round(q, 6) for name, q in zip(class_names, ps, strict=True)},
+        }
+        for i, p, ps in zip(index, preds, probs, strict=True)
+    ]
+
+
+def _write_jsonl_atomically(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,114 @@
+"""Word-level tokenization with HF `tokenizers`: train on the training split, encode to id lists.
+
+The pipeline is the usual three stages of `tokenizers` (normalizer → pre-tokenizer → model), built
+from its primitives so that the whole thing serialises to one JSON string: that string is what a
+checkpoint stores, and `Tokenizer.from_str` rebuilds exactly the same ids later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Literal
+
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+from lit_seqcls.batch import PAD_ID
+
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN]  # order fixes the ids: [PAD] = 0, [UNK] = 1
+UNK_ID = 1
+
+UnicodeForm = Literal["NFC", "NFD", "NFKC", "NFKD"]
+
+
+def build_word_tokenizer(
+    lowercase: bool = True, unicode_normalization: UnicodeForm | None = "NFKC"
+) -> Tokenizer:
+    """An untrained word-level tokenizer: normalise, split on whitespace and punctuation."""
+    steps: list[normalizers.Normalizer] = []
+    if unicode_normalization is not None:
+        steps.append(getattr(normalizers, unicode_normalization)())
+    if lowercase:
+        steps.append(normalizers.Lowercase())
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    # `Whitespace` splits on \w+|[^\w\s]+: words and runs of punctuation ("!!", ":)") are tokens.
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tokenizer
+
+
+def train_word_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 30_000,
+    min_frequency: int = 1,
+    lowercase: bool = True,
+    unicode_normalization: UnicodeForm | None = "NFKC",
+    length: int | None = None,
+) -> Tokenizer:
+    """Train a word-level tokenizer on ``texts`` (the training split only, never val/test).
+
+    Args:
+        texts: the training texts; any iterable (a generator is streamed, not materialised).
+        vocab_size: the cap on the vocabulary, special tokens included.
+        min_frequency: words seen fewer times map to ``[UNK]``.
+        lowercase: lowercase before splitting.
+        unicode_normalization: a unicode normal form applied first, or ``None``.
+        length: the number of texts, if known (only for the progress estimate).
+
+    Example:
+        >>> tok = train_word_tokenizer(["The cat sat.", "the dog"], vocab_size=100)
+        >>> tok.token_to_id("[PAD]"), tok.token_to_id("[UNK]"), tok.get_vocab_size()
+        (0, 1, 7)
+        >>> encode(tok, ["THE CAT barked", ""], max_length=8)
+        [[2, 4, 1], [1]]
+    """
+    tokenizer = build_word_tokenizer(lowercase, unicode_normalization)
+    trainer = trainers.WordLevelTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_batched(texts), trainer=trainer, length=length)
+    check_special_tokens(tokenizer)
+    return tokenizer
+
+
+def check_special_tokens(tokenizer: Tokenizer, source: str = "the tokenizer") -> None:
+    """Raise unless ``[PAD]`` is id 0 and ``[UNK]`` exists: the model and collate rely on both."""
+    if tokenizer.token_to_id(PAD_TOKEN) != PAD_ID or tokenizer.token_to_id(UNK_TOKEN) is None:
+        raise ValueError(
+            f"{source} must map {PAD_TOKEN!r} to id {PAD_ID} and define {UNK_TOKEN!r} "
+            f"(found {PAD_TOKEN!r} -> {tokenizer.token_to_id(PAD_TOKEN)}, "
+            f"{UNK_TOKEN!r} -> {tokenizer.token_to_id(UNK_TOKEN)}). "
+            "Add them as the first special tokens when training it."
+        )
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length``; a text with no tokens becomes ``[UNK]``.
+
+    Never returning an empty list keeps every length ``>= 1``, which packed RNNs and masked
+    softmax both require (see the Batch contract in docs/DESIGN.md).
+    """
+    if max_length is not None:
+        tokenizer.enable_truncation(max_length)
+    else:
+        tokenizer.no_truncation()
+    unk = tokenizer.token_to_id(UNK_TOKEN)
+    # `encode_batch_fast` skips the offsets bookkeeping we never use; it runs in Rust threads.
+    encodings = tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+    return [enc.ids or [unk] for enc in encodings]
+
+
+def _batched(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
+    # `train_from_iterator` is much faster fed lists than single strings.
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

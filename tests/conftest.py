@@ -1,0 +1,44 @@
+"""Shared fixtures: every test runs offline, writes only under tmp_path, and leaves no global state."""
+
+from __future__ import annotations
+
+import os
+
+import datasets
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_isolated(tmp_path, monkeypatch):
+    # No test may reach the network or write outside tmp_path (HF caches, W&B runs, logs).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.chdir(tmp_path)
+    state = torch.random.get_rng_state()
+    threads = torch.get_num_threads()
+    yield
+    torch.random.set_rng_state(state)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_datasets():
+    datasets.disable_progress_bars()
+    yield
+    datasets.enable_progress_bars()
+
+
+@pytest.fixture
+def small_synthetic_kwargs() -> dict:
+    """Arguments for a SyntheticDataModule small enough for a unit test (~1 s to prepare)."""
+    return {"train_size": 240, "test_size": 60, "median_length": 12, "max_text_length": 40,
+            "batch_size": 16, "seed": 3}
+
+
+def pytest_report_header(config):
+    return f"torch {torch.__version__}, {os.cpu_count()} CPUs, threads {torch.get_num_threads()}"

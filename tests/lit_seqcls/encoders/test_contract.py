@@ -1,0 +1,297 @@
+"""The encoder contract, run over every encoder and its layer/direction variants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from lit_seqcls.encoders import (
+    ENCODERS,
+    AttentionEncoder,
+    BiLSTMEncoder,
+    CNNEncoder,
+    Encoder,
+    GRUEncoder,
+    LSTMEncoder,
+    RNNEncoder,
+    build_encoder,
+)
+from lit_seqcls.masking import lengths_to_mask
+
+E, H = 8, 12  # embedding and hidden sizes: small, so the whole file runs in seconds
+LENGTHS = (4, 1, 9)  # unsorted, so packing with enforce_sorted=False is exercised
+GARBAGE = 1e3  # padding values: large, so an encoder that lets padding leak in is caught
+
+# (id, class, kwargs). Multi-layer variants carry dropout so eval mode must really switch it off.
+CASES = [
+    ("rnn", RNNEncoder, {"hidden_size": H}),
+    ("rnn-2layer-bi", RNNEncoder, {"hidden_size": H, "num_layers": 2, "bidirectional": True}),
+    ("gru", GRUEncoder, {"hidden_size": H}),
+    ("gru-2layer-bi", GRUEncoder, {"hidden_size": H, "num_layers": 2, "bidirectional": True}),
+    ("lstm", LSTMEncoder, {"hidden_size": H}),
+    ("lstm-2layer-dropout", LSTMEncoder, {"hidden_size": H, "num_layers": 2, "dropout": 0.5}),
+    ("lstm-bi", LSTMEncoder, {"hidden_size": H, "bidirectional": True}),
+    ("bilstm", BiLSTMEncoder, {"hidden_size": H}),
+    ("bilstm-2layer-dropout", BiLSTMEncoder, {"hidden_size": H, "num_layers": 2, "dropout": 0.5}),
+    ("attention", AttentionEncoder, {"hidden_size": H}),
+    (
+        "attention-uni-2layer",
+        AttentionEncoder,
+        {"hidden_size": H, "num_layers": 2, "dropout": 0.5, "bidirectional": False},
+    ),
+    ("attention-dim5", AttentionEncoder, {"hidden_size": H, "attention_dim": 5}),
+    ("cnn", CNNEncoder, {"num_filters": H}),
+    ("cnn-wider-than-batch", CNNEncoder, {"num_filters": H, "kernel_sizes": (2, 11)}),
+]
+ENCODER_PARAMS = [pytest.param(cls, kwargs, id=name) for name, cls, kwargs in CASES]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These tensors are tiny: with a busy CPU, intra-op threads spend far longer waiting for each
+    # other than computing (measured: 4.7 s with one thread, 22-37 s with two under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    yield
+    torch.random.set_rng_state(state)
+
+
+def _texts(lengths=LENGTHS) -> list[Tensor]:
+    return [torch.randn(n, E) for n in lengths]
+
+
+def _pad(texts: list[Tensor], extra: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch ``texts`` with garbage (not zeros) in the padding, ``extra`` columns wider."""
+    lengths = torch.tensor([len(t) for t in texts])  # (B,)
+    width = int(lengths.max()) + extra
+    embedded = GARBAGE * torch.randn(len(texts), width, E)  # (B, T, E)
+    for row, text in enumerate(texts):
+        embedded[row, : len(text)] = text
+    return embedded, lengths, lengths_to_mask(lengths, width)
+
+
+def _rnn_of(encoder: Encoder) -> nn.RNNBase:
+    return next(m for m in encoder.modules() if isinstance(m, nn.RNNBase))
+
+
+def _encode(encoder: Encoder, texts: list[Tensor], extra: int = 0) -> tuple[Tensor, Tensor | None]:
+    return encoder(*_pad(texts, extra))
+
+
+@pytest.mark.parametrize("extra", [0, 3], ids=["pad-to-longest", "pad-past-longest"])
+@pytest.mark.parametrize("mode", ["eval", "train-no-dropout"])
+@pytest.mark.parametrize(("cls", "kwargs"), ENCODER_PARAMS)
+def test_padding_does_not_change_the_output(cls, kwargs, mode, extra):
+    if mode == "train-no-dropout":
+        kwargs = {**kwargs, "dropout": 0.0} if "dropout" in kwargs else kwargs
+    encoder = cls(E, **kwargs).train(mode != "eval")
+    texts = _texts()
+    with torch.no_grad():
+        pooled, attention = _encode(encoder, texts, extra)
+        for row, text in enumerate(texts):
+            alone_pooled, alone_attention = _encode(encoder, [text])
+            torch.testing.assert_close(pooled[row], alone_pooled[0], atol=1e-5, rtol=0)
+            if cls.returns_attention:
+                n = len(text)
+                torch.testing.assert_close(
+                    attention[row, :n], alone_attention[0], atol=1e-5, rtol=0
+                )
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ENCODER_PARAMS)
+def test_output_shape_matches_output_dim(cls, kwargs):
+    encoder = cls(E, **kwargs)
+    pooled, _ = _encode(encoder, _texts(), extra=3)
+    assert pooled.shape == (len(LENGTHS), encoder.output_dim)
+    assert pooled.dtype == torch.float32
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ENCODER_PARAMS)
+def test_one_token_text(cls, kwargs):
+    encoder = cls(E, **kwargs)
+    pooled, attention = encoder(
+        torch.randn(1, 1, E), torch.tensor([1]), torch.ones(1, 1, dtype=torch.bool)
+    )
+    assert pooled.shape == (1, encoder.output_dim)
+    assert torch.isfinite(pooled).all()
+    if cls.returns_attention:
+        assert attention.tolist() == [[1.0]]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ENCODER_PARAMS)
+def test_gradients_reach_real_tokens_only(cls, kwargs):
+    encoder = cls(E, **kwargs)
+    embedded, lengths, mask = _pad(_texts(), extra=3)
+    embedded.requires_grad_(True)
+    pooled, _ = encoder(embedded, lengths, mask)
+    # Random weights, so no direction of the output can cancel out in the sum.
+    (pooled * torch.randn_like(pooled)).sum().backward()
+    per_token = embedded.grad.abs().sum(-1)  # (B, T)
+    assert (per_token[mask] > 0).all(), "some real token gets no gradient"
+    assert (per_token[~mask] == 0).all(), "gradient leaks into padding"
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ENCODER_PARAMS)
+def test_attention_weights(cls, kwargs):
+    encoder = cls(E, **kwargs)
+    embedded, lengths, mask = _pad(_texts(), extra=3)
+    _, attention = encoder(embedded, lengths, mask)
+    if not cls.returns_attention:
+        assert attention is None
+        return
+    assert attention.shape == mask.shape
+    assert (attention >= 0).all()
+    assert (attention[~mask] == 0.0).all()
+    sums = (attention * mask).sum(-1)  # (B,)
+    torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-6, rtol=0)
+
+
+def test_only_attention_encoder_returns_attention():
+    assert [name for name, cls in ENCODERS.items() if cls.returns_attention] == ["attention"]
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        p
+        for p in ENCODER_PARAMS
+        if p.values[0] in (RNNEncoder, GRUEncoder, LSTMEncoder, BiLSTMEncoder)
+    ],
+)
+def test_recurrent_pools_last_layer_final_state(cls, kwargs):
+    encoder = cls(E, **kwargs).eval()
+    rnn = _rnn_of(encoder)
+    texts = _texts()
+    with torch.no_grad():
+        pooled, _ = _encode(encoder, texts, extra=3)
+        for row, text in enumerate(texts):
+            # Unpacked run of the text alone: per-step outputs of the last layer (h, never c).
+            steps, _ = rnn(text[None])  # (1, n, D * H)
+            forward = steps[0, -1, :H]  # left to right: state after the last token
+            expected = torch.cat([forward, steps[0, 0, H:]])  # right to left: after token 0
+            torch.testing.assert_close(pooled[row], expected, atol=1e-5, rtol=0)
+
+
+def test_attention_pools_lstm_states_by_additive_scores():
+    encoder = AttentionEncoder(E, hidden_size=H, attention_dim=5).eval()
+    attention = encoder.attention
+    texts = _texts()
+    with torch.no_grad():
+        pooled, weights = _encode(encoder, texts, extra=3)
+        for row, text in enumerate(texts):
+            states, _ = encoder.lstm(text[None])  # (1, n, 2H): the text alone, unpacked
+            states = states[0]  # (n, 2H)
+            scores = torch.tanh(states @ attention.proj.weight.T + attention.proj.bias)
+            scores = scores @ attention.score.weight[0]  # v^T tanh(W h_t + b), (n,)
+            expected = torch.softmax(scores, dim=0)  # (n,)
+            torch.testing.assert_close(weights[row, : len(text)], expected, atol=1e-6, rtol=0)
+            torch.testing.assert_close(pooled[row], expected @ states, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [RNNEncoder, GRUEncoder, LSTMEncoder, AttentionEncoder])
+def test_dropout_acts_between_layers_only_and_never_warns(cls, recwarn):
+    one_layer = cls(E, hidden_size=H, num_layers=1, dropout=0.5)
+    two_layers = cls(E, hidden_size=H, num_layers=2, dropout=0.5)
+    assert _rnn_of(one_layer).dropout == 0.0
+    assert _rnn_of(two_layers).dropout == 0.5
+    assert not [w for w in recwarn if "dropout" in str(w.message)]
+
+
+def _cnn_reference(encoder: CNNEncoder, text: Tensor) -> Tensor:
+    """Kim's max-over-time by explicit loops over the windows that count."""
+    n = len(text)
+    padded = torch.cat([text, torch.zeros(max(encoder.kernel_sizes), E)])  # zeros past the text
+    pooled = []
+    for conv, k in zip(encoder.convs, encoder.kernel_sizes, strict=True):
+        windows = [padded[p : p + k].T for p in range(max(n - k + 1, 1))]  # each (E, k)
+        scores = torch.stack([(conv.weight * w).sum((1, 2)) + conv.bias for w in windows])
+        pooled.append(scores.amax(0).relu())  # (F,)
+    return torch.cat(pooled)
+
+
+@pytest.mark.parametrize("lengths", [(1, 2, 4, 5, 7), (3,)], ids=["mixed", "one-text"])
+def test_cnn_matches_window_reference(lengths):
+    encoder = CNNEncoder(E, num_filters=6, kernel_sizes=(3, 4, 5))
+    nn.init.normal_(encoder.convs[0].bias)  # nonzero biases, so a counted zero window would show
+    texts = _texts(lengths)
+    with torch.no_grad():
+        pooled, _ = _encode(encoder, texts, extra=2)
+        expected = torch.stack([_cnn_reference(encoder, t) for t in texts])
+    torch.testing.assert_close(pooled, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_build_encoder_by_name(name):
+    kwargs = {"num_filters": H} if name == "cnn" else {"hidden_size": H}
+    encoder = build_encoder(name, E, **kwargs)
+    assert type(encoder) is ENCODERS[name]
+    assert isinstance(encoder, Encoder)
+    pooled, _ = _encode(encoder, _texts())
+    assert pooled.shape[-1] == encoder.output_dim
+
+
+def test_build_encoder_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="transformer") as error:
+        build_encoder("transformer", E)
+    for name in ("rnn", "gru", "lstm", "bilstm", "attention", "cnn"):
+        assert repr(name) in str(error.value)
+
+
+def _recurrent_modules() -> list[nn.RNNBase]:
+    encoders = [
+        RNNEncoder(E, hidden_size=H, num_layers=2, bidirectional=True),
+        GRUEncoder(E, hidden_size=H, num_layers=2, bidirectional=True),
+        LSTMEncoder(E, hidden_size=H, num_layers=2, bidirectional=True),
+        BiLSTMEncoder(E, hidden_size=H),
+        AttentionEncoder(E, hidden_size=H, num_layers=2),
+    ]
+    return [m for encoder in encoders for m in encoder.modules() if isinstance(m, nn.RNNBase)]
+
+
+def test_lstm_forget_gate_bias_is_one():
+    lstms = [m for m in _recurrent_modules() if isinstance(m, nn.LSTM)]
+    assert len(lstms) == 3
+    for lstm in lstms:
+        for suffix in ("l0", "l1", "l0_reverse"):
+            if not hasattr(lstm, f"bias_ih_{suffix}"):
+                continue
+            total = getattr(lstm, f"bias_ih_{suffix}") + getattr(lstm, f"bias_hh_{suffix}")
+            i, f, g, o = total.detach().split(lstm.hidden_size)  # torch's gate order
+            assert (f == 1).all()
+            assert (i == 0).all() and (g == 0).all() and (o == 0).all()
+
+
+def test_recurrent_weights_orthogonal_and_xavier():
+    for rnn in _recurrent_modules():
+        for name, param in rnn.named_parameters():
+            blocks = param.detach().split(rnn.hidden_size)
+            if name.startswith("weight_hh"):
+                for w in blocks:  # (H, H) per gate
+                    torch.testing.assert_close(w @ w.T, torch.eye(len(w)), atol=1e-5, rtol=0)
+            elif name.startswith("weight_ih"):
+                for w in blocks:  # (H, in) per gate: Xavier uniform bound from the block's fans
+                    bound = math.sqrt(6 / sum(w.shape))
+                    assert w.abs().max() <= bound
+                    assert w.abs().max() > 0.8 * bound  # not a smaller default init
+            elif name.startswith("bias_hh"):
+                assert (param == 0).all()
+
+
+def test_attention_linear_layers_are_xavier():
+    attention = AttentionEncoder(E, hidden_size=H, attention_dim=5).attention
+    for linear in (attention.proj, attention.score):
+        w = linear.weight.detach()
+        bound = math.sqrt(6 / sum(w.shape))
+        assert bound * 0.5 < w.abs().max() <= bound
+    assert (attention.proj.bias == 0).all()

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+from torch.utils.data import DistributedSampler
+
+from lit_seqcls.bucketing import BucketBatchSampler
+
+
+def _lengths(n, seed=0):
+    return np.random.default_rng(seed).integers(1, 200, n)
+
+
+def _padding(lengths, batches):
+    return sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
+
+
+def test_training_epoch_covers_every_index_once():
+    lengths = _lengths(1000)
+    batches = list(BucketBatchSampler(lengths, batch_size=32))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1000))
+    assert sum(len(b) < 32 for b in batches) <= 1
+
+
+def test_bucketing_pads_far_less_than_random_batches():
+    lengths = _lengths(2000)
+    rng = np.random.default_rng(1)
+    random_padding = _padding(lengths, np.array_split(rng.permutation(2000), 2000 // 32))
+    exact = list(BucketBatchSampler(lengths, batch_size=32, padding_noise=0.0))
+    noisy = list(BucketBatchSampler(lengths, batch_size=32, padding_noise=0.1))
+    assert _padding(lengths, exact) < 0.05 * random_padding
+    assert _padding(lengths, noisy) < 0.25 * random_padding
+
+
+def test_plan_is_deterministic_per_epoch_and_changes_between_epochs():
+    lengths = _lengths(500)
+    a, b = BucketBatchSampler(lengths, batch_size=16, seed=7), BucketBatchSampler(lengths, batch_size=16, seed=7)
+    assert list(a) == list(b)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first
+    assert sorted(i for x in a for i in x) == list(range(500))
+
+
+def test_longest_batch_comes_first():
+    lengths = _lengths(800)
+    batches = list(BucketBatchSampler(lengths, batch_size=16, seed=2))
+    assert lengths[batches[0]].max() == lengths.max()
+
+
+def test_drop_last_drops_only_the_incomplete_batch():
+    batches = list(BucketBatchSampler(_lengths(100), batch_size=32, drop_last=True))
+    assert [len(b) for b in batches] == [32, 32, 32]
+
+
+def test_evaluation_is_sorted_and_exhaustive():
+    lengths = _lengths(101)
+    batches = list(BucketBatchSampler(lengths, batch_size=10, shuffle=False))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(101))
+    assert list(lengths[flat]) == sorted(lengths)
+
+
+@pytest.mark.parametrize("n", [1, 31, 100, 257])
+@pytest.mark.parametrize("world", [2, 3])
+def test_training_shards_have_equal_batch_counts_and_cover_everything(n, world):
+    lengths = _lengths(n)
+    shards = [list(BucketBatchSampler(lengths, batch_size=8, num_replicas=world, rank=r)) for r in range(world)]
+    assert len({len(s) for s in shards}) == 1
+    seen = {i for s in shards for b in s for i in b}
+    assert seen == set(range(n))
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_evaluation_shards_see_every_sample_exactly_once(world):
+    lengths = _lengths(103)
+    shards = [list(BucketBatchSampler(lengths, batch_size=8, shuffle=False, num_replicas=world, rank=r))
+              for r in range(world)]
+    flat = [i for s in shards for b in s for i in b]
+    assert sorted(flat) == list(range(103))
+
+
+def test_reads_rank_and_world_from_an_injected_distributed_sampler():
+    lengths = _lengths(64)
+    injected = DistributedSampler(range(64), num_replicas=4, rank=3, shuffle=False)
+    sampler = BucketBatchSampler(lengths, batch_size=4, sampler=injected)
+    assert (sampler.num_replicas, sampler.rank) == (4, 3)
+    whole = BucketBatchSampler(lengths, batch_size=4).global_plan(0)
+    assert list(sampler) == whole[3::4]
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size"):
+        BucketBatchSampler([1, 2], batch_size=0)
+    with pytest.raises(ValueError, match="rank"):
+        BucketBatchSampler([1, 2], num_replicas=2, rank=2)
