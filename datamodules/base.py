@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from lit_seqcls.batch import PAD_ID, collate
 from lit_seqcls.bucketing import BucketBatchSampler
-from lit_seqcls.tokenization import UnicodeForm, check_special_tokens, encode, train_word_tokenizer
+from lit_seqcls.tokenization import UnicodeForm, encode, train_word_tokenizer
 
 TEXT, LABEL = "text", "label"
 TRAIN, VAL, TEST, PREDICT = "train", "validation", "test", "predict"
@@ -167,7 +167,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         if state_dict.get("tokenizer") not in (None, self.tokenizer.to_str()):
             raise ValueError(
                 "The checkpoint was trained with a different vocabulary than this data config "
-                "builds (the tokenizer differs), so its token ids would be wrong. Use the same data "
+                "builds (the tokenizer differs), so its token ids would be wrong. Use the same "
+                "data "
                 "config (source, max_vocab_size, min_frequency, lowercase, seed) as for training."
             )
 
@@ -207,7 +208,9 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def _checked_splits(self, raw: datasets.DatasetDict) -> datasets.DatasetDict:
         if TRAIN not in raw:
-            raise ValueError(f"{type(self).__name__}: the source has no 'train' split ({sorted(raw)}).")
+            raise ValueError(
+                f"{type(self).__name__}: the source has no 'train' split ({sorted(raw)})."
+            )
         for name, split in raw.items():
             _check_schema(name, split, self.num_classes, labelled=name != PREDICT)
         if VAL not in raw:
@@ -222,7 +225,9 @@ def _check_schema(split: str, ds: datasets.Dataset, num_classes: int, labelled: 
         raise ValueError(f"split {split!r} has no {TEXT!r} column (columns: {ds.column_names})")
     for row, text in enumerate(ds[TEXT]):
         if not isinstance(text, str):
-            raise ValueError(f"split {split!r}, row {row}, field {TEXT!r}: expected a string, got {text!r}")
+            raise ValueError(
+                f"split {split!r}, row {row}, field {TEXT!r}: expected a string, got {text!r}"
+            )
     if not labelled:
         return
     if LABEL not in ds.column_names:
@@ -233,4 +238,3 @@ def _check_schema(split: str, ds: datasets.Dataset, num_classes: int, labelled: 
                 f"split {split!r}, row {row}, field {LABEL!r}: expected a class index in "
                 f"[0, {num_classes}), got {label!r}"
             )
-

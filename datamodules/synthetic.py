@@ -93,16 +93,24 @@ class SyntheticDataModule(TextClassificationDataModule):
     def load_splits(self) -> datasets.DatasetDict:
         generate = {"keyword": _keyword, "majority": _majority, "order": _order}[self.task]
         splits = {}
-        for offset, (name, size) in enumerate((("train", self.train_size), ("test", self.test_size))):
+        for offset, (name, size) in enumerate(
+            (("train", self.train_size), ("test", self.test_size))
+        ):
             rng = np.random.default_rng([self.seed, offset])
             lengths = self._lengths(rng, size)
             labels = rng.integers(0, self._num_classes, size)
             fillers = _words(self.num_filler_words, rng=np.random.default_rng(12345))
-            texts = [generate(rng, n, y, self._num_classes, fillers) for n, y in zip(lengths, labels)]
+            texts = [
+                generate(rng, n, y, self._num_classes, fillers)
+                for n, y in zip(lengths, labels, strict=True)
+            ]
             splits[name] = datasets.Dataset.from_dict(
                 {"text": texts, "label": labels.tolist()},
                 features=datasets.Features(
-                    {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=self.class_names)}
+                    {
+                        "text": datasets.Value("string"),
+                        "label": datasets.ClassLabel(names=self.class_names),
+                    }
                 ),
             )
         return datasets.DatasetDict(splits)
@@ -136,7 +144,7 @@ def _majority(rng: np.random.Generator, n: int, label: int, k: int, fillers: lis
     mood = [f"mood{c}" for c, m in counts.items() for _ in range(m)]
     tokens = list(rng.choice(fillers, max(n, len(mood))))
     positions = rng.choice(len(tokens), len(mood), replace=False)
-    for pos, word in zip(positions, mood):
+    for pos, word in zip(positions, mood, strict=True):
         tokens[pos] = word
     return " ".join(tokens)
 

@@ -1,4 +1,4 @@
-"""lit-seqcls: text classification baselines (RNN, GRU, LSTM, BiLSTM, attention, CNN) in Lightning."""
+"""lit-seqcls: text classification baselines (RNN, GRU, LSTM, BiLSTM, attention, CNN)."""
 
 from lit_seqcls.batch import Batch, collate
 from lit_seqcls.bucketing import BucketBatchSampler

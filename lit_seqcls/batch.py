@@ -1,4 +1,4 @@
-"""The batch type every DataModule produces and the model consumes, and the collate that builds it."""
+"""The batch type every DataModule produces and the model consumes, and the collate building it."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Batch:
         input_ids: token ids, right-padded with ``PAD_ID``. ``(B, T)``
         lengths: real tokens per text, always ``>= 1``. ``(B,)``
         labels: class indices, ``None`` at predict time. ``(B,)``
-        index: row of each text in its split, so predictions and callbacks can find the raw text. ``(B,)``
+        index: row of each text in its split (to find the raw text). ``(B,)``
 
     Lightning moves a dataclass to the device field by field; ``pin_memory`` lets a
     ``DataLoader(pin_memory=True)`` pin it too.
@@ -75,7 +75,9 @@ def collate(examples: Sequence[dict[str, Any]], pad_to_multiple_of: int = 1) -> 
     for row, ex in enumerate(examples):
         input_ids[row, : lengths[row]] = torch.as_tensor(ex["input_ids"], dtype=torch.long)
     has_labels = all(ex.get("label") is not None for ex in examples)
-    labels = torch.tensor([ex["label"] for ex in examples], dtype=torch.long) if has_labels else None
+    labels = (
+        torch.tensor([ex["label"] for ex in examples], dtype=torch.long) if has_labels else None
+    )
     has_index = all("index" in ex for ex in examples)
     index = torch.tensor([ex["index"] for ex in examples], dtype=torch.long) if has_index else None
     return Batch(input_ids=input_ids, lengths=lengths, labels=labels, index=index)

@@ -108,7 +108,10 @@ class BucketBatchSampler(BatchSampler):
         for start in range(0, n, pool):
             chunk = order[start : start + pool]
             chunk = chunk[np.argsort(noisy[chunk], kind="stable")]
-            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+            batches += [
+                chunk[i : i + self.batch_size].tolist()
+                for i in range(0, len(chunk), self.batch_size)
+            ]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         rng.shuffle(batches)
@@ -127,7 +130,8 @@ class BucketBatchSampler(BatchSampler):
             if self.epoch == 0:
                 rank_zero_info(
                     f"BucketBatchSampler: {len(batches)} batches do not divide evenly over {world} "
-                    f"ranks; repeating {missing} batch(es) so every rank runs the same number of steps."
+                    f"ranks; repeating {missing} batch(es) so every rank runs the same number of "
+                    "steps."
                 )
             batches = batches + batches[:missing]
         elif missing:

@@ -1,4 +1,4 @@
-"""``lit-seqcls fit|validate|test|predict``: LightningCLI over SequenceClassifier and any DataModule.
+"""``lit-seqcls fit|validate|test|predict``: LightningCLI over SequenceClassifier and a DataModule.
 
 The DataModule is chosen by ``class_path`` (``--data SyntheticDataModule`` or a YAML file); its
 vocabulary size, pad id, class count and class names flow into the model through argument links,
@@ -13,7 +13,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import lightning as L
-
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
@@ -29,7 +28,7 @@ LINKED_FROM_DATA = ("vocab_size", "num_classes", "pad_id", "class_names")
 
 
 class SeqClsCLI(LightningCLI):
-    """LightningCLI with the data → model links, checkpointing on ``val/acc`` and a prediction writer."""
+    """LightningCLI with data → model links, checkpointing on ``val/acc``, a prediction writer."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in LINKED_FROM_DATA:
@@ -53,7 +52,11 @@ class SeqClsCLI(LightningCLI):
         if not self.trainer.is_global_zero or ckpt is None or not ckpt.best_model_path:
             return
         config = Path(self.trainer.log_dir or ".") / "config.yaml"
-        score = f"{ckpt.monitor}={float(ckpt.best_model_score):.4f}" if ckpt.best_model_score is not None else ""
+        score = (
+            f"{ckpt.monitor}={float(ckpt.best_model_score):.4f}"
+            if ckpt.best_model_score is not None
+            else ""
+        )
         print(
             f"\nBest checkpoint ({score}): {ckpt.best_model_path}\n"
             f"Test it:   lit-seqcls test --config {config} --ckpt_path {ckpt.best_model_path}\n"
@@ -85,7 +88,7 @@ def load_datamodule_plugins() -> dict[str, type]:
     for entry in entry_points(group=PLUGIN_GROUP):
         try:
             plugins[entry.name] = entry.load()
-        except Exception as err:  # noqa: BLE001 - any import error of a third-party plugin
+        except Exception as err:
             rank_zero_warn(f"Skipping data plugin {entry.name!r} ({entry.value}): {err}")
     return plugins
 

@@ -1,4 +1,4 @@
-"""Metric names (one source of truth for ``self.log``, ``monitor`` and callbacks) and the metric set."""
+"""Metric names (one source of truth for logging, ``monitor``, callbacks) and the metric set."""
 
 from __future__ import annotations
 

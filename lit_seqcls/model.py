@@ -1,7 +1,8 @@
-"""The system: ``SequenceClassifier`` owns loss, metrics, optimisation and logging around an encoder."""
+"""The system: ``SequenceClassifier`` owns loss, metrics, optimisation and logging."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -20,7 +21,7 @@ from lit_seqcls.masking import lengths_to_mask
 from lit_seqcls.metrics import LOSS, STAGES, VAL_ACC, classification_metrics, metric_name
 
 EncoderFactory = Callable[[int], Encoder]
-"""Builds an encoder given the embedding size, e.g. ``functools.partial(LSTMEncoder, hidden_size=64)``.
+"""Builds an encoder from the embedding size: ``functools.partial(LSTMEncoder, hidden_size=64)``.
 
 On the command line / in YAML it is a ``class_path`` plus ``init_args`` without ``input_size``.
 """
@@ -85,7 +86,9 @@ class SequenceClassifier(L.LightningModule):
         self._reset_head()
 
         # Metric objects are modules (their states move with the model); keyed by stage.
-        self.metrics = nn.ModuleDict({_key(s): classification_metrics(num_classes, s) for s in STAGES})
+        self.metrics = nn.ModuleDict(
+            {_key(s): classification_metrics(num_classes, s) for s in STAGES}
+        )
         self.losses = nn.ModuleDict({_key(s): MeanMetric() for s in STAGES})
         self.test_f1_per_class = MulticlassF1Score(num_classes, average=None)
 
@@ -113,7 +116,9 @@ class SequenceClassifier(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self._common_step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+    def predict_step(
+        self, batch: Batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
         logits = self(batch.input_ids, batch.lengths).logits
         probs = logits.float().softmax(dim=-1)  # (B, C)
         out = {"probs": probs, "pred": probs.argmax(dim=-1)}
@@ -123,7 +128,9 @@ class SequenceClassifier(L.LightningModule):
 
     def _common_step(self, batch: Batch, stage: str) -> Tensor:
         if batch.labels is None:
-            raise ValueError(f"the {stage} data has no labels; only `predict` runs on unlabelled text")
+            raise ValueError(
+                f"the {stage} data has no labels; only `predict` runs on unlabelled text"
+            )
         logits = self(batch.input_ids, batch.lengths).logits  # (B, C)
         loss = F.cross_entropy(logits, batch.labels)
         preds = logits.argmax(dim=-1)  # (B,)
@@ -135,12 +142,28 @@ class SequenceClassifier(L.LightningModule):
         self.metrics[_key(stage)].update(preds, batch.labels)
         on_step = stage == "train"
         if on_step:
-            self.log(metric_name(stage, LOSS), loss, on_step=True, on_epoch=False, prog_bar=True,
-                     batch_size=batch_size)
-        self.log(metric_name(stage, f"{LOSS}_epoch" if on_step else LOSS), self.losses[_key(stage)],
-                 on_step=False, on_epoch=True, batch_size=batch_size)
-        self.log_dict(self.metrics[_key(stage)], on_step=False, on_epoch=True, prog_bar=stage == "val",
-                      batch_size=batch_size)
+            self.log(
+                metric_name(stage, LOSS),
+                loss,
+                on_step=True,
+                on_epoch=False,
+                prog_bar=True,
+                batch_size=batch_size,
+            )
+        self.log(
+            metric_name(stage, f"{LOSS}_epoch" if on_step else LOSS),
+            self.losses[_key(stage)],
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch_size,
+        )
+        self.log_dict(
+            self.metrics[_key(stage)],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=stage == "val",
+            batch_size=batch_size,
+        )
         if stage == "test":
             self.test_f1_per_class.update(preds, batch.labels)
         return loss
@@ -158,7 +181,10 @@ class SequenceClassifier(L.LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": VAL_ACC}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": VAL_ACC},
+        }
 
 
 def _key(stage: str) -> str:
@@ -170,7 +196,8 @@ def _build_encoder(encoder: EncoderFactory | str | dict, input_size: int) -> Enc
     if isinstance(encoder, str):
         if encoder not in ENCODERS:
             raise ValueError(
-                f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)} or give a class_path"
+                f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)} "
+                "or give a class_path"
             )
         return ENCODERS[encoder](input_size)
     if isinstance(encoder, dict):  # a spec from `_encoder_spec`, read back from a checkpoint
@@ -187,8 +214,11 @@ def _encoder_spec(encoder: EncoderFactory | str | dict) -> str | dict:
     """Plain data describing ``encoder`` (a name, or ``class_path`` + ``init_args``)."""
     if isinstance(encoder, str | dict):
         return encoder
-    func, kwargs = encoder, {}
-    while hasattr(func, "func"):  # functools.partial, possibly nested
-        kwargs = {**func.keywords, **kwargs}
-        func = func.func
-    return {"class_path": f"{func.__module__}.{func.__qualname__}", "init_args": kwargs}
+    cls, kwargs, part = encoder, {}, encoder
+    while isinstance(part, functools.partial):  # possibly nested partials
+        kwargs = {**part.keywords, **kwargs}
+        # jsonargparse wraps the class as a positional argument of its own helper function.
+        classes = [a for a in (part.func, *part.args) if isinstance(a, type)]
+        cls = classes[0] if classes else part.func
+        part = part.func
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": kwargs}

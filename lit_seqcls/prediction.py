@@ -37,7 +37,9 @@ class PredictionWriter(BasePredictionWriter):
         predictions: list[Any],
         batch_indices: Any,
     ) -> None:
-        rows = [row for batch in _flatten(predictions) for row in _rows(batch, pl_module.class_names)]
+        rows = [
+            row for batch in _flatten(predictions) for row in _rows(batch, pl_module.class_names)
+        ]
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
             gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]
             dist.all_gather_object(gathered, rows)  # a collective: every rank calls it

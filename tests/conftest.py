@@ -1,4 +1,4 @@
-"""Shared fixtures: every test runs offline, writes only under tmp_path, and leaves no global state."""
+"""Shared fixtures: tests run offline, write only under tmp_path, and leave no global state."""
 
 from __future__ import annotations
 
@@ -36,8 +36,14 @@ def _quiet_datasets():
 @pytest.fixture
 def small_synthetic_kwargs() -> dict:
     """Arguments for a SyntheticDataModule small enough for a unit test (~1 s to prepare)."""
-    return {"train_size": 240, "test_size": 60, "median_length": 12, "max_text_length": 40,
-            "batch_size": 16, "seed": 3}
+    return {
+        "train_size": 240,
+        "test_size": 60,
+        "median_length": 12,
+        "max_text_length": 40,
+        "batch_size": 16,
+        "seed": 3,
+    }
 
 
 def pytest_report_header(config):

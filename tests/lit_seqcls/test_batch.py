@@ -5,7 +5,12 @@ from lit_seqcls.batch import PAD_ID, Batch, collate
 
 
 def test_collate_pads_to_longest_and_keeps_order():
-    batch = collate([{"input_ids": [4, 5], "label": 2, "index": 7}, {"input_ids": [9, 8, 7, 6], "label": 0, "index": 3}])
+    batch = collate(
+        [
+            {"input_ids": [4, 5], "label": 2, "index": 7},
+            {"input_ids": [9, 8, 7, 6], "label": 0, "index": 3},
+        ]
+    )
     assert batch.input_ids.tolist() == [[4, 5, PAD_ID, PAD_ID], [9, 8, 7, 6]]
     assert batch.lengths.tolist() == [2, 4]
     assert batch.labels.tolist() == [2, 0]

@@ -33,7 +33,10 @@ def test_bucketing_pads_far_less_than_random_batches():
 
 def test_plan_is_deterministic_per_epoch_and_changes_between_epochs():
     lengths = _lengths(500)
-    a, b = BucketBatchSampler(lengths, batch_size=16, seed=7), BucketBatchSampler(lengths, batch_size=16, seed=7)
+    a, b = (
+        BucketBatchSampler(lengths, batch_size=16, seed=7),
+        BucketBatchSampler(lengths, batch_size=16, seed=7),
+    )
     assert list(a) == list(b)
     first = list(a)
     a.set_epoch(1)
@@ -64,7 +67,10 @@ def test_evaluation_is_sorted_and_exhaustive():
 @pytest.mark.parametrize("world", [2, 3])
 def test_training_shards_have_equal_batch_counts_and_cover_everything(n, world):
     lengths = _lengths(n)
-    shards = [list(BucketBatchSampler(lengths, batch_size=8, num_replicas=world, rank=r)) for r in range(world)]
+    shards = [
+        list(BucketBatchSampler(lengths, batch_size=8, num_replicas=world, rank=r))
+        for r in range(world)
+    ]
     assert len({len(s) for s in shards}) == 1
     seen = {i for s in shards for b in s for i in b}
     assert seen == set(range(n))
@@ -73,8 +79,10 @@ def test_training_shards_have_equal_batch_counts_and_cover_everything(n, world):
 @pytest.mark.parametrize("world", [2, 3])
 def test_evaluation_shards_see_every_sample_exactly_once(world):
     lengths = _lengths(103)
-    shards = [list(BucketBatchSampler(lengths, batch_size=8, shuffle=False, num_replicas=world, rank=r))
-              for r in range(world)]
+    shards = [
+        list(BucketBatchSampler(lengths, batch_size=8, shuffle=False, num_replicas=world, rank=r))
+        for r in range(world)
+    ]
     flat = [i for s in shards for b in s for i in b]
     assert sorted(flat) == list(range(103))
 

@@ -1,0 +1,145 @@
+"""The CLI and every shipped config: parse, run briefly, and the fit → test → predict round trip."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lit_seqcls.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+DATA = str(CONFIGS / "data" / "synthetic.yaml")
+# Small data and a small model, so each run takes seconds on 2 CPU cores.
+TINY = [
+    "--data.init_args.train_size=200",
+    "--data.init_args.test_size=40",
+    "--data.init_args.median_length=10",
+    "--data.init_args.max_text_length=30",
+    "--model.embedding_dim=16",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+MODEL_CONFIGS = sorted((CONFIGS / "model").glob("*.yaml"))
+OTHER_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in ("model", "data"))
+
+
+@pytest.fixture(autouse=True)
+def _argv(monkeypatch):
+    # In-process runs pass `args=`; pytest's own argv must not look like CLI arguments.
+    monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
+
+
+def test_there_is_a_config_for_every_encoder():
+    from lit_seqcls.encoders import ENCODERS
+
+    assert {p.stem for p in MODEL_CONFIGS} == set(ENCODERS)
+
+
+@pytest.mark.parametrize("config", MODEL_CONFIGS, ids=lambda p: p.stem)
+def test_model_config_runs_under_fast_dev_run(config, tmp_path):
+    main(["fit", "--config", DATA, "--config", str(config), "--trainer.fast_dev_run=1", *TINY])
+
+
+@pytest.mark.parametrize("config", OTHER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_other_config_runs_under_fast_dev_run(config, tmp_path):
+    main(
+        [
+            "fit",
+            "--config",
+            DATA,
+            "--config",
+            str(CONFIGS / "model" / "cnn.yaml"),
+            "--config",
+            str(config),
+            "--trainer.fast_dev_run=1",
+            *TINY,
+        ]
+    )
+
+
+def test_print_config_shows_every_encoder_and_data_argument_with_help(capsys):
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "fit",
+                "--config",
+                DATA,
+                "--config",
+                str(CONFIGS / "model" / "attention.yaml"),
+                "--print_config=comments",
+            ]
+        )
+    out = capsys.readouterr().out
+    for argument in (
+        "attention_dim:",
+        "bidirectional:",
+        "max_vocab_size:",
+        "median_length:",
+        "pool_size:",
+    ):
+        assert argument in out
+    assert "# cap on the tokenizer's vocabulary" in out
+    assert "vocab_size: " not in re.sub(
+        r"max_vocab_size", "", out.split("data:")[0]
+    )  # linked, not typed
+
+
+def _cli(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "lit_seqcls", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_fit_test_predict_round_trip_in_new_processes(tmp_path):
+    args = [
+        "--config",
+        DATA,
+        "--config",
+        str(CONFIGS / "model" / "cnn.yaml"),
+        *TINY,
+        "--trainer.max_epochs=2",
+    ]
+    out = _cli("fit", *args, cwd=tmp_path)
+    ckpt = re.search(r"--ckpt_path (\S+\.ckpt)", out).group(1)
+    assert Path(tmp_path, ckpt).is_file()
+
+    # A second identical fit must not refuse because config.yaml exists: it gets its own version.
+    _cli("fit", *args, "--trainer.max_epochs=1", cwd=tmp_path)
+    versions = sorted(p.name for p in (tmp_path / "logs" / "lightning_logs").iterdir())
+    assert versions == ["version_0", "version_1"]
+
+    config = re.search(r"--config (\S+config\.yaml)", out).group(1)
+    out = _cli("test", "--config", config, "--ckpt_path", ckpt, cwd=tmp_path)
+    assert re.search(r"test/acc\s+\d\.\d+", out)
+
+    predictions = tmp_path / "predictions.jsonl"
+    _cli(
+        "predict",
+        "--config",
+        config,
+        "--ckpt_path",
+        ckpt,
+        "--predictions.output",
+        str(predictions),
+        cwd=tmp_path,
+    )
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(40))
+    names = {f"topic_{c}" for c in range(4)}
+    for row in rows:
+        assert row["label"] in names and set(row["probs"]) == names
+        assert abs(sum(row["probs"].values()) - 1) < 1e-4
+        assert row["label"] == max(row["probs"], key=row["probs"].get)
+        assert row["text"]

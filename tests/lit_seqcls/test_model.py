@@ -1,0 +1,116 @@
+import functools
+
+import lightning as L
+import pytest
+import torch
+
+from lit_seqcls import Batch, SequenceClassifier
+from lit_seqcls.encoders import ENCODERS, CNNEncoder, GRUEncoder
+
+
+def _batch(vocab=30, b=6, t=9, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, t + 1, (b,), generator=g)
+    lengths[0] = t
+    ids = torch.randint(2, vocab, (b, t), generator=g)
+    ids[torch.arange(t)[None, :] >= lengths[:, None]] = 0
+    return Batch(ids, lengths, torch.randint(0, classes, (b,), generator=g), torch.arange(b))
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_every_encoder_by_name_gives_logits_and_padding_embedding_stays_zero(name):
+    model = SequenceClassifier(30, 3, encoder=name, embedding_dim=8)
+    batch = _batch()
+    out = model(batch.input_ids, batch.lengths)
+    assert out.logits.shape == (6, 3)
+    assert (out.attention is not None) == (name == "attention")
+    assert model.embedding.weight[0].abs().sum() == 0
+
+
+def test_encoder_from_a_factory_and_checkpoint_is_plain_data(tmp_path):
+    factory = functools.partial(CNNEncoder, num_filters=5, kernel_sizes=(2, 3))
+    model = SequenceClassifier(30, 3, encoder=factory, embedding_dim=8, class_names=["a", "b", "c"])
+    assert model.encoder.output_dim == 10
+    assert model.hparams.encoder == {
+        "class_path": "lit_seqcls.encoders.cnn.CNNEncoder",
+        "init_args": {"num_filters": 5, "kernel_sizes": (2, 3)},
+    }
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        max_epochs=0,
+    )
+    trainer.strategy.connect(model)
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    torch.load(path, weights_only=True)  # raises if anything but plain data was pickled
+    again = SequenceClassifier.load_from_checkpoint(path)
+    batch = _batch()
+    model.eval(), again.eval()
+    assert torch.equal(
+        model(batch.input_ids, batch.lengths).logits, again(batch.input_ids, batch.lengths).logits
+    )
+    assert again.class_names == ["a", "b", "c"]
+
+
+def test_unknown_encoder_name_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"unknown encoder 'transformer'.*choose one of"):
+        SequenceClassifier(30, 3, encoder="transformer")
+
+
+def test_class_names_must_match_num_classes():
+    with pytest.raises(ValueError, match="2 class_names for num_classes=3"):
+        SequenceClassifier(30, 3, class_names=["a", "b"])
+
+
+def test_optimizer_and_scheduler_are_injected():
+    model = SequenceClassifier(
+        30,
+        3,
+        encoder="gru",
+        embedding_dim=8,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.5),
+        lr_scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1),
+    )
+    config = model.configure_optimizers()
+    assert isinstance(config["optimizer"], torch.optim.SGD)
+    assert config["optimizer"].param_groups[0]["lr"] == 0.5
+    assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
+    assert isinstance(SequenceClassifier(30, 3).configure_optimizers(), torch.optim.AdamW)
+
+
+def test_training_steps_fit_a_small_batch():
+    torch.manual_seed(0)
+    model = SequenceClassifier(
+        30, 3, encoder=functools.partial(GRUEncoder, hidden_size=16), embedding_dim=8, dropout=0.0
+    )
+    batch = _batch()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(
+            model(batch.input_ids, batch.lengths).logits, batch.labels
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.05 < losses[0]
+
+
+def test_predict_step_returns_probabilities_and_index():
+    model = SequenceClassifier(30, 3, encoder="cnn", embedding_dim=8).eval()
+    out = model.predict_step(_batch(), 0)
+    assert torch.allclose(out["probs"].sum(-1), torch.ones(6))
+    assert torch.equal(out["pred"], out["probs"].argmax(-1))
+    assert out["index"].tolist() == list(range(6))
+
+
+def test_stage_without_labels_says_what_to_do():
+    model = SequenceClassifier(30, 3, encoder="cnn", embedding_dim=8)
+    batch = _batch()
+    batch.labels = None
+    with pytest.raises(ValueError, match="only `predict` runs on unlabelled text"):
+        model.validation_step(batch, 0)
