@@ -9,7 +9,8 @@ The plan (training):
     shuffle → cut into pools of ``pool_size × batch_size`` → sort each pool by (noisy) length →
     cut into batches → shuffle the batch order → the batch with the longest texts goes first
     (an out-of-memory error then shows in the first step, not hours in).
-Evaluation sorts everything by length, never repeats or drops a text, and does not shuffle.
+Evaluation sorts everything by length, never repeats or drops a text, does not shuffle, and
+gives every rank the same number of batches too.
 """
 
 from __future__ import annotations
@@ -97,8 +98,7 @@ class BucketBatchSampler(BatchSampler):
         rng = np.random.default_rng([self.seed, epoch])
         n = len(self.lengths)
         if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
-            return [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+            return self._evaluation_plan()
 
         noise = rng.uniform(1 - self.padding_noise, 1 + self.padding_noise, n)
         noisy = self.lengths * noise  # (N,)
@@ -119,6 +119,19 @@ class BucketBatchSampler(BatchSampler):
             longest = max(range(len(batches)), key=lambda b: self.lengths[batches[b]].max())
             batches.insert(0, batches.pop(longest))
         return self._even_out(batches)
+
+    def _evaluation_plan(self) -> list[list[int]]:
+        # Sorted by length, every text exactly once, and a batch count that is a multiple of the
+        # world size (batches shrink a little instead), so no rank is left with no batch at all.
+        n, world = len(self.lengths), self.num_replicas
+        if n < world:
+            raise ValueError(
+                f"{n} evaluation text(s) cannot be shared by {world} ranks: every rank needs at "
+                "least one. Evaluate on fewer devices or with more data."
+            )
+        count = math.ceil(math.ceil(n / self.batch_size) / world) * world
+        order = np.argsort(self.lengths, kind="stable")
+        return [chunk.tolist() for chunk in np.array_split(order, count)]
 
     def _even_out(self, batches: list[list[int]]) -> list[list[int]]:
         # Every rank must run the same number of steps, or the ranks that finish first leave the

@@ -48,10 +48,11 @@ class SeqClsCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def after_fit(self) -> None:
+        # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
+        config = Path(self.trainer.log_dir or ".") / "config.yaml"
         ckpt = self.trainer.checkpoint_callback
         if not self.trainer.is_global_zero or ckpt is None or not ckpt.best_model_path:
             return
-        config = Path(self.trainer.log_dir or ".") / "config.yaml"
         score = (
             f"{ckpt.monitor}={float(ckpt.best_model_score):.4f}"
             if ckpt.best_model_score is not None

@@ -37,6 +37,8 @@ class PredictionWriter(BasePredictionWriter):
         predictions: list[Any],
         batch_indices: Any,
     ) -> None:
+        # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
+        path = Path(self.output or Path(trainer.log_dir or ".") / "predictions.jsonl")
         rows = [
             row for batch in _flatten(predictions) for row in _rows(batch, pl_module.class_names)
         ]
@@ -52,7 +54,6 @@ class PredictionWriter(BasePredictionWriter):
             texts = datamodule.texts(datamodule.predict_split)
             for row in rows:
                 row["text"] = texts[row["index"]]
-        path = Path(self.output or Path(trainer.log_dir or ".") / "predictions.jsonl")
         _write_jsonl_atomically(path, rows)
         self.written = path
         print(f"Wrote {len(rows):,} predictions to {path}")

@@ -101,3 +101,19 @@ def test_rejects_bad_arguments():
         BucketBatchSampler([1, 2], batch_size=0)
     with pytest.raises(ValueError, match="rank"):
         BucketBatchSampler([1, 2], num_replicas=2, rank=2)
+
+
+@pytest.mark.parametrize(("n", "world"), [(30, 2), (5, 3), (103, 2)])
+def test_evaluation_gives_every_rank_the_same_number_of_batches(n, world):
+    lengths = _lengths(n)
+    shards = [
+        list(BucketBatchSampler(lengths, batch_size=64, shuffle=False, num_replicas=world, rank=r))
+        for r in range(world)
+    ]
+    assert len({len(s) for s in shards}) == 1 and all(len(s) >= 1 for s in shards)
+    assert all(len(b) <= 64 for s in shards for b in s)
+
+
+def test_evaluation_with_fewer_texts_than_ranks_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot be shared by 4 ranks"):
+        list(BucketBatchSampler([3, 4], shuffle=False, num_replicas=4, rank=0))
