@@ -27,6 +27,10 @@ On the command line / in YAML it is a ``class_path`` plus ``init_args`` without 
 """
 
 
+StepOutput = dict[str, Tensor]
+"""Every step returns ``loss`` (scalar), detached ``logits`` ``(B, C)`` and ``preds`` ``(B,)``."""
+
+
 class ClassifierOutput(NamedTuple):
     logits: Tensor  # (B, C)
     attention: Tensor | None  # (B, T), only for encoders that attend
@@ -107,13 +111,13 @@ class SequenceClassifier(L.LightningModule):
         logits = self.head(self.dropout(pooled))  # (B, C)
         return ClassifierOutput(logits, attention)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self._common_step(batch, "train")
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def validation_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self._common_step(batch, "val")
 
-    def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def test_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self._common_step(batch, "test")
 
     def predict_step(
@@ -126,7 +130,7 @@ class SequenceClassifier(L.LightningModule):
             out["index"] = batch.index
         return out
 
-    def _common_step(self, batch: Batch, stage: str) -> Tensor:
+    def _common_step(self, batch: Batch, stage: str) -> StepOutput:
         if batch.labels is None:
             raise ValueError(
                 f"the {stage} data has no labels; only `predict` runs on unlabelled text"
@@ -166,7 +170,8 @@ class SequenceClassifier(L.LightningModule):
         )
         if stage == "test":
             self.test_f1_per_class.update(preds, batch.labels)
-        return loss
+        # Callbacks (confusion matrix, error analysis) read `logits` in `on_*_batch_end`.
+        return {"loss": loss, "logits": logits.detach(), "preds": preds}
 
     def on_test_epoch_end(self) -> None:
         # A vector metric cannot go through `self.log`; compute (a collective: every rank calls it)

@@ -114,3 +114,10 @@ def test_stage_without_labels_says_what_to_do():
     batch.labels = None
     with pytest.raises(ValueError, match="only `predict` runs on unlabelled text"):
         model.validation_step(batch, 0)
+
+
+def test_steps_return_loss_and_detached_logits_for_callbacks():
+    model = SequenceClassifier(30, 3, encoder="cnn", embedding_dim=8)
+    out = model._common_step(_batch(), "val")
+    assert out["loss"].requires_grad and not out["logits"].requires_grad
+    assert out["logits"].shape == (6, 3) and torch.equal(out["preds"], out["logits"].argmax(-1))
