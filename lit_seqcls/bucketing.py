@@ -6,18 +6,21 @@ Lightning has nothing to wrap: when it hands us a ``DistributedSampler`` (its de
 ``BatchSampler`` subclasses) we only read the rank and world size from it.
 
 The plan (training):
-    shuffle → cut into pools of ``pool_size × batch_size`` → sort each pool by (noisy) length →
-    cut into batches → shuffle the batch order → the batch with the longest texts goes first
-    (an out-of-memory error then shows in the first step, not hours in).
+    shuffle → cut into pools of ``pool_size`` batches → sort each pool by (noisy) length →
+    cut into batches (``batch_size`` texts, or at most ``max_tokens`` padded tokens) → shuffle
+    the batch order → the batch with the longest texts goes first (an out-of-memory error then
+    shows in the first step, not hours in) → repeat a few whole batches if needed so that every
+    rank gets the same number of batches (ranks that finish early leave the others hanging).
 Evaluation sorts everything by length, never repeats or drops a text, does not shuffle, and
-gives every rank the same number of batches too.
+gives every rank the same number of batches too (batches shrink a little instead) whenever the
+texts can be split that finely.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
+import lightning as L
 import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -29,9 +32,11 @@ class BucketBatchSampler(BatchSampler):
 
     Args:
         lengths: token count of every example in the dataset.
-        batch_size: examples per batch (per rank).
+        batch_size: texts per batch (per rank); with ``max_tokens`` only a cap on the count.
+        max_tokens: token budget per batch instead of a fixed size: ``longest × count`` (the
+            padded tensor) stays within it; a single longer text gets a batch of its own.
         shuffle: training mode (pools, noise, shuffled batch order); ``False`` for evaluation.
-        drop_last: drop the one incomplete batch of the epoch instead of keeping it.
+        drop_last: drop the one incomplete batch of the epoch (fixed-size mode only).
         pool_size: batches per sorting pool; larger pools pad less but are less random.
         padding_noise: multiplicative length noise (±fraction) before sorting, so the same texts
             do not always share a batch (AllenNLP's ``padding_noise``).
@@ -40,17 +45,23 @@ class BucketBatchSampler(BatchSampler):
             ``DistributedSampler``; its order is ignored.
         num_replicas: world size; default: from ``sampler`` or ``torch.distributed``, else 1.
         rank: this process's rank; default as ``num_replicas``.
+        resume_epoch: with ``resume_batches``, the epoch a checkpoint stopped in.
+        resume_batches: batches of ``resume_epoch`` this rank already trained on; they are
+            skipped once, so a resumed epoch sees exactly the samples it had not seen yet.
 
     Example:
         >>> s = BucketBatchSampler([5, 1, 9, 2, 8, 3], batch_size=2, shuffle=False)
         >>> list(s)
         [[1, 3], [5, 0], [4, 2]]
+        >>> list(BucketBatchSampler([5, 1, 9, 2, 8, 3], max_tokens=10, shuffle=False))
+        [[1, 3, 5], [0], [4], [2]]
     """
 
     def __init__(
         self,
         lengths: Sequence[int],
         batch_size: int = 32,
+        max_tokens: int | None = None,
         shuffle: bool = True,
         drop_last: bool = False,
         pool_size: int = 50,
@@ -59,101 +70,181 @@ class BucketBatchSampler(BatchSampler):
         sampler: Sampler | None = None,
         num_replicas: int | None = None,
         rank: int | None = None,
+        resume_epoch: int | None = None,
+        resume_batches: int = 0,
     ) -> None:
         # BatchSampler.__init__ is not called: we own the iteration, not a wrapped sampler.
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         if not 0.0 <= padding_noise < 1.0:
             raise ValueError(f"padding_noise must be in [0, 1), got {padding_noise}")
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.pool_size = max(1, pool_size)
         self.padding_noise = padding_noise
         self.seed = seed
-        self.sampler = sampler
         self.num_replicas, self.rank = _world(sampler, num_replicas, rank)
+        # Lightning calls `set_epoch` on `batch_sampler.sampler`, never on the batch sampler
+        # itself: without this relay every epoch would replay epoch 0's plan.
+        self.sampler = sampler if isinstance(sampler, DistributedSampler) else _EpochRelay(self)
         self.epoch = 0
+        self.resume_epoch = resume_epoch
+        self.resume_batches = resume_batches
         self._cache: tuple[int, list[list[int]]] | None = None
+        self._warned_long = False
 
     def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this before every training epoch; it selects the epoch's plan."""
+        """Select the epoch's plan (Lightning calls it, through ``sampler``, every epoch)."""
         self.epoch = epoch
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+
+    def _current_epoch(self) -> int:
+        # Under DDP Lightning sets the epoch on the DistributedSampler it injected.
+        if isinstance(self.sampler, DistributedSampler):
+            return self.sampler.epoch
+        return self.epoch
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._rank_batches()
+        batches = self._rank_batches()
+        if self.resume_epoch == self._current_epoch() and 0 < self.resume_batches < len(batches):
+            # Mid-epoch resume: the loop's progress says `resume_batches` are done; it expects
+            # the rest, and counts on `len(self)` for the whole epoch. Skip once, then forget.
+            batches = batches[self.resume_batches :]
+            self.resume_batches = 0
+        yield from batches
 
     def __len__(self) -> int:
         return len(self._rank_batches())
 
     def _rank_batches(self) -> list[list[int]]:
-        if self._cache is None or self._cache[0] != self.epoch:
-            batches = self.global_plan(self.epoch)
-            self._cache = (self.epoch, batches[self.rank :: self.num_replicas])
+        epoch = self._current_epoch()
+        if self._cache is None or self._cache[0] != epoch:
+            batches = self.global_plan(epoch)
+            self._cache = (epoch, batches[self.rank :: self.num_replicas])
         return self._cache[1]
 
     def global_plan(self, epoch: int) -> list[list[int]]:
         """All batches of ``epoch`` for all ranks, in order; rank ``r`` takes ``plan[r::world]``."""
-        rng = np.random.default_rng([self.seed, epoch])
-        n = len(self.lengths)
         if not self.shuffle:
             return self._evaluation_plan()
-
+        rng = np.random.default_rng([self.seed, epoch])
+        n = len(self.lengths)
         noise = rng.uniform(1 - self.padding_noise, 1 + self.padding_noise, n)
         noisy = self.lengths * noise  # (N,)
         order = rng.permutation(n)
-        pool = self.pool_size * self.batch_size
+        pool = self.pool_size * self._texts_per_batch()
         batches: list[list[int]] = []
         for start in range(0, n, pool):
             chunk = order[start : start + pool]
-            chunk = chunk[np.argsort(noisy[chunk], kind="stable")]
-            batches += [
-                chunk[i : i + self.batch_size].tolist()
-                for i in range(0, len(chunk), self.batch_size)
-            ]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches += self._split(chunk[np.argsort(noisy[chunk], kind="stable")])
+        if (
+            self.drop_last
+            and self.max_tokens is None
+            and batches
+            and len(batches[-1]) < self.batch_size
+        ):
             batches.pop()
         rng.shuffle(batches)
         if batches:
             longest = max(range(len(batches)), key=lambda b: self.lengths[batches[b]].max())
             batches.insert(0, batches.pop(longest))
-        return self._even_out(batches)
+        return self._even_out(batches, epoch)
+
+    def _texts_per_batch(self) -> int:
+        if self.max_tokens is None:
+            return self.batch_size
+        typical = max(1, int(np.median(self.lengths))) if len(self.lengths) else 1
+        return max(1, min(self.batch_size, self.max_tokens // typical))
+
+    def _split(self, order: np.ndarray) -> list[list[int]]:
+        """Cut indices (sorted by length, ascending) into consecutive batches."""
+        if self.max_tokens is None:
+            return [
+                order[i : i + self.batch_size].tolist()
+                for i in range(0, len(order), self.batch_size)
+            ]
+        # Greedy under the budget: the padded size of a batch is its longest text × its count.
+        # Noisy sorting means a later text can be shorter than the current longest: track max.
+        batches, current, longest = [], [], 0
+        for index in order.tolist():
+            length = int(self.lengths[index])
+            grown = max(longest, length)
+            if current and (
+                grown * (len(current) + 1) > self.max_tokens or len(current) == self.batch_size
+            ):
+                batches.append(current)
+                current, grown = [], length
+            current.append(index)
+            longest = grown
+            if length > self.max_tokens and not self._warned_long:
+                self._warned_long = True
+                rank_zero_warn(
+                    f"A text of {length} tokens exceeds max_tokens={self.max_tokens}: it gets a "
+                    "batch of its own. Raise max_tokens or lower max_length to stay in budget."
+                )
+        if current:
+            batches.append(current)
+        return batches
 
     def _evaluation_plan(self) -> list[list[int]]:
         # Sorted by length, every text exactly once, and a batch count that is a multiple of the
-        # world size (batches shrink a little instead), so no rank is left with no batch at all.
+        # world size, so that no rank is left without a batch and no collective waits.
         n, world = len(self.lengths), self.num_replicas
         if n < world:
             raise ValueError(
                 f"{n} evaluation text(s) cannot be shared by {world} ranks: every rank needs at "
                 "least one. Evaluate on fewer devices or with more data."
             )
-        count = math.ceil(math.ceil(n / self.batch_size) / world) * world
-        order = np.argsort(self.lengths, kind="stable")
-        return [chunk.tolist() for chunk in np.array_split(order, count)]
+        batches = self._split(np.argsort(self.lengths, kind="stable"))
+        while len(batches) % world:
+            # Halve the batch with most texts (halves stay within any budget) until it divides.
+            largest = max(range(len(batches)), key=lambda b: len(batches[b]))
+            if len(batches[largest]) == 1:
+                # Only single texts left (e.g. 4 over-budget texts on 3 ranks): the counts
+                # differ by one. Evaluation steps hold no collective, so no rank waits.
+                break
+            batch = batches.pop(largest)
+            half = (len(batch) + 1) // 2
+            batches[largest:largest] = [batch[:half], batch[half:]]
+        return batches
 
-    def _even_out(self, batches: list[list[int]]) -> list[list[int]]:
+    def _even_out(self, batches: list[list[int]], epoch: int) -> list[list[int]]:
         # Every rank must run the same number of steps, or the ranks that finish first leave the
         # others waiting in a collective forever. Repeat whole batches from the start of the
         # (shuffled) plan to fill the last round; say so once.
         world = self.num_replicas
-        missing = math.ceil(len(batches) / world) * world - len(batches)
-        if missing and len(batches) >= missing:
-            if self.epoch == 0:
-                rank_zero_info(
-                    f"BucketBatchSampler: {len(batches)} batches do not divide evenly over {world} "
-                    f"ranks; repeating {missing} batch(es) so every rank runs the same number of "
-                    "steps."
-                )
-            batches = batches + batches[:missing]
-        elif missing:
-            rank_zero_warn(
-                f"Only {len(batches)} batch(es) for {world} ranks: some ranks repeat batches. "
-                "Use a smaller batch_size or fewer devices."
+        missing = -len(batches) % world
+        if not missing:
+            return batches
+        if epoch == 0:
+            rank_zero_info(
+                f"BucketBatchSampler: {len(batches)} batches do not divide evenly over {world} "
+                f"ranks; repeating {missing} batch(es) so every rank runs the same number of "
+                "steps."
             )
-            batches = batches + [batches[i % len(batches)] for i in range(missing)]
-        return batches
+        return batches + [batches[i % len(batches)] for i in range(missing)]
+
+
+class _EpochRelay(Sampler):
+    """The ``sampler`` Lightning sees on a single process: forwards ``set_epoch`` to its owner."""
+
+    def __init__(self, owner: BucketBatchSampler) -> None:
+        self.owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self.owner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.owner.lengths)))
+
+    def __len__(self) -> int:
+        return len(self.owner.lengths)
 
 
 def _world(sampler: Sampler | None, num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -168,3 +259,33 @@ def _world(sampler: Sampler | None, num_replicas: int | None, rank: int | None) 
     if not 0 <= this < world:
         raise ValueError(f"rank {this} is outside [0, {world})")
     return world, this
+
+
+def resume_point(trainer: L.Trainer | None) -> tuple[int | None, int]:
+    """``(epoch, batches trained in it)`` when ``trainer`` resumes mid-epoch, else ``(None, 0)``.
+
+    Lightning restores its loop progress from the checkpoint before it asks for the training
+    dataloader, so the loop itself is the record of where the interrupted epoch stopped; the
+    sampler only has to skip that many of its batches (see ``resume_batches``).
+    """
+    if trainer is None:
+        return None, 0
+    # `processed`, not `completed`: a checkpoint written in `on_train_batch_end` (ModelCheckpoint
+    # every N steps, a pre-emption signal) has the step in its weights but not yet `completed`;
+    # Lightning itself counts it as done when it restarts.
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    if not trainer.fit_loop.restarting or done == 0:
+        return None, 0
+    return trainer.current_epoch, done
+
+
+def padding_ratio(lengths: np.ndarray, batches: Sequence[Sequence[int]]) -> float:
+    """Share of padding in the padded batch tensors: pad tokens / all tokens.
+
+    Example:
+        >>> padding_ratio(np.array([1, 3, 2, 2]), [[0, 1], [2, 3]])  # 2 of 10 are padding
+        0.2
+    """
+    real = sum(int(lengths[b].sum()) for b in batches)
+    padded = sum(len(b) * int(lengths[b].max()) for b in batches)
+    return (padded - real) / padded if padded else 0.0

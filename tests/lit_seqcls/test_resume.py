@@ -1,0 +1,74 @@
+"""Mid-epoch resume: the interrupted epoch continues with exactly the batches not yet seen."""
+
+from collections import Counter
+
+import lightning as L
+import pytest
+import torch
+
+from datamodules import SyntheticDataModule
+from lit_seqcls import SequenceClassifier
+
+
+class _Interrupt(L.Callback):
+    """Writes a checkpoint after ``step`` optimizer steps, then dies like a killed job."""
+
+    def __init__(self, step, path):
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            trainer.save_checkpoint(self.path)
+            raise _Killed
+
+
+class _Killed(Exception):
+    pass
+
+
+class _Seen(L.Callback):
+    def __init__(self):
+        self.by_epoch: dict[int, list[int]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.by_epoch.setdefault(trainer.current_epoch, []).extend(batch.index.tolist())
+
+
+def _fit(dm, seen, ckpt_path=None, extra=(), **trainer_kwargs):
+    torch.manual_seed(0)
+    model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="cnn", embedding_dim=8)
+    trainer = L.Trainer(
+        callbacks=[seen, *extra], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=0, **trainer_kwargs,
+    )  # fmt: skip
+    trainer.fit(model, dm, ckpt_path=ckpt_path)
+    return trainer
+
+
+@pytest.mark.parametrize("max_tokens", [None, 200])
+def test_resume_mid_epoch_sees_each_remaining_sample_once(
+    tmp_path, small_synthetic_kwargs, max_tokens
+):
+    dm = SyntheticDataModule(**small_synthetic_kwargs, max_tokens=max_tokens)
+    whole = _Seen()
+    _fit(dm, whole, max_epochs=2)
+
+    first = _Seen()
+    steps_per_epoch = len(dm.train_dataloader())
+    ckpt = tmp_path / "mid.ckpt"
+    with pytest.raises(_Killed):
+        _fit(
+            dm,
+            first,
+            max_epochs=2,
+            extra=[_Interrupt(steps_per_epoch + steps_per_epoch // 2, ckpt)],
+        )
+    second = _Seen()
+    _fit(dm, second, ckpt_path=ckpt, max_epochs=2)
+
+    assert whole.by_epoch[0] != whole.by_epoch[1]  # Lightning reshuffles through set_epoch
+    for epoch in (0, 1):
+        resumed = first.by_epoch.get(epoch, []) + second.by_epoch.get(epoch, [])
+        assert Counter(resumed) == Counter(whole.by_epoch[epoch]), epoch
+    assert second.by_epoch.get(1) and first.by_epoch.get(1)  # the cut really was mid-epoch 1
