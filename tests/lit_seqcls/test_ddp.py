@@ -68,6 +68,22 @@ def test_validation_metrics_do_not_depend_on_the_number_of_processes(ddp_checkpo
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
 
 
+def test_test_metrics_with_token_budgets_are_equal_on_1_2_and_3_processes(ddp_checkpoint):
+    # 53 test texts (odd, not divisible by 2 or 3), batched by a token budget.
+    workdir, ckpt = ddp_checkpoint
+    budget = ["--data.init_args.max_tokens=60", "--ckpt_path", str(ckpt)]
+    results = [
+        _metrics(_cli("test", *TINY, *budget, "--trainer.accelerator=cpu", f"--trainer.devices={n}",
+                      *(["--trainer.strategy=ddp"] if n > 1 else []), cwd=workdir))
+        for n in (1, 2, 3)
+    ]  # fmt: skip
+    assert {"test/acc", "test/f1_macro", "test/loss"} <= set(results[0])
+    for other in results[1:]:
+        assert other.keys() == results[0].keys()
+        for key, value in results[0].items():
+            assert other[key] == pytest.approx(value, abs=1e-6), key
+
+
 def test_ddp_predict_writes_every_input_exactly_once_in_order(ddp_checkpoint, tmp_path):
     workdir, ckpt = ddp_checkpoint
     output = tmp_path / "preds.jsonl"
@@ -75,3 +91,31 @@ def test_ddp_predict_writes_every_input_exactly_once_in_order(ddp_checkpoint, tm
          cwd=workdir)  # fmt: skip
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(53))
+
+
+UNEVEN = """
+import lightning as L, torch
+from torch.utils.data import DataLoader
+from lit_seqcls import SequenceClassifier, collate
+
+class Uneven(L.LightningDataModule):
+    def train_dataloader(self):
+        rank = self.trainer.global_rank
+        rows = [{"input_ids": [2, 3], "label": 0}] * (4 + 2 * rank)  # rank 1 has more batches
+        return DataLoader(rows, batch_size=2, collate_fn=collate)
+
+trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, logger=False,
+                    enable_checkpointing=False, enable_progress_bar=False,
+                    use_distributed_sampler=False, limit_val_batches=0)
+trainer.fit(SequenceClassifier(10, 2, encoder="cnn", embedding_dim=4), Uneven())
+"""
+
+
+def test_uneven_batch_counts_fail_fast_with_a_message_instead_of_hanging(tmp_path):
+    script = tmp_path / "uneven.py"
+    script.write_text(UNEVEN)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "different numbers of training batches (rank 0: 2, rank 1: 3)" in result.stderr
