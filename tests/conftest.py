@@ -18,6 +18,9 @@ def _offline_and_isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.setenv("WANDB_SILENT", "true")
+    # Subprocesses (DDP ranks, CLI runs) get one thread each: two ranks × two threads on two
+    # cores made a tiny fit ~25x slower than one thread each.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.chdir(tmp_path)
     state = torch.random.get_rng_state()
     threads = torch.get_num_threads()

@@ -26,7 +26,11 @@ TINY = [
     "--trainer.enable_model_summary=false",
 ]
 MODEL_CONFIGS = sorted((CONFIGS / "model").glob("*.yaml"))
-OTHER_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in ("model", "data"))
+# configs/sweeps/ holds W&B sweep configs, not CLI configs (tests/lit_seqcls/test_sweeps.py).
+OTHER_CONFIGS = sorted(
+    p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in ("model", "data", "sweeps")
+)
+NEEDS_GPU = {"gpu", "ddp"}  # configs/trainer/{gpu,ddp}.yaml: run with -m gpu on a CUDA machine
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +50,16 @@ def test_model_config_runs_under_fast_dev_run(config, tmp_path):
     main(["fit", "--config", DATA, "--config", str(config), "--trainer.fast_dev_run=1", *TINY])
 
 
-@pytest.mark.parametrize("config", OTHER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(p, marks=pytest.mark.gpu)
+        if p.parent.name == "trainer" and p.stem in NEEDS_GPU
+        else p
+        for p in OTHER_CONFIGS
+    ],
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
 def test_other_config_runs_under_fast_dev_run(config, tmp_path):
     main(
         [
@@ -61,6 +74,17 @@ def test_other_config_runs_under_fast_dev_run(config, tmp_path):
             *TINY,
         ]
     )
+
+
+def test_encoder_by_short_name_parses_runs_and_serialises(capsys, tmp_path):
+    # `str` must come before the callable in the union, or jsonargparse turns "gru" into an
+    # object it cannot write back ("Unable to serialize instance gru").
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", DATA, "--model.encoder=gru", "--print_config"])
+    assert "  encoder: gru\n" in capsys.readouterr().out
+    main(["fit", "--config", DATA, "--model.encoder=gru", "--trainer.max_epochs=1", *TINY])
+    (saved,) = tmp_path.glob("logs/lightning_logs/version_0/config.yaml")
+    assert "  encoder: gru\n" in saved.read_text()
 
 
 def test_print_config_shows_every_encoder_and_data_argument_with_help(capsys):

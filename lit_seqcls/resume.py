@@ -1,0 +1,170 @@
+"""Exact resume: random-number generator states in the checkpoint, and ``--ckpt_path auto``.
+
+Lightning's checkpoint holds weights, optimizer, loop progress and callback states but no RNG
+state, so a resumed run draws different dropout masks than an uninterrupted one and drifts away
+from it (~1e-2 in the weights after a few epochs). ``RNGStateCheckpoint`` stores every rank's
+torch (CPU and CUDA), numpy and Python generator states as plain data (the checkpoint still loads
+with ``torch.load(weights_only=True)``) and puts them back when ``fit`` resumes. The position in
+the epoch is not stored here: the loop progress already records it and ``BucketBatchSampler``
+skips the batches done (see ``lit_seqcls.bucketing.resume_point``).
+
+``--ckpt_path auto`` resumes from the newest checkpoint under ``trainer.default_root_dir`` (a
+pre-emption ``hpc_ckpt_N.ckpt``, a ``last.ckpt`` or a top-k checkpoint) and starts fresh when there
+is none, so a requeued job or a re-run command needs no edit (``resolve_ckpt_path``).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+RNG_KEY = "rng_states"  # top-level checkpoint key: one state dict per rank, indexed by rank
+AUTO = "auto"
+
+
+class RNGStateCheckpoint(Callback):
+    """Saves each rank's torch/CUDA/numpy/Python RNG states in checkpoints; restores them on resume.
+
+    States are applied as soon as the checkpoint is restored, which is where an uninterrupted run
+    stood when it saved at an epoch boundary: the next thing to draw from the generator is the
+    new epoch's DataLoader iterator (PyTorch draws its base seed from the global generator). A
+    checkpoint written *between two batches* was saved after that draw, so the states are
+    applied once more right before the first batch after the restart.
+
+    Under DDP every rank stores its own states (gathered into rank zero's checkpoint); a resume
+    on a different number of ranks falls back to rank ``rank % saved`` and says so.
+
+    Example:
+        >>> state = _collect_states()
+        >>> sorted(state), type(state["numpy"][1]).__name__
+        (['cuda', 'numpy', 'python', 'torch'], 'list')
+        >>> before = torch.rand(1)
+        >>> _apply_states(state)
+        >>> torch.equal(torch.rand(1), before)
+        True
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Called on every rank (Lightning builds the checkpoint everywhere, rank zero writes it).
+        checkpoint[RNG_KEY] = _gather(_collect_states())
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn != "fit":
+            return  # validate/test/predict with a checkpoint: nothing to continue
+        saved = checkpoint.get(RNG_KEY)
+        if not saved:
+            rank_zero_warn(
+                "The checkpoint holds no random-number generator states (written without "
+                "RNGStateCheckpoint): training resumes, but not bit-for-bit like an "
+                "uninterrupted run."
+            )
+            return
+        rank = trainer.global_rank
+        if len(saved) != trainer.world_size:
+            rank_zero_warn(
+                f"The checkpoint holds RNG states of {len(saved)} rank(s) and this run has "
+                f"{trainer.world_size}: rank r continues with the states of rank r % "
+                f"{len(saved)}, so the run is not an exact continuation."
+            )
+        self._pending = saved[rank % len(saved)]
+        _apply_states(self._pending)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._pending is None:
+            return
+        if batch_idx > 0:
+            # Restarted inside an epoch: the states were saved after this epoch's DataLoader
+            # iterator drew its seed, but the restart drew one more when it re-created it.
+            _apply_states(self._pending)
+        self._pending = None
+
+
+def _collect_states() -> dict[str, Any]:
+    """This process's generator states as plain data (lists, ints, byte tensors)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),  # ByteTensor: loads with weights_only=True
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(internal), gauss],
+    }
+
+
+def _apply_states(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:  # another GPU count: only the current device's generator can be matched up
+            torch.cuda.set_rng_state(state["cuda"][0])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _gather(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's states, in rank order (a collective under DDP: all ranks call it)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [state]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, state)
+    # torch.set_rng_state wants CPU byte tensors, whatever the backend did with them on the way.
+    return [
+        {**s, "torch": s["torch"].cpu(), "cuda": [t.cpu() for t in s["cuda"]]} for s in gathered
+    ]
+
+
+def newest_checkpoint(root: str | Path) -> Path | None:
+    """The most recently written ``*.ckpt`` under ``root`` (W&B's own copies ignored), or None.
+
+    Example:
+        >>> import os, tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> newest_checkpoint(root) is None
+        True
+        >>> for i, name in enumerate(["a/last.ckpt", "hpc_ckpt_1.ckpt"]):
+        ...     (root / name).parent.mkdir(exist_ok=True)
+        ...     _ = (root / name).write_bytes(b"")
+        ...     os.utime(root / name, (i, i))
+        >>> newest_checkpoint(root).name
+        'hpc_ckpt_1.ckpt'
+    """
+    candidates = [p for p in Path(root).rglob("*.ckpt") if "wandb" not in p.parts and p.is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+
+
+def resolve_ckpt_path(ckpt_path: str | Path | None, trainer: L.Trainer) -> str | Path | None:
+    """``"auto"`` → the newest checkpoint under ``trainer.default_root_dir`` (None: start fresh).
+
+    Any other value is returned unchanged for Lightning to interpret (``last``, ``best``, a path).
+    Every rank resolves it for itself; on the shared file system of a job they agree.
+    """
+    if ckpt_path != AUTO:
+        return ckpt_path
+    found = newest_checkpoint(trainer.default_root_dir)
+    if found is None:
+        rank_zero_info(f"--ckpt_path auto: no checkpoint under {trainer.default_root_dir}; fresh")
+        return None
+    rank_zero_info(f"--ckpt_path auto: resuming from {found}")
+    return str(found)
