@@ -1,0 +1,139 @@
+"""``LengthAnalysisLogger``: accuracy per text-length bucket (the classic length figure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.callbacks import Callback
+
+from callbacks import figures, sinks
+
+STAGES = ("val", "test")
+
+
+def length_buckets(
+    totals: dict[int, int], correct: dict[int, int], num_buckets: int
+) -> list[tuple[int, int, int, int]]:
+    """``(min_len, max_len, n, n_correct)`` per bucket of about ``len / num_buckets`` texts.
+
+    Buckets never split one length, so there may be fewer than ``num_buckets``.
+
+    Example:
+        >>> length_buckets({3: 2, 5: 1, 9: 1}, {3: 2, 9: 1}, 2)
+        [(3, 3, 2, 2), (5, 9, 2, 1)]
+    """
+    lengths = sorted(totals)
+    total = sum(totals.values())
+    buckets, lo, n, ok, done = [], None, 0, 0, 0  # done: texts in closed buckets
+    for i, length in enumerate(lengths):
+        lo = length if lo is None else lo
+        n, ok = n + totals[length], ok + correct.get(length, 0)
+        # Close the bucket once it crosses the next multiple of total / num_buckets.
+        if (done + n) * num_buckets // total > done * num_buckets // total or i == len(lengths) - 1:
+            buckets.append((lo, length, n, ok))
+            lo, done, n, ok = None, done + n, 0, 0
+    return buckets
+
+
+class LengthAnalysisLogger(Callback):
+    """Accuracy by text length (in tokens) at the end of validation and testing, across ranks.
+
+    Logs a W&B bar chart (``<stage>/accuracy_by_length``) and table
+    (``<stage>/accuracy_by_length_table``) and writes PNG and CSV under
+    ``<log dir>/media/accuracy_by_length/``. Buckets hold about equally many texts.
+
+    Args:
+        num_buckets: number of length buckets.
+        every_n_epochs: log the validation figure every this many epochs (test: always).
+        stages: ``val``, ``test`` or both.
+
+    Example:
+        >>> LengthAnalysisLogger(num_buckets=5).num_buckets
+        5
+    """
+
+    def __init__(
+        self, num_buckets: int = 8, every_n_epochs: int = 1, stages: list[str] | None = None
+    ) -> None:
+        self.num_buckets = num_buckets
+        self.every_n_epochs = every_n_epochs
+        self.stages = list(stages or STAGES)
+        self._totals: Counter[int] = Counter()
+        self._correct: Counter[int] = Counter()
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._totals, self._correct = Counter(), Counter()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
+    ) -> None:
+        if "val" in self.stages and not trainer.sanity_checking:
+            self._update(outputs, batch)
+
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
+    ) -> None:
+        if "test" in self.stages:
+            self._update(outputs, batch)
+
+    def _update(self, outputs: dict, batch: Any) -> None:
+        hits = (outputs["preds"] == batch.labels).tolist()
+        for length, hit in zip(batch.lengths.tolist(), hits, strict=True):
+            self._totals[length] += 1
+            self._correct[length] += int(hit)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        if "val" in self.stages and not trainer.sanity_checking and due:
+            self._finish(trainer, "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if "test" in self.stages:
+            self._finish(trainer, "test")
+
+    def _finish(self, trainer: L.Trainer, stage: str) -> None:
+        totals, correct = Counter(), Counter()
+        for part_totals, part_correct in sinks.gather_objects(
+            trainer, (self._totals, self._correct)
+        ):
+            totals.update(part_totals)
+            correct.update(part_correct)
+        out_dir = sinks.local_dir(trainer, "accuracy_by_length")  # a collective
+        if out_dir is None or not totals:
+            return
+        buckets = length_buckets(totals, correct, self.num_buckets)
+        labels = [f"{lo}–{hi}" if lo != hi else f"{lo}" for lo, hi, _, _ in buckets]
+        accuracy = [ok / n for _, _, n, ok in buckets]
+        counts = [n for _, _, n, _ in buckets]
+        header = ["length", "min_length", "max_length", "texts", "correct", "accuracy"]
+        rows = [[lab, *b, acc] for lab, b, acc in zip(labels, buckets, accuracy, strict=True)]
+        epoch = sinks.evaluated_epoch(trainer)
+        stem = sinks.file_stem(stage, epoch)
+        sinks.write_csv(out_dir / f"{stem}.csv", header, rows)
+        overall = float(np.sum([b[3] for b in buckets]) / np.sum(counts))
+        title = (
+            f"Accuracy by text length, {sinks.STAGE_TITLES[stage]}, epoch "
+            f"{epoch} (overall {overall:.1%})"
+        )
+        fig = figures.length_accuracy_figure(labels, accuracy, counts, title)
+        png = figures.save(fig, out_dir / f"{stem}.png")
+        if sinks.wandb_run(trainer) is None:
+            return
+        import wandb
+
+        table = wandb.Table(columns=header, data=rows)
+        sinks.log_to_wandb(
+            trainer,
+            {
+                f"{stage}/accuracy_by_length": wandb.plot.bar(
+                    table, "length", "accuracy", title=title
+                ),
+                f"{stage}/accuracy_by_length_table": table,
+                f"{stage}/accuracy_by_length_image": wandb.Image(str(png), caption=title),
+            },
+        )

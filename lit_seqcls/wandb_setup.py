@@ -1,0 +1,235 @@
+"""A W&B logger that never hangs or crashes training, and keeps one run per job across resumes.
+
+``WandbLogger`` goes online only when it finds credentials and can open a TCP connection to the
+server within ``connect_timeout`` seconds; otherwise (or when ``wandb.init`` fails) it logs offline
+and says, in one line, which ``wandb sync`` command uploads the run later. W&B itself would wait
+``init_timeout`` (90 s by default) for an unreachable server, and prompt for a key on a terminal.
+
+Only rank zero creates a run (Lightning's ``rank_zero_experiment``), so one job is one run at any
+world size. ``WandbRunId`` stores the run id in every checkpoint; ``prepare_resume`` reads it back
+before ``fit`` so a resumed or requeued job continues the same run (``resume="allow"``).
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+RUN_ID_KEY = "wandb_run_id"  # top-level checkpoint key written by `WandbRunId`
+CONFIG_FILE = "lightning_config.yaml"  # W&B keeps its own `config.yaml` in the run's files
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+Mode = Literal["auto", "online", "offline"]
+
+
+class WandbLogger(_LightningWandbLogger):
+    """Lightning's ``WandbLogger`` that falls back to offline instead of hanging or failing.
+
+    Args:
+        project: W&B project name.
+        name: display name of the run (W&B picks one when ``None``).
+        save_dir: directory under which W&B writes ``wandb/<run>/``.
+        mode: ``auto`` goes online when credentials are found and the server answers within
+            ``connect_timeout``, else offline; ``online`` tries online (still falling back to
+            offline if ``wandb.init`` fails); ``offline`` never touches the network.
+            A ``WANDB_MODE`` environment variable wins over ``auto``.
+        entity: W&B team or user (your default entity when ``None``).
+        group: group runs together (e.g. the seeds of one experiment).
+        tags: tags shown in the W&B run table.
+        log_model: log checkpoints as W&B artifacts: ``True`` at the end of training, ``all`` as
+            they are written, ``False`` never.
+        id: continue this run id (``prepare_resume`` fills it in from a checkpoint).
+        connect_timeout: seconds to wait for a TCP connection to the W&B server up front.
+        init_timeout: seconds ``wandb.init`` may take before we give up and go offline.
+
+    Example:
+        >>> logger = WandbLogger(project="demo", mode="offline", save_dir="logs")
+        >>> logger._wandb_init["mode"], logger._wandb_init["resume"]
+        ('offline', 'allow')
+    """
+
+    def __init__(
+        self,
+        project: str = "lit-seqcls",
+        name: str | None = None,
+        save_dir: str = "logs",
+        mode: Mode = "auto",
+        entity: str | None = None,
+        group: str | None = None,
+        tags: list[str] | None = None,
+        log_model: Literal["all"] | bool = False,
+        id: str | None = None,
+        connect_timeout: float = 3.0,
+        init_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(
+            name=name,
+            save_dir=save_dir,
+            project=project,
+            id=id,
+            log_model=log_model,
+            entity=entity,
+            group=group,
+            tags=tags,
+        )
+        self._mode: Mode = mode
+        self._connect_timeout = connect_timeout
+        self._init_timeout = init_timeout
+        self._full_config_logged = False
+        self._wandb_init.pop("anonymous", None)  # deprecated in wandb; passing None still warns
+        if mode == "offline":
+            self._wandb_init["mode"] = "offline"
+
+    def resume(self, run_id: str) -> None:
+        """Continue run ``run_id`` instead of starting a new one (call before the run exists)."""
+        if self._experiment is not None and self._experiment.id != run_id:
+            rank_zero_warn(f"W&B run {self._experiment.id} already started; not resuming {run_id}")
+            return
+        self._id = self._wandb_init["id"] = run_id
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None:
+            return self._experiment
+        import wandb
+
+        reason = self._offline_reason()
+        if reason is not None:
+            self._wandb_init["mode"] = "offline"
+        self._wandb_init["settings"] = wandb.Settings(init_timeout=self._init_timeout)
+        Path(self._save_dir).mkdir(parents=True, exist_ok=True)  # else W&B falls back to /tmp
+        try:
+            run = _LightningWandbLogger.experiment.fget(self)
+        except Exception as err:  # wandb raises its own error types for every network failure
+            if self._wandb_init.get("mode") == "offline":
+                raise
+            reason = f"wandb.init failed: {type(err).__name__}: {err}"
+            self._experiment = None
+            self._wandb_init["mode"] = "offline"
+            run = _LightningWandbLogger.experiment.fget(self)
+        if run.settings.mode in ("offline", "dryrun"):
+            run_dir = Path(run.dir).parent.resolve()
+            rank_zero_info(
+                f"W&B is offline ({reason or 'offline mode'}): the run is saved in {run_dir}; "
+                f"upload it later with: wandb sync {run_dir}"
+            )
+        return run
+
+    def _offline_reason(self) -> str | None:
+        """Why this run cannot go online, or ``None`` when it should try."""
+        if self._mode == "offline" or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
+            return "offline mode"
+        if self._mode == "online" or os.environ.get("WANDB_MODE") in ("online", "run"):
+            return None
+        base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
+        if not _credentials_found(base_url):
+            return "no W&B credentials: run `wandb login` or set WANDB_API_KEY"
+        if not _reachable(base_url, self._connect_timeout):
+            return f"cannot reach {base_url} within {self._connect_timeout:g} s"
+        return None
+
+    def log_hyperparams(self, params: Any) -> None:
+        # The CLI sends the whole nested config (`log_full_config`); Lightning's own flat dump
+        # of the model's arguments would repeat those values as root keys.
+        if not self._full_config_logged:
+            super().log_hyperparams(params)
+
+    def log_full_config(self, config: dict[str, Any], config_yaml: str) -> None:
+        """Put the nested CLI ``config`` in ``wandb.config`` and the YAML among the run's files."""
+        run = self.experiment
+        run.config.update(config, allow_val_change=True)
+        path = Path(run.dir) / CONFIG_FILE
+        path.write_text(config_yaml)
+        run.save(str(path), base_path=run.dir, policy="now")
+        self._full_config_logged = True
+
+
+def _credentials_found(base_url: str) -> bool:
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(base_url).hostname or ""
+    try:
+        path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def _reachable(base_url: str, timeout: float) -> bool:
+    """Whether a TCP connection to the server (or the HTTPS proxy in between) opens in time."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlparse(proxy or base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class WandbRunId(Callback):
+    """Writes the W&B run id into every checkpoint (``wandb_run_id``) for ``prepare_resume``."""
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        logger = _wandb_logger(trainer)
+        if logger is not None and trainer.is_global_zero:
+            checkpoint[RUN_ID_KEY] = logger.experiment.id
+
+
+def prepare_resume(trainer: L.Trainer, ckpt_path: str | Path | None) -> str | None:
+    """Before ``trainer.fit(..., ckpt_path)``: record run ids in checkpoints and resume the run.
+
+    Adds ``WandbRunId`` when the trainer logs to W&B and, when ``ckpt_path`` (or the checkpoint
+    that a requeued SLURM job resumes from) holds a run id, makes the logger continue that run.
+    Returns the run id resumed, if any. ``ckpt_path="last"``/``"best"`` are not resolved here.
+    """
+    logger = _wandb_logger(trainer)
+    if logger is None:
+        return None
+    if not any(isinstance(cb, WandbRunId) for cb in trainer.callbacks):
+        trainer.callbacks.append(WandbRunId())
+    if ckpt_path is None:  # Lightning's own requeue path (private API, so tolerate its absence)
+        ckpt_path = getattr(
+            getattr(trainer, "_checkpoint_connector", None), "_hpc_resume_path", None
+        )
+    if ckpt_path is None or not Path(ckpt_path).is_file():
+        return None
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    run_id = checkpoint.get(RUN_ID_KEY)
+    if run_id:
+        logger.resume(run_id)
+    return run_id
+
+
+class WandbSaveConfigCallback(SaveConfigCallback):
+    """LightningCLI's config saver that also sends the full nested config to W&B."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        logger = _wandb_logger(trainer)
+        if logger is None:
+            return
+        import yaml
+
+        try:  # keep the `null`s: they are settings too (`skip_none` is deprecated since 4.49)
+            config_yaml = self.parser.dump(self.config, skip_unset=False)
+        except TypeError:
+            config_yaml = self.parser.dump(self.config, skip_none=False)
+        logger.log_full_config(yaml.safe_load(config_yaml), config_yaml)
+
+
+def _wandb_logger(trainer: L.Trainer) -> WandbLogger | None:
+    return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)

@@ -1,0 +1,156 @@
+"""The offline-aware W&B logger, the full config in wandb.config, and resuming the same run."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from lit_seqcls.cli import main
+from lit_seqcls.wandb_setup import (
+    CONFIG_FILE,
+    RUN_ID_KEY,
+    WandbLogger,
+    WandbRunId,
+    _reachable,
+    prepare_resume,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TINY = [
+    "--config", str(CONFIGS / "data" / "synthetic.yaml"),
+    "--config", str(CONFIGS / "model" / "cnn.yaml"),
+    "--config", str(CONFIGS / "logger" / "wandb.yaml"),
+    "--data.init_args.train_size=120", "--data.init_args.test_size=20",
+    "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
+    "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
+    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _wandb_isolated(tmp_path, monkeypatch):
+    for name in ("DATA_DIR", "CACHE_DIR", "CONFIG_DIR"):
+        monkeypatch.setenv(f"WANDB_{name}", str(tmp_path / f"wandb_{name.lower()}"))
+    monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
+    yield
+    import wandb
+
+    wandb.finish()  # an open run would be reused by the next test's logger
+
+
+@pytest.fixture
+def no_mode_no_key(tmp_path, monkeypatch):
+    """The user's situation: no WANDB_MODE, no key, no ~/.netrc."""
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no.netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # bound then closed: connecting is refused at once
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sync_line(caplog) -> str:
+    lines = [r.getMessage() for r in caplog.records if "wandb sync" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    return lines[0]
+
+
+def test_no_credentials_means_offline_with_one_sync_line(no_mode_no_key, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    logger = WandbLogger(save_dir=str(tmp_path / "logs"))
+    start = time.monotonic()
+    run = logger.experiment
+    assert time.monotonic() - start < 30
+    assert run.settings.mode == "offline"
+    run_dir = Path(run.dir).parent
+    line = _sync_line(caplog)
+    assert "no W&B credentials" in line and f"wandb sync {run_dir}" in line
+    assert run_dir.parent == tmp_path / "logs" / "wandb"
+
+
+def test_unreachable_server_means_offline_without_waiting(no_mode_no_key, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", url)
+    assert not _reachable(url, timeout=1.0)
+    start = time.monotonic()
+    run = WandbLogger(save_dir="logs").experiment
+    assert time.monotonic() - start < 30  # W&B alone would wait init_timeout (90 s)
+    assert run.settings.mode == "offline"
+    assert f"cannot reach {url}" in _sync_line(caplog)
+
+
+def test_a_failing_wandb_init_falls_back_to_offline(no_mode_no_key, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    import wandb
+
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs.get("mode"))
+        if kwargs.get("mode") != "offline":
+            raise wandb.errors.CommError("server said no")
+        return real_init(**kwargs)
+
+    real_init = wandb.init
+    monkeypatch.setattr(wandb, "init", init)
+    run = WandbLogger(save_dir="logs", mode="online").experiment
+    assert calls == [None, "offline"] and run.settings.mode == "offline"
+    assert "server said no" in _sync_line(caplog)
+
+
+def test_prepare_resume_reads_the_run_id_from_the_checkpoint(tmp_path):
+    logger = WandbLogger(save_dir=str(tmp_path), mode="offline")
+    trainer = L.Trainer(logger=logger, enable_progress_bar=False)
+    ckpt = tmp_path / "a.ckpt"
+    torch.save({RUN_ID_KEY: "abc123", "state_dict": {}}, ckpt)
+    assert prepare_resume(trainer, ckpt) == "abc123"
+    assert logger.version == "abc123" and logger._wandb_init["resume"] == "allow"
+    assert sum(isinstance(cb, WandbRunId) for cb in trainer.callbacks) == 1
+    prepare_resume(trainer, None)
+    assert sum(isinstance(cb, WandbRunId) for cb in trainer.callbacks) == 1  # added once
+    plain = L.Trainer(logger=False)
+    assert prepare_resume(plain, ckpt) is None
+    assert not any(isinstance(cb, WandbRunId) for cb in plain.callbacks)
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    return sorted((root / "logs" / "wandb").glob("offline-run-*"))
+
+
+def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(tmp_path):
+    import wandb
+
+    main(["fit", *TINY, "--trainer.max_epochs=1"])
+    run = wandb.run
+    config = run.config.as_dict()
+    assert config["model"]["embedding_dim"] == 8
+    assert config["data"]["init_args"]["train_size"] == 120
+    assert "vocab_size" not in config and "embedding_dim" not in config  # no flat duplicates
+    saved = Path(run.dir) / CONFIG_FILE
+    assert "train_size: 120" in saved.read_text()
+    first_id = run.id
+    wandb.finish()
+
+    (last,) = (tmp_path / "logs" / "lightning_logs").glob("version_0/checkpoints/last.ckpt")
+    assert torch.load(last, weights_only=True)[RUN_ID_KEY] == first_id
+    main(["fit", *TINY, "--trainer.max_epochs=2", "--ckpt_path", str(last)])
+    assert wandb.run.id == first_id
+    wandb.finish()
+    dirs = _run_dirs(tmp_path)
+    assert len(dirs) == 2 and all(d.name.endswith(f"-{first_id}") for d in dirs)
+
+    main(["fit", *TINY, "--trainer.max_epochs=1"])  # no checkpoint: a new run
+    assert wandb.run.id != first_id
