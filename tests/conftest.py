@@ -18,7 +18,7 @@ def _offline_and_isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):  # else ~/.local, ~/.cache
+    for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):  # not under ~/
         monkeypatch.setenv(name, str(tmp_path / name.lower()))
     # Subprocesses (DDP ranks, CLI runs) get one thread each: two ranks × two threads on two
     # cores made a tiny fit ~25x slower than one thread each.
