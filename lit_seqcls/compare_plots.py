@@ -1,0 +1,211 @@
+"""The four PNGs of ``lit-seqcls compare``, and accuracy by text length (also a table).
+
+- ``compare_scores.png``: test accuracy and macro-F1 per encoder, error bars = std over seeds;
+- ``compare_val_curves.png``: validation accuracy and loss per epoch, all encoders on one figure;
+- ``compare_length_buckets.png``: test accuracy by text length (token-count quintiles);
+- ``compare_time_vs_acc.png``: training time against test accuracy.
+
+Each plot takes the successful runs and the per-encoder summary rows of ``compare_report``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window (also on machines without a display)
+import matplotlib.pyplot as plt
+import numpy as np
+
+if TYPE_CHECKING:
+    from lit_seqcls.compare_report import RunResult
+
+NUM_BUCKETS = 5
+MARKERS = ("o", "s", "^", "D", "v", "P")
+PLOTS = ("scores", "val_curves", "length_buckets", "time_vs_acc")
+
+
+def save_plots(ok: list[RunResult], rows: list[dict[str, Any]], output_dir: Path) -> list[Path]:
+    """Draw every plot of ``PLOTS`` from the successful runs ``ok``; return the PNG paths."""
+    paths = []
+    for name, draw in (
+        ("scores", _plot_scores),
+        ("val_curves", _plot_val_curves),
+        ("length_buckets", _plot_length_buckets),
+        ("time_vs_acc", _plot_time_vs_acc),
+    ):
+        fig = draw(ok, rows)
+        path = output_dir / f"compare_{name}.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _colors(encoders: Sequence[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    return {e: cmap(i % 10) for i, e in enumerate(encoders)}
+
+
+def _markers(encoders: Sequence[str]) -> dict[str, str]:
+    # Keyed like the colours, so an encoder looks the same in every plot.
+    return {e: MARKERS[i % len(MARKERS)] for i, e in enumerate(encoders)}
+
+
+def _plot_scores(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    x = np.arange(len(rows))
+    for offset, (key, label) in zip(
+        (-0.2, 0.2), (("test_acc", "accuracy"), ("test_f1", "macro-F1")), strict=True
+    ):
+        means = [r[f"{key}_mean"] or 0.0 for r in rows]
+        stds = [r[f"{key}_std"] or 0.0 for r in rows]
+        bars = ax.bar(x + offset, means, 0.4, yerr=stds, capsize=4, label=label)
+        ax.bar_label(bars, labels=[f"{m:.3f}" if m else "" for m in means], fontsize=7, padding=2)
+    for i, r in enumerate(rows):
+        if r["test_acc_mean"] is None:
+            ax.text(i, 0.02, "failed", ha="center", color="red")
+    ax.set_xticks(x, [r["encoder"] for r in rows])
+    ax.set_ylim(0, 1.18)  # room above 1.0 for the legend and the value labels
+    ax.set_xlabel("encoder")
+    ax.set_ylabel("test score")
+    ax.set_title("Test accuracy and macro-F1 (error bars: std over seeds)")
+    ax.legend(loc="upper left", ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _plot_val_curves(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = _colors([r["encoder"] for r in rows])
+    markers = _markers(list(colors))
+    for encoder, color in colors.items():
+        runs = [r for r in ok if r.encoder == encoder and r.history]
+        for ax, key in zip(axes, ("val/acc", "val/loss"), strict=True):
+            curves = [[h.get(key, np.nan) for h in r.history] for r in runs]
+            if not curves:
+                continue
+            width = max(len(c) for c in curves)  # early stopping may end runs at different epochs
+            padded = np.array([c + [np.nan] * (width - len(c)) for c in curves], dtype=float)
+            mean, epochs = np.nanmean(padded, axis=0), np.arange(1, width + 1)
+            ax.plot(epochs, mean, marker=markers[encoder], color=color, label=encoder)
+            if len(curves) > 1:
+                std = np.nanstd(padded, axis=0)
+                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
+    for ax, key in zip(axes, ("accuracy", "loss"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {key}")
+        ax.set_title(f"Validation {key} per epoch")
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if axes[0].get_legend_handles_labels()[0]:  # none while no run has finished
+        axes[0].legend(title="encoder")
+    return fig
+
+
+def accuracy_by_length(
+    results: Sequence[RunResult], num_buckets: int = NUM_BUCKETS
+) -> tuple[list[tuple[int, int, int]], dict[str, list[float]]]:
+    """Test accuracy per encoder in length buckets of about equal size (pooled over seeds).
+
+    Returns the buckets as ``(shortest, longest, texts per run)`` and each encoder's accuracy per
+    bucket (NaN where it has no text).
+
+    Example:
+        >>> from lit_seqcls.compare_report import RunResult
+        >>> runs = [RunResult("cnn", 0, status="ok", lengths=[1, 2, 3, 4], correct=[1, 1, 0, 1])]
+        >>> accuracy_by_length(runs, num_buckets=2)
+        ([(1, 2, 2), (3, 4, 2)], {'cnn': [1.0, 0.5]})
+    """
+    ok = [r for r in results if r.status == "ok" and r.lengths]
+    lengths = np.concatenate([r.lengths for r in ok]) if ok else np.array([1])
+    # Quantile edges: every bucket holds about the same number of test texts.
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)).round())
+    if len(edges) < 2:  # every text has the same length: one bucket
+        edges = np.array([edges[0] - 1, edges[0]])
+
+    def bucket_of(length: np.ndarray) -> np.ndarray:
+        # Bucket 0 is [e0, e1], bucket i > 0 is (e_i, e_i+1].
+        return np.clip(np.searchsorted(edges, length, side="left") - 1, 0, len(edges) - 2)
+
+    counts = np.bincount(bucket_of(lengths), minlength=len(edges) - 1) // max(len(ok), 1)
+    buckets = [
+        (int(a) + (i > 0), int(b), int(n))
+        for i, ((a, b), n) in enumerate(zip(itertools.pairwise(edges), counts, strict=True))
+    ]
+    accuracy = {}
+    for encoder in dict.fromkeys(r.encoder for r in ok):
+        runs = [r for r in ok if r.encoder == encoder]
+        bucket = bucket_of(np.concatenate([r.lengths for r in runs]))
+        correct = np.concatenate([r.correct for r in runs])
+        accuracy[encoder] = [
+            float(correct[bucket == b].mean()) if (bucket == b).any() else float("nan")
+            for b in range(len(buckets))
+        ]
+    return buckets, accuracy
+
+
+def bucket_label(bucket: tuple[int, int, int], sep: str = "\n") -> str:
+    low, high, count = bucket
+    return f"{low}–{high}{sep}(n={count})" if low < high else f"{low}{sep}(n={count})"
+
+
+def _plot_length_buckets(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    buckets, accuracy = accuracy_by_length(ok)
+    colors = _colors([r["encoder"] for r in rows])
+    # Good encoders pile up near 1.0: a marker shape each and a small sideways shift keep every
+    # line visible.
+    shift = np.linspace(-0.12, 0.12, max(len(accuracy), 2))
+    for i, (encoder, acc) in enumerate(accuracy.items()):
+        x = np.arange(len(buckets)) + (shift[i] if len(accuracy) > 1 else 0.0)
+        marker = _markers(list(colors))[encoder]
+        ax.plot(x, acc, marker=marker, color=colors[encoder], label=encoder, alpha=0.9)
+    ax.set_xticks(range(len(buckets)), [bucket_label(b) for b in buckets])
+    ax.set_xlabel("text length in tokens (buckets of about equal size; n = test texts per run)")
+    ax.set_ylabel("test accuracy")
+    values = [a for acc in accuracy.values() for a in acc if not np.isnan(a)]
+    lowest = min(values, default=0.0)
+    ax.set_ylim(max(0.0, np.floor(lowest * 10 - 0.5) / 10), 1.02)  # zoom: the gaps are the point
+    ax.set_title("Test accuracy by text length")
+    ax.grid(alpha=0.3)
+    if accuracy:
+        ax.legend(title="encoder", fontsize=8)
+    return fig
+
+
+def _plot_time_vs_acc(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = _colors([r["encoder"] for r in rows])
+    markers = _markers(list(colors))
+    for r in rows:
+        if r["test_acc_mean"] is None:
+            continue
+        ax.errorbar(
+            r["train_time_s_mean"],
+            r["test_acc_mean"],
+            xerr=r["train_time_s_std"],
+            yerr=r["test_acc_std"],
+            fmt=markers[r["encoder"]],
+            markersize=8,
+            capsize=3,
+            color=colors[r["encoder"]],
+            label=r["encoder"],
+        )
+        ax.annotate(
+            r["encoder"],
+            (r["train_time_s_mean"], r["test_acc_mean"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+        )
+    ax.margins(0.12)  # room for the names next to the points
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training time (s, whole fit)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Training time vs test accuracy")
+    ax.grid(alpha=0.3)
+    return fig

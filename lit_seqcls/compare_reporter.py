@@ -1,0 +1,137 @@
+"""The callback ``lit-seqcls compare`` adds to each run: progress lines and a summary file.
+
+Each child ``fit``/``test`` process prints one ``@@compare {json}`` line per event on stdout (the
+parent reads them to show progress) and writes what the comparison needs into the run's log dir:
+``compare_fit.json`` (training time, throughput, parameter counts, validation history) and
+``compare_test.json`` (test metrics and per-example length and correctness, for accuracy by
+length). It measures only; it changes nothing in training.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+EVENT_PREFIX = "@@compare "
+FIT_FILE = "compare_fit.json"
+TEST_FILE = "compare_test.json"
+
+
+class ComparisonReporter(Callback):
+    """Reports epochs, timing, throughput and per-example test results of one run.
+
+    Training throughput counts the time inside training batches (forward, backward, optimizer
+    step) only, not data loading or validation: it compares the encoders, not the input pipeline.
+    Under DDP only rank zero reports, and its counts cover its own shard.
+
+    Example:
+        >>> reporter = ComparisonReporter()
+        >>> reporter.train_samples, reporter.history
+        (0, [])
+    """
+
+    def __init__(self) -> None:
+        self.train_samples = 0
+        self.train_tokens = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, float]] = []
+        self.examples: list[tuple[int, int, int, int]] = []  # (index, length, label, pred)
+        self._fit_start = 0.0
+        self._batch_start = 0.0
+
+    # -- fit -------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+        self._emit(trainer, "fit_start", max_epochs=trainer.max_epochs)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.train_seconds += time.perf_counter() - self._batch_start
+        self.train_samples += len(batch)
+        self.train_tokens += int(batch.lengths.sum())
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        self.history.append({"epoch": trainer.current_epoch, **metrics})
+        self._emit(
+            trainer,
+            "epoch",
+            epoch=trainer.current_epoch + 1,
+            max_epochs=trainer.max_epochs,
+            elapsed=time.perf_counter() - self._fit_start,
+            **metrics,
+        )
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        encoder = getattr(pl_module, "encoder", None)
+        ckpt = trainer.checkpoint_callback
+        summary = {
+            "train_time_s": time.perf_counter() - self._fit_start,
+            "train_step_time_s": self.train_seconds,
+            "train_samples": self.train_samples,
+            "train_tokens": self.train_tokens,
+            "samples_per_s": self.train_samples / max(self.train_seconds, 1e-9),
+            "tokens_per_s": self.train_tokens / max(self.train_seconds, 1e-9),
+            "params": sum(p.numel() for p in pl_module.parameters()),
+            "encoder_params": sum(p.numel() for p in encoder.parameters()) if encoder else None,
+            "epochs": trainer.current_epoch,
+            "best_model_path": ckpt.best_model_path if ckpt is not None else "",
+            "history": self.history,
+            "log_dir": trainer.log_dir,
+        }
+        self._write(trainer, FIT_FILE, summary)
+
+    # -- test ------------------------------------------------------------------------------
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        # The model's test step returns its predictions, so no second forward pass is needed.
+        index = batch.index.tolist() if batch.index is not None else [None] * len(batch)
+        rows = zip(
+            index,
+            batch.lengths.tolist(),
+            batch.labels.tolist(),
+            outputs["preds"].tolist(),
+            strict=True,
+        )
+        self.examples.extend(rows)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        examples = sorted(self.examples, key=lambda r: (r[0] is None, r[0] or 0))
+        self._write(
+            trainer,
+            TEST_FILE,
+            {
+                "metrics": metrics,
+                "examples": {
+                    "index": [r[0] for r in examples],
+                    "length": [r[1] for r in examples],
+                    "correct": [int(r[2] == r[3]) for r in examples],
+                },
+            },
+        )
+
+    # -- output ----------------------------------------------------------------------------
+    def _write(self, trainer: L.Trainer, name: str, payload: dict[str, Any]) -> None:
+        # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
+        path = Path(trainer.log_dir or ".") / name
+        if not trainer.is_global_zero:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload), encoding="utf-8")
+        self._emit(trainer, "wrote", file=name, path=str(path.resolve()))
+
+    @staticmethod
+    def _emit(trainer: L.Trainer, event: str, **fields: Any) -> None:
+        if trainer.is_global_zero:
+            print(EVENT_PREFIX + json.dumps({"event": event, **fields}), flush=True)

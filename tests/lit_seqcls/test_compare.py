@@ -1,0 +1,158 @@
+"""``lit-seqcls compare``: a real two-encoder run with one failure, and the report on its own."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+from lit_seqcls.cli import main
+from lit_seqcls.compare import _parse
+from lit_seqcls.compare_plots import PLOTS, accuracy_by_length
+from lit_seqcls.compare_report import RunResult, load_results, write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
+TINY = [
+    "--data.init_args.train_size=160",
+    "--data.init_args.test_size=40",
+    "--data.init_args.median_length=8",
+    "--data.init_args.max_text_length=20",
+    "--model.embedding_dim=8",
+    "--trainer.max_epochs",  # the space-separated form must pass through too
+    "2",
+]
+
+
+@pytest.fixture(autouse=True)
+def _argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(tmp_path, capsys):
+    # Encoder arguments go only to encoders that take them: the RNN gets hidden_size, the CNN
+    # gets kernel_sizes, which this value makes it reject; the comparison goes on without it.
+    out = tmp_path / "cmp"
+    encoder_args = [
+        "--model.encoder.init_args.hidden_size=8",
+        "--model.encoder.init_args.kernel_sizes",
+        "[0]",
+    ]
+    main(
+        [
+            "compare",
+            "--config",
+            DATA,
+            "--encoders",
+            "cnn",
+            "rnn",
+            "--output_dir",
+            str(out),
+            *TINY,
+            *encoder_args,
+        ]
+    )
+    printed = capsys.readouterr()
+    assert "[2/2] rnn (seed 0): epoch 2/2" in printed.out
+    assert "left)" in printed.out
+    assert "[1/2] cnn (seed 0): fit failed" in printed.out
+
+    rows = {r["encoder"]: r for r in _read_csv(out / "comparison.csv")}
+    assert list(rows) == ["cnn", "rnn"]
+    assert rows["cnn"]["status"].startswith("seed 0: fit failed")
+    assert rows["cnn"]["test_acc_mean"] == ""
+    rnn = rows["rnn"]
+    assert rnn["status"] == "ok"
+    assert 0.0 <= float(rnn["test_acc_mean"]) <= 1.0
+    assert 0.0 <= float(rnn["test_f1_mean"]) <= 1.0
+    assert float(rnn["samples_per_s_mean"]) > 0 and float(rnn["tokens_per_s_mean"]) > 0
+    assert int(rnn["encoder_params"]) == 2 * 8 * 8 + 2 * 8  # E = H = 8: W_ih, W_hh, two biases
+    assert int(rnn["params"]) > int(rnn["encoder_params"])
+    assert float(rnn["train_time_s_mean"]) > 0
+
+    markdown = (out / "comparison.md").read_text()
+    assert "| rnn |" in markdown and "| cnn |" in markdown and "fit failed" in markdown
+    for name in PLOTS:
+        assert (out / f"compare_{name}.png").stat().st_size > 10_000
+
+    (result,) = [r for r in load_results(out) if r.encoder == "rnn"]
+    assert [h["epoch"] for h in result.history] == [0, 1]
+    assert len(result.lengths) == len(result.correct) == 40  # every test text, once
+    assert sum(result.correct) / 40 == pytest.approx(result.test_acc, abs=1e-6)
+    fit_log = (out / "runs" / "rnn-seed0" / "fit.log").read_text()
+    assert "--seed_everything=0" in fit_log and "hidden_size=8" in fit_log
+    assert "kernel_sizes" not in fit_log.splitlines()[0]
+    cnn_log = (out / "runs" / "cnn-seed0" / "fit.log").read_text()
+    assert "hidden_size" not in cnn_log.splitlines()[0] and "kernel_sizes must be" in cnn_log
+
+
+def _result(encoder: str, seed: int, acc: float, ok: bool = True) -> RunResult:
+    if not ok:
+        return RunResult(encoder, seed, status="test failed (exit 1)")
+    history = [
+        {"epoch": e, "val/acc": acc - 0.1 / (e + 1), "val/loss": 1 / (e + 1)} for e in range(3)
+    ]
+    return RunResult(
+        encoder,
+        seed,
+        status="ok",
+        test_acc=acc,
+        test_f1=acc - 0.05,
+        train_time_s=10.0 + seed,
+        params=1000,
+        encoder_params=400,
+        samples_per_s=100.0,
+        tokens_per_s=3000.0,
+        history=history,
+        lengths=[1, 5, 9, 30, 80, 120],
+        correct=[1, 1, 1, 1, 0, int(acc > 0.8)],
+    )
+
+
+def test_report_gives_mean_and_std_over_seeds_and_keeps_partial_failures(tmp_path):
+    results = [
+        _result("lstm", 0, 0.90),
+        _result("lstm", 1, 0.80),
+        _result("lstm", 2, 0.70),
+        _result("rnn", 0, 0.50),
+        _result("rnn", 1, 0.0, ok=False),
+    ]
+    write_report(results, tmp_path, title="unit", command="lit-seqcls compare --seeds 0 1 2")
+    rows = {r["encoder"]: r for r in _read_csv(tmp_path / "comparison.csv")}
+    assert float(rows["lstm"]["test_acc_mean"]) == pytest.approx(0.80)
+    assert float(rows["lstm"]["test_acc_std"]) == pytest.approx(0.10)  # sample std (n - 1)
+    assert rows["lstm"]["test_acc"] == "0.800 ± 0.100"
+    assert float(rows["lstm"]["train_time_s_mean"]) == pytest.approx(11.0)
+    assert rows["rnn"]["status"] == "ok 1/2; seed 1: test failed (exit 1)"
+    assert rows["rnn"]["test_acc"] == "0.500"  # one successful seed: no ± shown
+    assert len(_read_csv(tmp_path / "runs.csv")) == 5
+    markdown = (tmp_path / "comparison.md").read_text()
+    assert "| lstm | 0.800 ± 0.100 | 0.750 ± 0.100 |" in markdown
+    assert "Mean ± std over 3 seeds" in markdown
+    # Length buckets pool the seeds; the failed run is left out. The last bucket holds the
+    # 120-token texts, right for lstm seeds 0 (0.9 > 0.8) only, and for no rnn run.
+    buckets, accuracy = accuracy_by_length(results)
+    assert buckets[-1][1] == 120 and list(accuracy) == ["lstm", "rnn"]
+    assert accuracy["lstm"][-1] == pytest.approx(1 / 3) and accuracy["rnn"][-1] == 0.0
+    assert "| lstm | " in markdown.split("Test accuracy by text length")[1]
+    assert [r.test_acc for r in load_results(tmp_path)] == [0.9, 0.8, 0.7, 0.5, None]
+
+
+def test_arguments_pass_through_to_fit_except_the_ones_compare_owns():
+    options, passthrough = _parse(
+        ["--config", "a.yaml", "--trainer.max_epochs", "3", "--seeds", "1", "2"]
+    )
+    assert options.config == ["a.yaml"] and options.seeds == [1, 2]
+    assert passthrough == ["--trainer.max_epochs", "3"]
+    assert len(options.encoders) == 6
+    with pytest.raises(SystemExit):
+        _parse(["--model.encoder=lit_seqcls.encoders.CNNEncoder"])
+    with pytest.raises(SystemExit):
+        _parse(["--encoders", "transformer"])
