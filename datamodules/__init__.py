@@ -5,6 +5,15 @@ A third-party source subclasses the base and is used by ``class_path`` (or regis
 """
 
 from datamodules.base import TextClassificationDataModule
+from datamodules.imdb import IMDBDataModule
+from datamodules.newsgroups import NewsgroupsDataModule
 from datamodules.synthetic import SyntheticDataModule
+from datamodules.text import TextDataModule
 
-__all__ = ["SyntheticDataModule", "TextClassificationDataModule"]
+__all__ = [
+    "IMDBDataModule",
+    "NewsgroupsDataModule",
+    "SyntheticDataModule",
+    "TextClassificationDataModule",
+    "TextDataModule",
+]

@@ -3,39 +3,83 @@
 A plugin implements two things: ``load_splits()`` (a ``datasets.DatasetDict`` with a ``text``
 string column and an integer ``label`` column) and ``class_names``. Everything after that is
 shared: schema checks, normalisation, a validation split carved from train when missing, the
-tokenizer (trained on the training split only), tokenization, and length-bucketed loaders.
+tokenizer (trained on the training split only, or loaded), tokenization cached as Arrow, and
+length-bucketed loaders.
+
+Caching: the tokenizer and the tokenized splits are stored under ``cache_dir`` keyed by a
+fingerprint of the source (``source_fingerprint()``), the tokenizer and the preprocessing
+settings. Every rank computes the same key; the first to get the file lock builds, the others
+wait and read. So a second run with the same config trains no tokenizer and tokenizes nothing,
+and changing any setting that affects the ids builds a new entry.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import re
 from typing import Any
 
 import datasets
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
+from torch import Tensor
 from torch.utils.data import DataLoader
 
+from datamodules import schema
+from datamodules.caching import (
+    cache_root,
+    fingerprint,
+    locked,
+    save_dataset_atomically,
+    write_text_atomically,
+)
+from datamodules.pipeline import PIPELINE_VERSION, read_checkpoint_pipeline
 from lit_seqcls.batch import PAD_ID, collate
-from lit_seqcls.bucketing import BucketBatchSampler
-from lit_seqcls.tokenization import UnicodeForm, encode, train_word_tokenizer
+from lit_seqcls.bucketing import BucketBatchSampler, resume_point
+from lit_seqcls.tokenization import (
+    TRAINERS,
+    TokenizerKind,
+    UnicodeForm,
+    encode,
+    load_tokenizer,
+    tokenizer_json,
+)
+from lit_seqcls.vectors import load_vectors
 
-TEXT, LABEL = "text", "label"
+TEXT, LABEL = schema.TEXT, schema.LABEL
 TRAIN, VAL, TEST, PREDICT = "train", "validation", "test", "predict"
+# `<br />` and tag-like `<i>`, `</a href=...>`; not "a < b and c > d" (no letter right after `<`).
+_HTML_TAG = re.compile(r"<\s*br\s*/?\s*>|</?[a-zA-Z][^<>]{0,40}>")
 
 
 class TextClassificationDataModule(L.LightningDataModule):
     """Shared pipeline for text classification data sources (subclass it; see module docstring).
 
     Args:
-        batch_size: texts per training batch (per device).
+        batch_size: texts per training batch (per device); with ``max_tokens``, the most texts.
         eval_batch_size: texts per validation/test/predict batch; default ``2 × batch_size``.
+        max_tokens: batch by a token budget instead of a fixed count: a batch's padded size
+            (longest text × texts) stays within it (evaluation uses twice the budget). Keeps
+            memory flat when lengths vary a lot.
         max_length: truncate texts to this many tokens (``None``: no limit).
         max_vocab_size: cap on the tokenizer's vocabulary, special tokens included.
         min_frequency: words seen fewer times in the training split become ``[UNK]``.
         lowercase: lowercase before tokenizing.
         unicode_normalization: unicode normal form applied before tokenizing, or ``None``.
+        tokenizer_file: a ``tokenizer.json`` (path, or its JSON text) to use instead of training
+            one; it must map ``[PAD]`` to id 0 and define ``[UNK]``.
+        tokenizer_type: what to train on the training split: ``word`` (word-level) or ``bpe``
+            (byte-pair encoding: rare words become subwords, not ``[UNK]``).
+        strip_html: replace HTML tags such as ``<br />`` with a space before tokenizing.
+        vectors: pretrained word vectors (GloVe / word2vec text format, optionally ``.gz``) to
+            initialise the model's embedding; its dimension must equal ``embedding_dim``.
+        cache_dir: where tokenizers and tokenized splits are cached; default
+            ``$LIT_SEQCLS_CACHE`` or ``$HF_HOME/lit_seqcls``.
+        from_checkpoint: a checkpoint whose text pipeline (tokenizer, class names, max length,
+            normalisation) this module reuses, to test or predict with that model on new files.
         val_fraction: share of the training split held out for validation when the source has
             no validation split (carved with ``seed``, so the same on every run and rank).
         pool_size: bucketing pool, in batches: larger pads less, shuffles less.
@@ -49,11 +93,18 @@ class TextClassificationDataModule(L.LightningDataModule):
         self,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
+        max_tokens: int | None = None,
         max_length: int | None = 512,
         max_vocab_size: int = 30_000,
         min_frequency: int = 1,
         lowercase: bool = True,
         unicode_normalization: UnicodeForm | None = "NFKC",
+        tokenizer_file: str | None = None,
+        tokenizer_type: TokenizerKind = "word",
+        strip_html: bool = False,
+        vectors: str | None = None,
+        cache_dir: str | None = None,
+        from_checkpoint: str | None = None,
         val_fraction: float = 0.1,
         pool_size: int = 50,
         padding_noise: float = 0.1,
@@ -66,6 +117,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or 2 * batch_size
+        self.max_tokens = max_tokens
         self.max_length = max_length
         self.max_vocab_size = max_vocab_size
         self.min_frequency = min_frequency
@@ -77,6 +129,26 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.pad_to_multiple_of = pad_to_multiple_of
         self.num_workers = num_workers
         self.seed = seed
+        if tokenizer_type not in TRAINERS:
+            raise ValueError(
+                f"tokenizer_type must be one of {sorted(TRAINERS)}, got {tokenizer_type!r}"
+            )
+        self.tokenizer_file = tokenizer_file
+        self.tokenizer_type = tokenizer_type
+        self.strip_html = strip_html
+        self.vectors = vectors
+        self.vectors_coverage: float | None = None
+        self.cache_dir = cache_dir
+        self.from_checkpoint = from_checkpoint
+        self.checkpoint_class_names: list[str] | None = None
+        if from_checkpoint is not None:
+            # The model's own pipeline wins: its ids, length limit and classes are what it knows.
+            pipeline = read_checkpoint_pipeline(from_checkpoint)
+            self.tokenizer_file = pipeline["tokenizer"]
+            self.max_length = pipeline["max_length"]
+            self.strip_html = pipeline["strip_html"]
+            self.checkpoint_class_names = list(pipeline["class_names"])
+        self._vectors: Tensor | None = None
         self._tokenizer: Tokenizer | None = None
         self._splits: datasets.DatasetDict | None = None
         self._encoded: datasets.DatasetDict | None = None
@@ -91,9 +163,25 @@ class TextClassificationDataModule(L.LightningDataModule):
         """Class names in label order: label ``i`` is ``class_names[i]``."""
         raise NotImplementedError
 
+    def source_fingerprint(self) -> Any:
+        """Plain data that changes whenever the raw data does (part of every cache key).
+
+        The default hashes what ``load_splits()`` returned (``datasets`` fingerprints); a source
+        that can tell cheaper (a hub id and revision, file digests) overrides it.
+        """
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "splits": {name: ds._fingerprint for name, ds in self.splits.items()},
+        }
+
+    def describe(self, split: str) -> str:
+        """Where ``split`` comes from, for error messages (a subclass names its files)."""
+        return f"{type(self).__name__} split {split!r}"
+
     def normalize(self, text: str) -> str:
-        """Source-specific clean-up applied before tokenizing (e.g. HTML); identity by default."""
-        return text
+        """Clean-up applied before tokenizing; a subclass may extend it (then say so in its docs:
+        only ``strip_html`` travels with the checkpoint)."""
+        return _HTML_TAG.sub(" ", text) if self.strip_html else text
 
     # ---- what the model is linked to (cheap to read; LightningCLI reads them before setup) ----
     @property
@@ -110,18 +198,12 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     @property
     def tokenizer(self) -> Tokenizer:
-        """The tokenizer, trained on the training split the first time it is needed."""
+        """The tokenizer: given, cached, or trained on the training split (then cached)."""
         if self._tokenizer is None:
-            train = self.splits[TRAIN]
-            rank_zero_info(f"Training a word-level tokenizer on {len(train):,} training texts ...")
-            self._tokenizer = train_word_tokenizer(
-                (self.normalize(t) for t in train[TEXT]),
-                vocab_size=self.max_vocab_size,
-                min_frequency=self.min_frequency,
-                lowercase=self.lowercase,
-                unicode_normalization=self.unicode_normalization,
-                length=len(train),
-            )
+            if self.tokenizer_file is not None:
+                self._tokenizer = load_tokenizer(self.tokenizer_file)
+            else:
+                self._tokenizer = self._cached_or_trained_tokenizer()
         return self._tokenizer
 
     @property
@@ -131,23 +213,60 @@ class TextClassificationDataModule(L.LightningDataModule):
             self._splits = self._checked_splits(self.load_splits())
         return self._splits
 
+    @property
+    def text_pipeline(self) -> dict[str, Any]:
+        """Everything needed to turn raw text into model input, as plain data (for checkpoints)."""
+        return {
+            "version": PIPELINE_VERSION,
+            "tokenizer": tokenizer_json(self.tokenizer),
+            "max_length": self.max_length,
+            "strip_html": self.strip_html,
+            "class_names": list(self.class_names),
+            # The module that reads raw files for `lit-seqcls predict --ckpt_path` alone.
+            "datamodule": "datamodules.TextDataModule",
+        }
+
+    @property
+    def pretrained_embeddings(self) -> Tensor | None:
+        """``(vocab_size, dim)`` rows from ``vectors`` in token-id order, or ``None``.
+
+        The model reads this in ``setup("fit")`` to initialise its embedding.
+        """
+        if self.vectors is None:
+            return None
+        if self._vectors is None:
+            vec = load_vectors(self.vectors, self.tokenizer.get_vocab(), seed=self.seed)
+            rank_zero_info(
+                f"Pretrained vectors {self.vectors}: {vec.found:,} of the vocabulary's words "
+                f"found (coverage {vec.coverage:.1%})."
+            )
+            self.vectors_coverage = vec.coverage
+            self._vectors = vec.weights
+        return self._vectors
+
     # ---- Lightning hooks --------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        # Local rank zero only: tokenize once and write the shared cache; the others read it.
+        self._cached_or_encoded()
+
     def setup(self, stage: str | None = None) -> None:
         if self._encoded is None:
-            self._encoded = datasets.DatasetDict(
-                {name: self._encode(split) for name, split in self.splits.items()}
-            )
+            self._encoded = self._cached_or_encoded()
 
     def train_dataloader(self) -> DataLoader:
+        _quiet_tokenizers_in_workers(self.num_workers)
         return self._loader(TRAIN, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        _quiet_tokenizers_in_workers(self.num_workers)
         return self._loader(VAL, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        _quiet_tokenizers_in_workers(self.num_workers)
         return self._loader(TEST, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
+        _quiet_tokenizers_in_workers(self.num_workers)
         return self._loader(self.predict_split, shuffle=False)
 
     @property
@@ -160,16 +279,20 @@ class TextClassificationDataModule(L.LightningDataModule):
         return list(self.splits[split][TEXT])
 
     def state_dict(self) -> dict[str, Any]:
-        # Plain data only: checkpoints must load with `torch.load(weights_only=True)`.
-        return {"tokenizer": self.tokenizer.to_str(), "class_names": list(self.class_names)}
+        # Plain data only (`torch.load(weights_only=True)`); the model keeps the full pipeline,
+        # so only a digest of the tokenizer is kept here, to check a resumed run against it.
+        return {"tokenizer_sha256": _sha256(tokenizer_json(self.tokenizer))}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if state_dict.get("tokenizer") not in (None, self.tokenizer.to_str()):
+        saved = state_dict.get("tokenizer_sha256")
+        if saved is None and "tokenizer" in state_dict:  # checkpoints from before the digest
+            saved = _sha256(tokenizer_json(load_tokenizer(state_dict["tokenizer"])))
+        if saved is not None and saved != _sha256(tokenizer_json(self.tokenizer)):
             raise ValueError(
                 "The checkpoint was trained with a different vocabulary than this data config "
                 "builds (the tokenizer differs), so its token ids would be wrong. Use the same "
-                "data "
-                "config (source, max_vocab_size, min_frequency, lowercase, seed) as for training."
+                "data config (source, tokenizer settings, seed) as for training, or pass "
+                "`--data.from_checkpoint <the checkpoint>` to reuse its tokenizer."
             )
 
     # ---- internals ----------------------------------------------------------------------------
@@ -181,13 +304,18 @@ class TextClassificationDataModule(L.LightningDataModule):
                 f"{type(self).__name__} has no {split!r} split (it has {sorted(self._encoded)})."
             )
         dataset = self._encoded[split]
+        budget = self.max_tokens if shuffle or self.max_tokens is None else 2 * self.max_tokens
+        resume_epoch, resume_batches = resume_point(self.trainer) if shuffle else (None, 0)
         sampler = BucketBatchSampler(
             dataset.with_format("numpy")["length"],
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            max_tokens=budget,
             shuffle=shuffle,
             pool_size=self.pool_size,
             padding_noise=self.padding_noise,
             seed=self.seed,
+            resume_epoch=resume_epoch,
+            resume_batches=resume_batches,
         )
         return DataLoader(
             dataset,
@@ -197,44 +325,103 @@ class TextClassificationDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def _encode(self, split: datasets.Dataset) -> datasets.Dataset:
+    def _cached_or_trained_tokenizer(self) -> Tokenizer:
+        if TRAIN not in self.splits:
+            raise ValueError(
+                f"{type(self).__name__}: there is no 'train' split to train the tokenizer on. "
+                "Give training data, or `tokenizer_file` / `from_checkpoint` to reuse one."
+            )
+        settings = {
+            "kind": self.tokenizer_type,
+            "vocab": self.max_vocab_size,
+            "min_frequency": self.min_frequency,
+            "lowercase": self.lowercase,
+            "unicode": self.unicode_normalization,
+            "html": self.strip_html and _HTML_TAG.pattern,
+            "val_fraction": self.val_fraction,  # the tokenizer sees train minus validation
+            "seed": self.seed,
+        }
+        path = (
+            self._cache / "tokenizers" / f"{fingerprint(self.source_fingerprint(), settings)}.json"
+        )
+        with locked(path):
+            if path.is_file():
+                return load_tokenizer(str(path))
+            train = self.splits[TRAIN]
+            rank_zero_info(
+                f"Training a {self.tokenizer_type} tokenizer on {len(train):,} texts ..."
+            )
+            tokenizer = TRAINERS[self.tokenizer_type](
+                (self.normalize(t) for t in train[TEXT]),
+                vocab_size=self.max_vocab_size,
+                min_frequency=self.min_frequency,
+                lowercase=self.lowercase,
+                unicode_normalization=self.unicode_normalization,
+                length=len(train),
+            )
+            write_text_atomically(path, tokenizer_json(tokenizer))
+            return tokenizer
+
+    def _cached_or_encoded(self) -> datasets.DatasetDict:
+        key = fingerprint(
+            self.source_fingerprint(),
+            tokenizer_json(self.tokenizer),
+            {"max_length": self.max_length, "html": self.strip_html and _HTML_TAG.pattern},
+            {"val_fraction": self.val_fraction, "seed": self.seed},
+        )
+        path = self._cache / "encoded" / key
+        with locked(path):
+            if not (path / "dataset_dict.json").is_file():
+                rank_zero_info(f"Tokenizing {type(self).__name__} into the cache {path} ...")
+                encoded = datasets.DatasetDict(
+                    {
+                        name: self._encode(split, f"{key}-{name}")
+                        for name, split in self.splits.items()
+                    }
+                )
+                save_dataset_atomically(encoded, path)
+            return datasets.load_from_disk(str(path))
+
+    @property
+    def _cache(self):
+        return cache_root(self.cache_dir)
+
+    def _encode(self, split: datasets.Dataset, fingerprint_: str) -> datasets.Dataset:
         def encode_batch(rows: dict[str, list], indices: list[int]) -> dict[str, list]:
             ids = encode(self.tokenizer, [self.normalize(t) for t in rows[TEXT]], self.max_length)
             return {"input_ids": ids, "length": [len(x) for x in ids], "index": indices}
 
         keep = [c for c in (LABEL,) if c in split.column_names]
         drop = [c for c in split.column_names if c not in keep]
-        return split.map(encode_batch, batched=True, with_indices=True, remove_columns=drop)
+        # Our own cache key as the fingerprint: `datasets` need not hash this closure.
+        return split.map(
+            encode_batch,
+            batched=True,
+            with_indices=True,
+            remove_columns=drop,
+            keep_in_memory=True,
+            new_fingerprint=fingerprint_,
+        )
 
     def _checked_splits(self, raw: datasets.DatasetDict) -> datasets.DatasetDict:
-        if TRAIN not in raw:
-            raise ValueError(
-                f"{type(self).__name__}: the source has no 'train' split ({sorted(raw)})."
-            )
         for name, split in raw.items():
-            _check_schema(name, split, self.num_classes, labelled=name != PREDICT)
-        if VAL not in raw:
-            parts = raw[TRAIN].train_test_split(test_size=self.val_fraction, seed=self.seed)
-            raw = datasets.DatasetDict({**raw, TRAIN: parts["train"], VAL: parts["test"]})
+            schema.check_texts(split, self.describe(name))
+            if name != PREDICT:
+                schema.check_labels(split, self.describe(name), self.class_names)
+        if TRAIN in raw:
+            schema.check_several_classes(raw[TRAIN], self.describe(TRAIN), self.class_names)
+            if VAL not in raw:
+                parts = raw[TRAIN].train_test_split(test_size=self.val_fraction, seed=self.seed)
+                raw = datasets.DatasetDict({**raw, TRAIN: parts["train"], VAL: parts["test"]})
         return raw
 
 
-def _check_schema(split: str, ds: datasets.Dataset, num_classes: int, labelled: bool) -> None:
-    """Raise a ValueError naming the split, row and field of the first bad value."""
-    if TEXT not in ds.column_names:
-        raise ValueError(f"split {split!r} has no {TEXT!r} column (columns: {ds.column_names})")
-    for row, text in enumerate(ds[TEXT]):
-        if not isinstance(text, str):
-            raise ValueError(
-                f"split {split!r}, row {row}, field {TEXT!r}: expected a string, got {text!r}"
-            )
-    if not labelled:
-        return
-    if LABEL not in ds.column_names:
-        raise ValueError(f"split {split!r} has no {LABEL!r} column (columns: {ds.column_names})")
-    for row, label in enumerate(ds[LABEL]):
-        if not isinstance(label, int) or not 0 <= label < num_classes:
-            raise ValueError(
-                f"split {split!r}, row {row}, field {LABEL!r}: expected a class index in "
-                f"[0, {num_classes}), got {label!r}"
-            )
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _quiet_tokenizers_in_workers(num_workers: int) -> None:
+    # Tokenizing ran (in Rust threads) before the loaders fork their workers, which never
+    # tokenize; saying so up front keeps `tokenizers` from warning (and from deadlock) in them.
+    if num_workers > 0:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

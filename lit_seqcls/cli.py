@@ -13,13 +13,18 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import lightning as L
+import torch
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_seqcls.metrics import VAL_ACC
 from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.prediction import PredictionWriter
+from lit_seqcls.resume import RNGStateCheckpoint, resolve_ckpt_path
+from lit_seqcls.telemetry import BatchTelemetry
+from lit_seqcls.wandb_setup import WandbSaveConfigCallback, prepare_resume
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "default.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -47,6 +52,23 @@ class SeqClsCLI(LightningCLI):
         )
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
+    def before_fit(self) -> None:
+        # A W&B run id stored in the checkpoint makes a resumed job continue the same run; it
+        # must be known before Lightning creates the run (in `setup`, before restoring state).
+        config = self.config_init[self.subcommand]
+        # `--ckpt_path auto`: the newest checkpoint under default_root_dir, so a requeued job
+        # resumes with the command it was submitted with (lit_seqcls/resume.py).
+        config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), self.trainer)
+        prepare_resume(self.trainer, config["ckpt_path"])
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        if args is None or isinstance(args, list):
+            argv = list(sys.argv[1:] if args is None else args)
+            # What LightningCLI does with a list, after filling in the data from the checkpoint.
+            self.config = parser.parse_args(_with_data_from_checkpoint(argv))
+            return
+        super().parse_arguments(parser, args)
+
     def after_fit(self) -> None:
         # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
         config = Path(self.trainer.log_dir or ".") / "config.yaml"
@@ -65,7 +87,17 @@ class SeqClsCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``lit-seqcls`` console script (and ``python -m lit_seqcls``)."""
+    """Entry point of the ``lit-seqcls`` console script (and ``python -m lit_seqcls``).
+
+    ``lit-seqcls compare ...`` is not a LightningCLI subcommand (it runs several ``fit``/``test``
+    processes); it is handed to ``lit_seqcls.compare`` before LightningCLI parses anything.
+    """
+    argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] == "compare":
+        from lit_seqcls.compare import main as compare  # imported only for this command
+
+        compare(argv[1:])
+        return
     load_datamodule_plugins()
     defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
     SeqClsCLI(
@@ -73,9 +105,50 @@ def main(args: list[str] | None = None) -> None:
         L.LightningDataModule,
         subclass_mode_data=True,
         auto_configure_optimizers=False,  # the model takes `optimizer`/`lr_scheduler` itself
+        # Added to any configured callbacks; RNG states in checkpoints make resuming exact.
+        trainer_defaults={"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
+        save_config_callback=WandbSaveConfigCallback,  # + full nested config to W&B
         parser_kwargs={sub: {"default_config_files": defaults} for sub in SUBCOMMANDS},
         args=args,
     )
+
+
+def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
+    """``predict``/``test``/``validate --ckpt_path X`` with no data given: use X's text pipeline.
+
+    A checkpoint stores its text pipeline as plain data, naming the DataModule that reads raw
+    files with it (``text_pipeline["datamodule"]``); that module is selected with
+    ``from_checkpoint=X``, so ``--data.data_files.predict new.txt`` is all a user adds. The core
+    only reads the class path from the checkpoint; it never imports ``datamodules/``.
+    """
+    if not argv or argv[0] not in ("predict", "test", "validate"):
+        return argv
+    ckpt = _option(argv, "--ckpt_path")
+    if ckpt is None or not Path(ckpt).is_file():
+        return argv
+    if _option(argv, "--data") is not None or any(
+        "data" in (yaml.safe_load(Path(c).read_text()) or {})
+        for c in _options(argv, "--config")
+        if Path(c).is_file()
+    ):
+        return argv
+    pipeline = torch.load(ckpt, map_location="cpu", weights_only=True).get("text_pipeline")
+    if not isinstance(pipeline, dict) or "datamodule" not in pipeline:
+        return argv
+    data = ["--data", pipeline["datamodule"], "--data.init_args.from_checkpoint", ckpt]
+    return [argv[0], *data, *argv[1:]]
+
+
+def _options(argv: list[str], name: str) -> list[str]:
+    """Values of ``name`` given as ``name value`` or ``name=value``."""
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"{name}=")]
+    values += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == name]
+    return values
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    values = _options(argv, name)
+    return values[-1] if values else None
 
 
 def load_datamodule_plugins() -> dict[str, type]:

@@ -19,6 +19,7 @@ from lit_seqcls.batch import PAD_ID, Batch
 from lit_seqcls.encoders import ENCODERS, Encoder
 from lit_seqcls.masking import lengths_to_mask
 from lit_seqcls.metrics import LOSS, STAGES, VAL_ACC, classification_metrics, metric_name
+from lit_seqcls.telemetry import check_equal_batch_counts
 
 EncoderFactory = Callable[[int], Encoder]
 """Builds an encoder from the embedding size: ``functools.partial(LSTMEncoder, hidden_size=64)``.
@@ -63,7 +64,7 @@ class SequenceClassifier(L.LightningModule):
         self,
         vocab_size: int,
         num_classes: int,
-        encoder: EncoderFactory | str = "lstm",
+        encoder: str | EncoderFactory = "lstm",
         embedding_dim: int = 128,
         dropout: float = 0.3,
         pad_id: int = PAD_ID,
@@ -82,6 +83,9 @@ class SequenceClassifier(L.LightningModule):
         self.class_names = class_names or [str(i) for i in range(num_classes)]
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
+        # Plain data from the DataModule (tokenizer JSON, class names, ...), saved in checkpoints
+        # so that a checkpoint alone turns raw text into predictions.
+        self.text_pipeline: dict[str, Any] | None = None
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.encoder = _build_encoder(encoder, embedding_dim)
@@ -103,6 +107,36 @@ class SequenceClassifier(L.LightningModule):
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def setup(self, stage: str) -> None:
+        # Duck-typed, so the core never imports `datamodules/`: a DataModule may offer its text
+        # pipeline (kept for checkpoints) and pretrained vectors (used to start training).
+        datamodule = getattr(self._trainer, "datamodule", None)
+        pipeline = getattr(datamodule, "text_pipeline", None)
+        if pipeline is not None:
+            self.text_pipeline = pipeline
+        vectors = getattr(datamodule, "pretrained_embeddings", None) if stage == "fit" else None
+        if vectors is not None:
+            self.load_pretrained_embeddings(vectors)
+
+    def load_pretrained_embeddings(self, weights: Tensor) -> None:
+        """Copy ``weights`` ``(vocab_size, embedding_dim)`` into the embedding (pad row stays 0)."""
+        if weights.shape != self.embedding.weight.shape:
+            raise ValueError(
+                f"pretrained vectors have shape {tuple(weights.shape)} but the embedding is "
+                f"{tuple(self.embedding.weight.shape)} (vocab_size, embedding_dim); set "
+                f"`--model.embedding_dim {weights.size(1)}` to match the vectors."
+            )
+        with torch.no_grad():
+            self.embedding.weight.copy_(weights)
+            self.embedding.weight[self.hparams.pad_id].zero_()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.text_pipeline is not None:
+            checkpoint["text_pipeline"] = self.text_pipeline
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.text_pipeline = checkpoint.get("text_pipeline", self.text_pipeline)
+
     def forward(self, input_ids: Tensor, lengths: Tensor) -> ClassifierOutput:
         """Logits ``(B, C)`` for padded ``input_ids`` ``(B, T)`` with real ``lengths`` ``(B,)``."""
         mask = lengths_to_mask(lengths, input_ids.size(1))  # (B, T)
@@ -110,6 +144,9 @@ class SequenceClassifier(L.LightningModule):
         pooled, attention = self.encoder(embedded, lengths, mask)  # (B, H), (B, T) | None
         logits = self.head(self.dropout(pooled))  # (B, C)
         return ClassifierOutput(logits, attention)
+
+    def on_train_start(self) -> None:
+        check_equal_batch_counts(self.trainer)  # an error now instead of a hang at epoch end
 
     def training_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self._common_step(batch, "train")

@@ -1,4 +1,5 @@
-"""Word-level tokenization with HF `tokenizers`: train on the training split, encode to id lists.
+"""Tokenization with HF `tokenizers`: train (word-level or BPE) on the training split, or load a
+user's ``tokenizer.json``; encode to id lists.
 
 The pipeline is the usual three stages of `tokenizers` (normalizer → pre-tokenizer → model), built
 from its primitives so that the whole thing serialises to one JSON string: that string is what a
@@ -7,7 +8,9 @@ checkpoint stores, and `Tokenizer.from_str` rebuilds exactly the same ids later.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Literal
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -20,6 +23,7 @@ SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN]  # order fixes the ids: [PAD] = 0, [UNK]
 UNK_ID = 1
 
 UnicodeForm = Literal["NFC", "NFD", "NFKC", "NFKD"]
+TokenizerKind = Literal["word", "bpe"]
 
 
 def build_word_tokenizer(
@@ -73,6 +77,92 @@ def train_word_tokenizer(
     tokenizer.train_from_iterator(_batched(texts), trainer=trainer, length=length)
     check_special_tokens(tokenizer)
     return tokenizer
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 30_000,
+    min_frequency: int = 1,
+    lowercase: bool = True,
+    unicode_normalization: UnicodeForm | None = "NFKC",
+    length: int | None = None,
+) -> Tokenizer:
+    """Train a byte-pair-encoding tokenizer: rare words become subwords instead of ``[UNK]``.
+
+    Same arguments and normalisation as ``train_word_tokenizer``; ``vocab_size`` counts merges'
+    results plus the initial alphabet and the special tokens.
+
+    Example:
+        >>> tok = train_bpe_tokenizer(["lower lowest newer newest"] * 3, vocab_size=40)
+        >>> tok.token_to_id("[PAD]"), tok.token_to_id("[UNK]")
+        (0, 1)
+        >>> len(encode(tok, ["lowers"], None)[0]) >= 1
+        True
+    """
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
+    tokenizer.normalizer = build_word_tokenizer(lowercase, unicode_normalization).normalizer
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_batched(texts), trainer=trainer, length=length)
+    check_special_tokens(tokenizer)
+    return tokenizer
+
+
+TRAINERS = {"word": train_word_tokenizer, "bpe": train_bpe_tokenizer}
+
+
+def load_tokenizer(source: str) -> Tokenizer:
+    """A tokenizer from a ``tokenizer.json`` path or its JSON text, checked for ``[PAD]``/``[UNK]``.
+
+    Padding and truncation stored in the file are switched off: batching pads (see ``collate``)
+    and ``encode`` truncates.
+
+    Example:
+        >>> tok = load_tokenizer(train_word_tokenizer(["a b"]).to_str())
+        >>> tok.get_vocab_size()
+        4
+    """
+    if source.lstrip().startswith("{"):
+        name = "the tokenizer JSON"
+        try:
+            tokenizer = Tokenizer.from_str(source)
+        except Exception as err:
+            raise ValueError(f"{name} could not be parsed ({err}).") from err
+    else:
+        path = Path(source).expanduser()
+        name = str(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"tokenizer file {name} does not exist; give the path of a tokenizer.json saved "
+                "with `Tokenizer.save`, or leave `tokenizer` unset to train one."
+            )
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as err:
+            raise ValueError(
+                f"{name} is not a `tokenizers` tokenizer.json ({err}); save one with "
+                "`Tokenizer.save(path)` from the HF `tokenizers` library."
+            ) from err
+    check_special_tokens(tokenizer, name)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def tokenizer_json(tokenizer: Tokenizer) -> str:
+    """The tokenizer as JSON, without truncation/padding (``encode`` sets those per call).
+
+    This is the form that checkpoints and cache keys store: equal vocabularies and pipelines
+    give equal strings, whatever was encoded before.
+    """
+    spec = json.loads(tokenizer.to_str())
+    spec["truncation"] = spec["padding"] = None
+    return json.dumps(spec, ensure_ascii=False, sort_keys=True)
 
 
 def check_special_tokens(tokenizer: Tokenizer, source: str = "the tokenizer") -> None:

@@ -31,6 +31,15 @@ OTHER_CONFIGS = sorted(
     p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in ("model", "data", "sweeps")
 )
 NEEDS_GPU = {"gpu", "ddp"}  # configs/trainer/{gpu,ddp}.yaml: run with -m gpu on a CUDA machine
+# Multi-process configs run in a subprocess: Lightning starts the other ranks by re-running
+# sys.argv, which in-process would be pytest itself.
+MULTI_PROCESS = {"ddp_cpu"}
+
+
+def _marks(path: Path) -> list:
+    if path.parent.name == "trainer" and path.stem in NEEDS_GPU:
+        return [pytest.mark.gpu]
+    return [pytest.mark.ddp] if path.stem in MULTI_PROCESS else []
 
 
 @pytest.fixture(autouse=True)
@@ -52,28 +61,16 @@ def test_model_config_runs_under_fast_dev_run(config, tmp_path):
 
 @pytest.mark.parametrize(
     "config",
-    [
-        pytest.param(p, marks=pytest.mark.gpu)
-        if p.parent.name == "trainer" and p.stem in NEEDS_GPU
-        else p
-        for p in OTHER_CONFIGS
-    ],
+    [pytest.param(p, marks=_marks(p)) for p in OTHER_CONFIGS],
     ids=lambda p: f"{p.parent.name}/{p.stem}",
 )
 def test_other_config_runs_under_fast_dev_run(config, tmp_path):
-    main(
-        [
-            "fit",
-            "--config",
-            DATA,
-            "--config",
-            str(CONFIGS / "model" / "cnn.yaml"),
-            "--config",
-            str(config),
-            "--trainer.fast_dev_run=1",
-            *TINY,
-        ]
-    )
+    args = ["fit", "--config", DATA, "--config", str(CONFIGS / "model" / "cnn.yaml"),
+            "--config", str(config), "--trainer.fast_dev_run=1", *TINY]  # fmt: skip
+    if config.stem in MULTI_PROCESS:
+        _cli(*args, cwd=tmp_path)
+    else:
+        main(args)
 
 
 def test_encoder_by_short_name_parses_runs_and_serialises(capsys, tmp_path):

@@ -1,0 +1,275 @@
+"""``TextDataModule``: any Hugging Face dataset, or your own CSV / JSON Lines / Parquet / text.
+
+Arguments mirror ``datasets.load_dataset`` (``path``, ``name``, ``data_files``, ``revision``)
+plus the columns to read. Source splits named ``train``, ``validation`` (or ``valid``/``dev``/
+``val``), ``test`` and ``predict`` are used as such; ``split`` maps other names. Labels may be
+strings or integers; the class names come, in this order, from ``from_checkpoint``,
+``class_names``, a ``ClassLabel`` feature, ``label_names_field``, or the sorted training labels.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from datamodules.base import PREDICT, TEST, TRAIN, VAL, TextClassificationDataModule
+from datamodules.caching import cache_root, file_digest, fingerprint, tree_digest
+from datamodules.loading import (
+    BUILDERS,
+    as_file_lists,
+    diagnose,
+    load_hub_or_folder,
+    load_local_files,
+)
+from datamodules.schema import LABEL, TEXT
+
+_ALIASES = {"valid": VAL, "dev": VAL, "val": VAL, TRAIN: TRAIN, VAL: VAL, TEST: TEST}
+_ALIASES[PREDICT] = PREDICT
+
+
+class TextDataModule(TextClassificationDataModule):
+    """Text classification from a hub dataset or local files (see the module docstring).
+
+    Args:
+        path: a hub id (``stanfordnlp/imdb``), a local folder in the hub layout, or a builder
+            name (``csv``, ``json``, ``parquet``, ``text``) used with ``data_files``; default:
+            the builder guessed from the ``data_files`` extensions.
+        name: the dataset configuration (``plain_text`` for IMDB), if it has several.
+        data_files: files per split, e.g. ``{train: train.jsonl, test: [a.jsonl, b.jsonl]}``.
+        revision: the hub commit, tag or branch to load (pin a commit for reproducible data).
+        split: our split name → the source's split name, e.g. ``{predict: unsupervised}``; by
+            default the source's ``train``/``validation``/``test``/``predict`` splits.
+        text_field: the text column, or several joined with a newline (e.g. title and body).
+        label_field: the label column (strings or integers).
+        label_names_field: a column holding each label's name (e.g. ``label_text``).
+        class_names: fix the classes and their order instead of reading them from the data.
+        **kwargs: the shared data arguments (batch size, tokenizer, caching, bucketing; see
+            ``TextClassificationDataModule``).
+
+    Example:
+        >>> dm = TextDataModule(data_files={"train": "reviews.csv", "test": "held_out.csv"},
+        ...                     text_field=["title", "body"], label_field="stars")
+        >>> dm.describe("test")
+        "held_out.csv (split 'test')"
+
+        ``dm.class_names``, ``dm.splits`` and ``dm.vocab_size`` then read the files (once; see
+        the caching notes in ``datamodules.base``).
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        name: str | None = None,
+        data_files: dict[str, str | list[str]] | None = None,
+        revision: str | None = None,
+        split: dict[str, str] | None = None,
+        text_field: str | list[str] = TEXT,
+        label_field: str = LABEL,
+        label_names_field: str | None = None,
+        class_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if path is None and not data_files:
+            raise ValueError(
+                "TextDataModule needs `path` (a hub id or local folder) or `data_files` "
+                "(e.g. --data.data_files.train train.jsonl)."
+            )
+        self.path = path
+        self.name = name
+        self.data_files = as_file_lists(data_files)
+        self.revision = revision
+        self.split = split
+        self.text_fields = [text_field] if isinstance(text_field, str) else list(text_field)
+        self.label_field = label_field
+        self.label_names_field = label_names_field
+        self.fixed_class_names = list(class_names) if class_names is not None else None
+        self._class_names: list[str] | None = None
+
+    # ---- the plugin interface ------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        if self._class_names is None:
+            _ = self.splits  # load_splits() resolves them
+        assert self._class_names is not None
+        return self._class_names
+
+    def load_splits(self) -> datasets.DatasetDict:
+        raw = self._pick_splits(self._load_raw())
+        try:
+            self._class_names = self._resolve_class_names(raw.get(TRAIN))
+            return datasets.DatasetDict(
+                {ours: self._standardize(ours, ds) for ours, ds in raw.items()}
+            )
+        except UnicodeDecodeError:
+            # pyarrow's JSON reader keeps invalid UTF-8 bytes; they fail only when read here.
+            for file in (f for fs in self.data_files.values() for f in fs):
+                diagnose(Path(file), self.path if self._local else None)
+            raise
+
+    def source_fingerprint(self) -> Any:
+        if self._local:
+            source: Any = {s: [file_digest(f) for f in fs] for s, fs in self.data_files.items()}
+        elif Path(self.path).expanduser().is_dir():
+            source = tree_digest(Path(self.path).expanduser())
+        else:
+            source = {"hub": self.path, "revision": self.revision}
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "source": source,
+            "name": self.name,
+            "split": self.split,
+            "fields": [self.text_fields, self.label_field, self.label_names_field],
+            "class_names": self.checkpoint_class_names or self.fixed_class_names,
+        }
+
+    def describe(self, split: str) -> str:
+        if self._local:
+            files = self.data_files.get(split) or self.data_files.get(self._source_name(split))
+            if files:
+                return f"{', '.join(files)} (split {split!r})"
+        return f"{self.path} split {split!r}"
+
+    # ---- loading -------------------------------------------------------------------------------
+    @property
+    def _local(self) -> bool:
+        """Local ``data_files`` (not a hub id or a folder in the hub layout)?"""
+        return self.path is None or self.path in set(BUILDERS.values())
+
+    def _load_raw(self) -> datasets.DatasetDict:
+        cache = cache_root(self.cache_dir) / "datasets"
+        if self._local:
+            return load_local_files(self.data_files, self.path, str(cache))
+        folder = Path(self.path).expanduser()
+        if folder.is_dir():
+            digest = fingerprint(tree_digest(folder))
+            return load_hub_or_folder(str(folder), self.name, None, str(cache / digest))
+        return load_hub_or_folder(self.path, self.name, self.revision)
+
+    def _source_name(self, ours: str) -> str:
+        return (self.split or {}).get(ours, ours)
+
+    def _pick_splits(self, raw: datasets.DatasetDict) -> datasets.DatasetDict:
+        if self.split is None:
+            return datasets.DatasetDict({_ALIASES[s]: ds for s, ds in raw.items() if s in _ALIASES})
+        missing = {o: s for o, s in self.split.items() if s not in raw}
+        if missing:
+            raise ValueError(
+                f"{self.path or 'data_files'}: `split` asks for {missing}, but the source has "
+                f"the splits {sorted(raw)}."
+            )
+        return datasets.DatasetDict({ours: raw[source] for ours, source in self.split.items()})
+
+    def _resolve_class_names(self, train: datasets.Dataset | None) -> list[str]:
+        if self.checkpoint_class_names is not None:
+            return self.checkpoint_class_names
+        if self.fixed_class_names is not None:
+            return self.fixed_class_names
+        if train is None:
+            raise ValueError(
+                f"{type(self).__name__}: no 'train' split to read the classes from; give "
+                "`class_names` or `from_checkpoint`."
+            )
+        if self.label_field not in train.column_names:
+            raise ValueError(
+                f"{self.describe(TRAIN)}: no {self.label_field!r} column (columns: "
+                f"{train.column_names}). Name the label column with `label_field`."
+            )
+        feature = train.features[self.label_field]
+        if isinstance(feature, datasets.ClassLabel):
+            return list(feature.names)
+        labels = [_plain(v) for v in train[self.label_field]]
+        if self.label_names_field is not None:
+            return self._names_from_column(train, labels)
+        self._labels_are_names = True
+        return [str(v) for v in sorted({v for v in labels if v is not None}, key=_sort_key)]
+
+    _labels_are_names = False  # labels map to classes by value (str(v)), not used as indices
+
+    def _names_from_column(self, train: datasets.Dataset, labels: list[Any]) -> list[str]:
+        if self.label_names_field not in train.column_names:
+            raise ValueError(
+                f"{self.describe(TRAIN)}: no {self.label_names_field!r} column for "
+                f"`label_names_field` (columns: {train.column_names})."
+            )
+        names: dict[int, str] = {}
+        for row, (label, name) in enumerate(
+            zip(labels, train[self.label_names_field], strict=True)
+        ):
+            if isinstance(label, int) and label >= 0 and names.setdefault(label, name) != name:
+                raise ValueError(
+                    f"{self.describe(TRAIN)}, row {row}, field {self.label_names_field!r}: "
+                    f"label {label} is named {name!r} here but {names[label]!r} earlier; "
+                    "each label needs one name."
+                )
+        return [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
+
+    # ---- one split into the standard (text: str, label: int) schema ----------------------------
+    def _standardize(self, ours: str, ds: datasets.Dataset) -> datasets.Dataset:
+        where = self.describe(ours)
+        for field in self.text_fields:
+            if field not in ds.column_names:
+                raise ValueError(
+                    f"{where}: no text column {field!r} (columns: {ds.column_names}). Name "
+                    "the column that holds the text with `text_field`."
+                )
+        columns = [ds[f] for f in self.text_fields]
+        texts = []
+        for row, parts in enumerate(zip(*columns, strict=True)):
+            for field, value in zip(self.text_fields, parts, strict=True):
+                if not isinstance(value, str):
+                    what = "missing (null)" if _is_null(value) else f"not a string: {value!r}"
+                    raise ValueError(
+                        f"{where}, row {row}, field {field!r}: the text is {what}. Fill it in "
+                        "or remove the row (an empty string is allowed)."
+                    )
+            texts.append("\n".join(parts))
+        if ours == PREDICT:
+            return datasets.Dataset.from_dict({TEXT: texts})  # labels never reach predict
+        if self.label_field not in ds.column_names:
+            raise ValueError(
+                f"{where}: no label column {self.label_field!r} (columns: {ds.column_names}). "
+                "Name it with `label_field`, or map the split to `predict` if it is unlabelled."
+            )
+        labels = [self._label_index(where, row, v) for row, v in enumerate(ds[self.label_field])]
+        return datasets.Dataset.from_dict({TEXT: texts, LABEL: labels})
+
+    def _label_index(self, where: str, row: int, value: Any) -> int:
+        value = _plain(value)
+        if value is None:
+            raise ValueError(
+                f"{where}, row {row}, field {self.label_field!r}: the label is missing (null). "
+                "Label the row or remove it; unlabelled texts belong in the `predict` split."
+            )
+        if isinstance(value, int) and not self._labels_are_names:
+            return value  # a class index, checked against the classes by the base
+        try:
+            return self._lookup[str(value)]
+        except KeyError:
+            raise ValueError(
+                f"{where}, row {row}, field {self.label_field!r}: label {value!r} was never "
+                f"seen in training (classes: {self.class_names}). Add examples of it to the "
+                "training data, fix the label, or list it in `class_names`."
+            ) from None
+
+    @property
+    def _lookup(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.class_names)}
+
+
+def _plain(value: Any) -> Any:
+    """A label as int/str/None: CSV readers turn int columns with gaps into floats with NaN."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else int(value) if value.is_integer() else value
+    return value
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int) else (1, str(value))

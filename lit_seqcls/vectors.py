@@ -1,0 +1,90 @@
+"""Pretrained word vectors (GloVe / word2vec text format) → an embedding matrix for a vocabulary.
+
+GloVe files have one ``word v1 v2 ...`` line per word; word2vec text files start with a
+``count dim`` header line, which is skipped. Lines may be gzip-compressed (``.gz``). Words of
+the vocabulary that the file lacks keep a small random vector, ``[PAD]`` stays zero, and the
+share of the vocabulary found (the *coverage*) is reported so a poor match is visible.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from lit_seqcls.batch import PAD_ID
+
+
+class PretrainedVectors(NamedTuple):
+    weights: Tensor  # (V, E), row i is the vector of token id i
+    coverage: float  # share of the vocabulary (special tokens excluded) found in the file
+    found: int
+
+
+def load_vectors(
+    path: str | Path, vocab: Mapping[str, int], lowercase: bool = False, seed: int = 0
+) -> PretrainedVectors:
+    """Read ``path`` and build a ``(len(vocab), dim)`` matrix in the vocabulary's id order.
+
+    Args:
+        path: a GloVe or word2vec text file (optionally ``.gz``).
+        vocab: token → id, e.g. ``tokenizer.get_vocab()``.
+        lowercase: match file words lowercased (use when the tokenizer lowercases but the
+            vectors are cased; the first spelling met wins).
+        seed: seed for the random rows of words the file lacks.
+
+    Example:
+        >>> import tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), "glove.txt")
+        >>> _ = open(f, "w").write("the 1.0 2.0\\ncat 3.0 4.0\\n")
+        >>> vec = load_vectors(f, {"[PAD]": 0, "[UNK]": 1, "the": 2, "dog": 3})
+        >>> vec.weights.shape, vec.weights[2].tolist(), vec.weights[0].tolist(), vec.coverage
+        (torch.Size([4, 2]), [1.0, 2.0], [0.0, 0.0], 0.5)
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"word vectors file {path} does not exist; give a GloVe/word2vec text file "
+            "(e.g. glove.6B.100d.txt) or leave `vectors` unset."
+        )
+    size = max(vocab.values()) + 1
+    rows: dict[int, list[float]] = {}
+    dim = None
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec header: "count dim"
+            if len(parts) < 2:
+                continue
+            if dim is None:
+                dim = len(parts) - 1
+            elif len(parts) - 1 != dim:
+                raise ValueError(
+                    f"{path}, line {number}: {len(parts) - 1} values, but the first vector "
+                    f"had {dim}. Is it a GloVe/word2vec *text* file (binary is not supported)?"
+                )
+            word = parts[0].lower() if lowercase else parts[0]
+            index = vocab.get(word)
+            if index is not None and index not in rows:
+                try:
+                    rows[index] = [float(v) for v in parts[1:]]
+                except ValueError as err:
+                    raise ValueError(f"{path}, line {number}: not a number ({err})") from err
+    if dim is None:
+        raise ValueError(f"{path} holds no vectors; is it empty?")
+    generator = torch.Generator().manual_seed(seed)
+    weights = torch.randn(size, dim, generator=generator) * 0.1  # (V, E)
+    if rows:
+        ids = torch.tensor(list(rows))
+        weights[ids] = torch.tensor(list(rows.values()))
+    weights[PAD_ID] = 0.0
+    specials = sum(1 for t in vocab if t.startswith("[") and t.endswith("]"))
+    found = len(rows)
+    coverage = found / max(1, len(vocab) - specials)
+    return PretrainedVectors(weights, coverage, found)

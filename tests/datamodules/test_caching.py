@@ -1,0 +1,88 @@
+"""Tokenizer and tokenized splits are built once and found again; a relevant change rebuilds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import datamodules.base as base
+from datamodules import TextDataModule
+from lit_seqcls.tokenization import tokenizer_json
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    counts = {"encode": 0, "train": 0}
+    encode, trainers = base.encode, dict(base.TRAINERS)
+
+    def counting_encode(*args, **kwargs):
+        counts["encode"] += 1
+        return encode(*args, **kwargs)
+
+    def counting(kind):
+        def train(*args, **kwargs):
+            counts["train"] += 1
+            return trainers[kind](*args, **kwargs)
+
+        return train
+
+    monkeypatch.setattr(base, "encode", counting_encode)
+    monkeypatch.setattr(base, "TRAINERS", {k: counting(k) for k in trainers})
+    return counts
+
+
+@pytest.fixture
+def files(tmp_path):
+    rows = [{"text": f"{w} film {i}", "label": w} for i, w in enumerate(["good", "bad"] * 30)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows))
+    return {"train": str(train)}
+
+
+def _prepared(files, **kwargs) -> TextDataModule:
+    dm = TextDataModule(data_files=files, **{"batch_size": 8, **kwargs})
+    _ = dm.vocab_size  # what the CLI links read first
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_second_run_trains_no_tokenizer_and_tokenizes_nothing(files, calls):
+    first = _prepared(files)
+    assert calls["train"] == 1 and calls["encode"] > 0
+    calls.update(encode=0, train=0)
+    second = _prepared(files)
+    assert calls == {"encode": 0, "train": 0}
+    assert tokenizer_json(second.tokenizer) == tokenizer_json(first.tokenizer)
+    assert second._encoded["train"]["input_ids"] == first._encoded["train"]["input_ids"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"max_length": 3}, {"min_frequency": 2}, {"tokenizer_type": "bpe"}, {"lowercase": False}],
+    ids=lambda c: next(iter(c)),
+)
+def test_a_changed_setting_rebuilds(files, calls, change):
+    _prepared(files)
+    calls.update(encode=0, train=0)
+    _prepared(files, **change)
+    assert calls["encode"] > 0
+    assert calls["train"] == (0 if "max_length" in change else 1)  # the length is not in the vocab
+
+
+def test_changed_file_contents_rebuild_and_unrelated_settings_do_not(files, calls):
+    _prepared(files)
+    calls.update(encode=0, train=0)
+    _prepared(files, batch_size=16, num_workers=0, pool_size=7)  # batching is not cached
+    assert calls == {"encode": 0, "train": 0}
+    with open(files["train"], "a") as f:
+        f.write('\n{"text": "one more good film", "label": "good"}')
+    _prepared(files)
+    assert calls["train"] == 1 and calls["encode"] > 0
+
+
+def test_cache_dir_is_used_and_holds_plain_files(files, tmp_path):
+    _prepared(files, cache_dir=str(tmp_path / "mycache"))
+    assert list((tmp_path / "mycache" / "tokenizers").glob("*.json"))
+    assert list((tmp_path / "mycache" / "encoded").glob("*/dataset_dict.json"))
