@@ -103,7 +103,8 @@ def run_one(
     fit_args = [
         "fit",
         *_config_args(configs),
-        f"--model.encoder={_class_path(encoder)}",
+        # `.class_path`: a bare `--model.encoder=X` is read as an encoder *name* (a string).
+        f"--model.encoder.class_path={_class_path(encoder)}",
         "--trainer.enable_progress_bar=false",  # progress comes from the reporter's events
         "--trainer.enable_model_summary=false",
         *_for_encoder(overrides, encoder),

@@ -235,17 +235,19 @@ def _key(stage: str) -> str:
 
 
 def _build_encoder(encoder: EncoderFactory | str | dict, input_size: int) -> Encoder:
-    if isinstance(encoder, str):
-        if encoder not in ENCODERS:
-            raise ValueError(
-                f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)} "
-                "or give a class_path"
-            )
+    if isinstance(encoder, str) and encoder in ENCODERS:
         return ENCODERS[encoder](input_size)
-    if isinstance(encoder, dict):  # a spec from `_encoder_spec`, read back from a checkpoint
-        module, _, name = encoder["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
-        return cls(input_size, **encoder.get("init_args", {}))
+    if isinstance(encoder, str) and "." not in encoder:
+        raise ValueError(
+            f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)} or give a class_path"
+        )
+    if isinstance(encoder, str | dict):  # a dotted class path, or a spec read from a checkpoint
+        spec = {"class_path": encoder} if isinstance(encoder, str) else encoder
+        module, _, name = spec["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), name, None)
+        if not (isinstance(cls, type) and issubclass(cls, Encoder)):
+            raise ValueError(f"{spec['class_path']!r} is not an Encoder class")
+        return cls(input_size, **spec.get("init_args", {}))
     built = encoder(input_size)
     if not isinstance(built, Encoder):
         raise TypeError(f"the encoder factory returned {type(built).__name__}, not an Encoder")

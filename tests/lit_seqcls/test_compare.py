@@ -156,3 +156,12 @@ def test_arguments_pass_through_to_fit_except_the_ones_compare_owns():
         _parse(["--model.encoder=lit_seqcls.encoders.CNNEncoder"])
     with pytest.raises(SystemExit):
         _parse(["--encoders", "transformer"])
+
+
+def test_compare_without_encoder_arguments_selects_the_encoder_class(tmp_path):
+    # A bare `--model.encoder=<class path>` is read as an encoder name (a string) and fails;
+    # compare must select the class with `--model.encoder.class_path`.
+    out = tmp_path / "cmp"
+    main(["compare", "--config", DATA, "--encoders", "gru", "--output_dir", str(out), *TINY])
+    rows = {r["encoder"]: r for r in csv.DictReader((out / "comparison.csv").open())}
+    assert rows["gru"]["status"] == "ok"

@@ -121,3 +121,10 @@ def test_steps_return_loss_and_detached_logits_for_callbacks():
     out = model._common_step(_batch(), "val")
     assert out["loss"].requires_grad and not out["logits"].requires_grad
     assert out["logits"].shape == (6, 3) and torch.equal(out["preds"], out["logits"].argmax(-1))
+
+
+def test_encoder_by_dotted_class_path_string():
+    model = SequenceClassifier(30, 3, encoder="lit_seqcls.encoders.CNNEncoder", embedding_dim=8)
+    assert isinstance(model.encoder, CNNEncoder)
+    with pytest.raises(ValueError, match="not an Encoder class"):
+        SequenceClassifier(30, 3, encoder="torch.nn.Linear")
