@@ -113,8 +113,9 @@ def main() -> None:
         print("|---|---:|---:|---:|")
         base = None
         for label, batches in plans(lengths).items():
-            speed = throughput(lengths, batches, args.steps_samples)
-            base = base or speed
+            # --steps_samples 0: padding only (seconds instead of minutes)
+            speed = throughput(lengths, batches, args.steps_samples) if args.steps_samples else 0.0
+            base = base or speed or 1.0
             print(
                 f"| {label} | {padding_ratio(lengths, batches):.3f} | {speed:,.0f} "
                 f"| {speed / base:.2f} |"

@@ -41,7 +41,10 @@ def _cli(*args: str, cwd: Path) -> str:
 
 
 def _metrics(out: str) -> dict[str, float]:
-    return {k: float(v) for k, v in re.findall(r"│?\s*(val/\S+|test/\S+)\s+│?\s*([0-9.]+)", out)}
+    # Lightning's results table: "  test/acc   0.93...". The number must start with a digit, or
+    # a warning that mentions "test/..." would match.
+    number = r"(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+    return {k: float(v) for k, v in re.findall(r"│?\s*(val/\S+|test/\S+)\s+│?\s*" + number, out)}
 
 
 @pytest.fixture(scope="module")
