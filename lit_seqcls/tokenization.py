@@ -68,15 +68,8 @@ def train_word_tokenizer(
         [[2, 4, 1], [1]]
     """
     tokenizer = build_word_tokenizer(lowercase, unicode_normalization)
-    trainer = trainers.WordLevelTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(_batched(texts), trainer=trainer, length=length)
-    check_special_tokens(tokenizer)
-    return tokenizer
+    trainer = trainers.WordLevelTrainer(**_trainer_args(vocab_size, min_frequency))
+    return _train(tokenizer, trainer, texts, length)
 
 
 def train_bpe_tokenizer(
@@ -102,12 +95,22 @@ def train_bpe_tokenizer(
     tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
     tokenizer.normalizer = build_word_tokenizer(lowercase, unicode_normalization).normalizer
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
-        show_progress=False,
-    )
+    trainer = trainers.BpeTrainer(**_trainer_args(vocab_size, min_frequency))
+    return _train(tokenizer, trainer, texts, length)
+
+
+def _trainer_args(vocab_size: int, min_frequency: int) -> dict:
+    return {
+        "vocab_size": vocab_size,
+        "min_frequency": min_frequency,
+        "special_tokens": SPECIAL_TOKENS,  # first, so [PAD] = 0 and [UNK] = 1
+        "show_progress": False,
+    }
+
+
+def _train(
+    tokenizer: Tokenizer, trainer: trainers.Trainer, texts: Iterable[str], length: int | None
+) -> Tokenizer:
     tokenizer.train_from_iterator(_batched(texts), trainer=trainer, length=length)
     check_special_tokens(tokenizer)
     return tokenizer
