@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from callbacks import figures, sinks
+from callbacks.evaluation import EvaluationCallback
 
-STAGES = ("val", "test")
 
-
-class ConfusionMatrixLogger(Callback):
+class ConfusionMatrixLogger(EvaluationCallback):
     """Counts every evaluated text once (across all ranks) and logs the confusion matrix.
 
     At the end of each validation epoch (every ``every_n_epochs``) and of testing, rank zero logs
@@ -33,10 +31,7 @@ class ConfusionMatrixLogger(Callback):
     """
 
     def __init__(self, every_n_epochs: int = 1, stages: list[str] | None = None) -> None:
-        self.every_n_epochs = every_n_epochs
-        self.stages = list(stages or STAGES)
-        if unknown := set(self.stages) - set(STAGES):
-            raise ValueError(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+        super().__init__(every_n_epochs, stages)
         self._matrix: MulticlassConfusionMatrix | None = None
         self._class_names: list[str] = []
 
@@ -45,36 +40,12 @@ class ConfusionMatrixLogger(Callback):
         self._matrix = MulticlassConfusionMatrix(len(self._class_names))
 
     # ---- counting (every rank) ---------------------------------------------------------------
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(pl_module)
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(pl_module)
-
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
-    ) -> None:
-        if "val" in self.stages and not trainer.sanity_checking:
-            self._matrix.update(outputs["preds"], batch.labels)
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
-    ) -> None:
-        if "test" in self.stages:
-            self._matrix.update(outputs["preds"], batch.labels)
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
-        if "val" in self.stages and not trainer.sanity_checking and due:
-            self._finish(trainer, "val")
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if "test" in self.stages:
-            self._finish(trainer, "test")
-
     def _start(self, pl_module: L.LightningModule) -> None:
         self._matrix = self._matrix.to(pl_module.device)
         self._matrix.reset()
+
+    def _update(self, outputs: dict, batch: Any) -> None:
+        self._matrix.update(outputs["preds"], batch.labels)
 
     # ---- reducing (every rank) and logging (rank zero) ----------------------------------------
     def _finish(self, trainer: L.Trainer, stage: str) -> None:

@@ -7,11 +7,9 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import Callback
 
 from callbacks import figures, sinks
-
-STAGES = ("val", "test")
+from callbacks.evaluation import EvaluationCallback
 
 
 def length_buckets(
@@ -38,7 +36,7 @@ def length_buckets(
     return buckets
 
 
-class LengthAnalysisLogger(Callback):
+class LengthAnalysisLogger(EvaluationCallback):
     """Accuracy by text length (in tokens) at the end of validation and testing, across ranks.
 
     Logs a W&B bar chart (``<stage>/accuracy_by_length``) and table
@@ -58,43 +56,19 @@ class LengthAnalysisLogger(Callback):
     def __init__(
         self, num_buckets: int = 8, every_n_epochs: int = 1, stages: list[str] | None = None
     ) -> None:
+        super().__init__(every_n_epochs, stages)
         self.num_buckets = num_buckets
-        self.every_n_epochs = every_n_epochs
-        self.stages = list(stages or STAGES)
         self._totals: Counter[int] = Counter()
         self._correct: Counter[int] = Counter()
 
-    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+    def _start(self, pl_module: L.LightningModule) -> None:
         self._totals, self._correct = Counter(), Counter()
-
-    on_test_epoch_start = on_validation_epoch_start
-
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
-    ) -> None:
-        if "val" in self.stages and not trainer.sanity_checking:
-            self._update(outputs, batch)
-
-    def on_test_batch_end(
-        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
-    ) -> None:
-        if "test" in self.stages:
-            self._update(outputs, batch)
 
     def _update(self, outputs: dict, batch: Any) -> None:
         hits = (outputs["preds"] == batch.labels).tolist()
         for length, hit in zip(batch.lengths.tolist(), hits, strict=True):
             self._totals[length] += 1
             self._correct[length] += int(hit)
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
-        if "val" in self.stages and not trainer.sanity_checking and due:
-            self._finish(trainer, "val")
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if "test" in self.stages:
-            self._finish(trainer, "test")
 
     def _finish(self, trainer: L.Trainer, stage: str) -> None:
         totals, correct = Counter(), Counter()

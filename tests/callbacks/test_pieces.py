@@ -105,3 +105,11 @@ def test_the_pick_survives_a_checkpoint():
     restored = AttentionMapLogger(num_examples=2)
     restored.load_state_dict(logger.state_dict())
     assert restored.selected == logger.selected
+
+
+@pytest.mark.parametrize("callback", ["ConfusionMatrixLogger", "LengthAnalysisLogger"])
+def test_analysis_callbacks_reject_unknown_stages(callback):
+    import callbacks
+
+    with pytest.raises(ValueError, match="unknown stages"):
+        getattr(callbacks, callback)(stages=["train"])
