@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import datasets
 import pytest
@@ -36,6 +38,23 @@ def _quiet_datasets():
     datasets.disable_progress_bars()
     yield
     datasets.enable_progress_bars()
+
+
+def _run_cli(*args: str, cwd, env: dict | None = None, timeout: int = 600) -> str:
+    """``python -m lit_seqcls ARGS`` in a new process; its output, or a failure showing its tail."""
+    result = subprocess.run(
+        [sys.executable, "-m", "lit_seqcls", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """Runs the CLI in a subprocess, the way a user's job (and Lightning's DDP launcher) does."""
+    return _run_cli
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -64,11 +63,11 @@ def test_model_config_runs_under_fast_dev_run(config, tmp_path):
     [pytest.param(p, marks=_marks(p)) for p in OTHER_CONFIGS],
     ids=lambda p: f"{p.parent.name}/{p.stem}",
 )
-def test_other_config_runs_under_fast_dev_run(config, tmp_path):
+def test_other_config_runs_under_fast_dev_run(config, tmp_path, run_cli):
     args = ["fit", "--config", DATA, "--config", str(CONFIGS / "model" / "cnn.yaml"),
             "--config", str(config), "--trainer.fast_dev_run=1", *TINY]  # fmt: skip
     if config.stem in MULTI_PROCESS:
-        _cli(*args, cwd=tmp_path)
+        run_cli(*args, cwd=tmp_path)
     else:
         main(args)
 
@@ -111,19 +110,7 @@ def test_print_config_shows_every_encoder_and_data_argument_with_help(capsys):
     )  # linked, not typed
 
 
-def _cli(*args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "lit_seqcls", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def test_fit_test_predict_round_trip_in_new_processes(tmp_path):
+def test_fit_test_predict_round_trip_in_new_processes(tmp_path, run_cli):
     args = [
         "--config",
         DATA,
@@ -132,21 +119,21 @@ def test_fit_test_predict_round_trip_in_new_processes(tmp_path):
         *TINY,
         "--trainer.max_epochs=2",
     ]
-    out = _cli("fit", *args, cwd=tmp_path)
+    out = run_cli("fit", *args, cwd=tmp_path)
     ckpt = re.search(r"--ckpt_path (\S+\.ckpt)", out).group(1)
     assert Path(tmp_path, ckpt).is_file()
 
     # A second identical fit must not refuse because config.yaml exists: it gets its own version.
-    _cli("fit", *args, "--trainer.max_epochs=1", cwd=tmp_path)
+    run_cli("fit", *args, "--trainer.max_epochs=1", cwd=tmp_path)
     versions = sorted(p.name for p in (tmp_path / "logs" / "lightning_logs").iterdir())
     assert versions == ["version_0", "version_1"]
 
     config = re.search(r"--config (\S+config\.yaml)", out).group(1)
-    out = _cli("test", "--config", config, "--ckpt_path", ckpt, cwd=tmp_path)
+    out = run_cli("test", "--config", config, "--ckpt_path", ckpt, cwd=tmp_path)
     assert re.search(r"test/acc\s+\d\.\d+", out)
 
     predictions = tmp_path / "predictions.jsonl"
-    _cli(
+    run_cli(
         "predict",
         "--config",
         config,

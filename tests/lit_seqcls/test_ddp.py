@@ -30,16 +30,6 @@ DDP = ["--config", str(CONFIGS / "trainer" / "ddp_cpu.yaml")]
 pytestmark = pytest.mark.ddp
 
 
-def _cli(*args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "lit_seqcls", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-4000:]
-    return out
-
-
 def _metrics(out: str) -> dict[str, float]:
     # Lightning's results table: "  test/acc   0.93...". The number must start with a digit, or
     # a warning that mentions "test/..." would match.
@@ -48,9 +38,9 @@ def _metrics(out: str) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def ddp_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
+def ddp_checkpoint(tmp_path_factory, run_cli) -> tuple[Path, Path]:
     workdir = tmp_path_factory.mktemp("ddp")
-    out = _cli("fit", *TINY, *DDP, "--trainer.max_epochs=2", cwd=workdir)
+    out = run_cli("fit", *TINY, *DDP, "--trainer.max_epochs=2", cwd=workdir)
     ckpt = re.search(r"--ckpt_path (\S+\.ckpt)", out).group(1)
     assert "Best checkpoint" in out and out.count("Best checkpoint") == 1  # rank zero only
     return workdir, workdir / ckpt
@@ -61,23 +51,24 @@ def test_ddp_fit_ends_on_every_rank_and_saves_a_checkpoint(ddp_checkpoint):
     assert ckpt.is_file()
 
 
-def test_validation_metrics_do_not_depend_on_the_number_of_processes(ddp_checkpoint):
+def test_validation_metrics_do_not_depend_on_the_number_of_processes(ddp_checkpoint, run_cli):
     workdir, ckpt = ddp_checkpoint
-    one = _metrics(_cli("validate", *TINY, "--ckpt_path", str(ckpt), cwd=workdir))
-    two = _metrics(_cli("validate", *TINY, *DDP, "--ckpt_path", str(ckpt), cwd=workdir))
+    one = _metrics(run_cli("validate", *TINY, "--ckpt_path", str(ckpt), cwd=workdir))
+    two = _metrics(run_cli("validate", *TINY, *DDP, "--ckpt_path", str(ckpt), cwd=workdir))
     assert {"val/acc", "val/f1_macro", "val/loss"} <= set(one)
     assert one.keys() == two.keys()
     for key in one:
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
 
 
-def test_test_metrics_with_token_budgets_are_equal_on_1_2_and_3_processes(ddp_checkpoint):
+def test_test_metrics_with_token_budgets_are_equal_on_1_2_and_3_processes(ddp_checkpoint, run_cli):
     # 53 test texts (odd, not divisible by 2 or 3), batched by a token budget.
     workdir, ckpt = ddp_checkpoint
     budget = ["--data.init_args.max_tokens=60", "--ckpt_path", str(ckpt)]
     results = [
-        _metrics(_cli("test", *TINY, *budget, "--trainer.accelerator=cpu", f"--trainer.devices={n}",
-                      *(["--trainer.strategy=ddp"] if n > 1 else []), cwd=workdir))
+        _metrics(run_cli("test", *TINY, *budget, "--trainer.accelerator=cpu",
+                         f"--trainer.devices={n}",
+                         *(["--trainer.strategy=ddp"] if n > 1 else []), cwd=workdir))
         for n in (1, 2, 3)
     ]  # fmt: skip
     assert {"test/acc", "test/f1_macro", "test/loss"} <= set(results[0])
@@ -87,10 +78,10 @@ def test_test_metrics_with_token_budgets_are_equal_on_1_2_and_3_processes(ddp_ch
             assert other[key] == pytest.approx(value, abs=1e-6), key
 
 
-def test_ddp_predict_writes_every_input_exactly_once_in_order(ddp_checkpoint, tmp_path):
+def test_ddp_predict_writes_every_input_exactly_once_in_order(ddp_checkpoint, tmp_path, run_cli):
     workdir, ckpt = ddp_checkpoint
     output = tmp_path / "preds.jsonl"
-    _cli("predict", *TINY, *DDP, "--ckpt_path", str(ckpt), "--predictions.output", str(output),
+    run_cli("predict", *TINY, *DDP, "--ckpt_path", str(ckpt), "--predictions.output", str(output),
          cwd=workdir)  # fmt: skip
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(53))
