@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pad_packed_sequence
 
 from lit_seqcls.encoders.base import Encoder
-from lit_seqcls.encoders.recurrent import _init_recurrent_, _run_packed
+from lit_seqcls.encoders.recurrent import (
+    Implementation,
+    _check_implementation,
+    _init_recurrent_,
+    run_recurrent,
+)
 
 
 class AdditiveAttention(nn.Module):
@@ -64,6 +68,8 @@ class AttentionEncoder(Encoder):
         dropout: dropout between stacked LSTM layers; has no effect with one layer.
         bidirectional: run the LSTM in both directions; ``output_dim`` doubles.
         attention_dim: hidden size of the attention scorer; defaults to the LSTM output size.
+        implementation: ``masked``, ``packed`` or ``auto`` (``masked`` on CPU, ``packed``
+            elsewhere): how padding is kept out of the LSTM; same results, different speed.
 
     Example:
         >>> from lit_seqcls.masking import lengths_to_mask
@@ -86,8 +92,11 @@ class AttentionEncoder(Encoder):
         dropout: float = 0.0,
         bidirectional: bool = True,
         attention_dim: int | None = None,
+        implementation: Implementation = "auto",
     ) -> None:
         super().__init__()
+        _check_implementation(implementation)
+        self.implementation = implementation
         self.lstm = nn.LSTM(
             input_size,
             hidden_size,
@@ -108,7 +117,7 @@ class AttentionEncoder(Encoder):
     def forward(
         self, embedded: Tensor, lengths: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor | None]:
-        packed, _ = _run_packed(self.lstm, embedded, lengths)
-        # total_length keeps T when the batch is padded beyond its longest text; padding is 0.
-        states, _ = pad_packed_sequence(packed, batch_first=True, total_length=embedded.size(1))
+        _, states = run_recurrent(
+            self.lstm, embedded, lengths, self.implementation, states=True
+        )  # (B, T, D * H), zero on padding
         return self.attention(states, mask)  # (B, D * H), (B, T)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lit_seqcls.encoders.lstm import LSTMEncoder
+from lit_seqcls.encoders.recurrent import Implementation
 
 
 class BiLSTMEncoder(LSTMEncoder):
@@ -13,6 +14,7 @@ class BiLSTMEncoder(LSTMEncoder):
         hidden_size: hidden units per direction; ``output_dim = 2 * hidden_size``.
         num_layers: stacked recurrent layers.
         dropout: dropout between stacked layers; has no effect with one layer.
+        implementation: ``masked``, ``packed`` or ``auto``; see ``LSTMEncoder``.
 
     Example:
         >>> import torch
@@ -25,6 +27,13 @@ class BiLSTMEncoder(LSTMEncoder):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.0
+        self,
+        input_size: int,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        implementation: Implementation = "auto",
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, dropout, bidirectional=True)
+        super().__init__(
+            input_size, hidden_size, num_layers, dropout, True, implementation=implementation
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -46,7 +47,19 @@ CASES = [
     ("cnn", CNNEncoder, {"num_filters": H}),
     ("cnn-wider-than-batch", CNNEncoder, {"num_filters": H, "kernel_sizes": (2, 11)}),
 ]
-ENCODER_PARAMS = [pytest.param(cls, kwargs, id=name) for name, cls, kwargs in CASES]
+
+
+def _implementations(name: str, cls: type[Encoder], kwargs: dict) -> list:
+    """Every recurrent case runs both ways of keeping padding out of the recurrence."""
+    if cls is CNNEncoder:
+        return [pytest.param(cls, kwargs, id=name)]
+    return [
+        pytest.param(cls, {**kwargs, "implementation": run}, id=f"{name}-{run}")
+        for run in ("masked", "packed")
+    ]
+
+
+ENCODER_PARAMS = [param for case in CASES for param in _implementations(*case)]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -295,3 +308,28 @@ def test_attention_linear_layers_are_xavier():
         bound = math.sqrt(6 / sum(w.shape))
         assert bound * 0.5 < w.abs().max() <= bound
     assert (attention.proj.bias == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"), [p for p in ENCODER_PARAMS if p.values[1].get("implementation") == "masked"]
+)
+def test_masked_and_packed_runs_agree_in_outputs_and_gradients(cls, kwargs):
+    kwargs = {**kwargs, "dropout": 0.0} if "dropout" in kwargs else kwargs
+    masked = cls(E, **kwargs)
+    packed = copy.deepcopy(masked)
+    packed.implementation = "packed"
+    embedded, lengths, mask = _pad(_texts(), extra=3)
+    weights = torch.randn(len(LENGTHS), masked.output_dim)
+    outputs = []
+    for encoder in (masked, packed):
+        pooled, attention = encoder(embedded, lengths, mask)
+        (pooled * weights).sum().backward()
+        outputs.append((pooled, attention))
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=0)
+    for (name, a), b in zip(masked.named_parameters(), packed.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_unknown_implementation_names_the_valid_ones():
+    with pytest.raises(ValueError, match="'masked', 'packed'"):
+        LSTMEncoder(E, hidden_size=H, implementation="cudnn")
