@@ -9,7 +9,8 @@ Compares, in one run on the same machine (so only the ratios matter):
 
 Padding ratio = pad tokens / all tokens in the batch tensors, over a whole epoch. Throughput =
 real (non-pad) tokens per second of BiLSTM training steps (embedding 128, hidden 256), forward +
-backward + AdamW, on the first ``--steps_samples`` texts of each plan.
+backward + AdamW, on evenly spaced batches holding ``--steps_samples`` texts of each plan, the
+strategies taking turns (``--rounds``) so that load on a shared machine hits them alike.
 
     python benchmarks/bucketing.py --data ../shared/data              # both datasets
     python benchmarks/bucketing.py --data ../shared/data --datasets imdb --steps_samples 1000
@@ -66,21 +67,33 @@ def plans(lengths: np.ndarray, seed: int = 0) -> dict[str, list[list[int]]]:
     }
 
 
-def throughput(lengths: np.ndarray, batches: list[list[int]], samples: int) -> float:
-    """Real tokens per second of BiLSTM training on the first ``samples`` texts of the plan."""
+def sample_batches(batches: list[list[int]], samples: int) -> list[list[int]]:
+    """Evenly spaced batches of the plan holding about ``samples`` texts in all.
+
+    Every part of the epoch is represented (the plan's first batch is its longest on purpose), so
+    the throughput of the sample estimates the throughput of the whole epoch.
+    """
+    per_batch = sum(map(len, batches)) / len(batches)
+    count = min(len(batches), max(1, round(samples / per_batch)))
+    return [batches[i] for i in np.linspace(0, len(batches) - 1, count).round().astype(int)]
+
+
+def throughput(
+    lengths: np.ndarray, chosen: dict[str, list[list[int]]], rounds: int
+) -> dict[str, float]:
+    """Real tokens per second of BiLSTM training steps on each plan's chosen batches.
+
+    The strategies take turns, a slice of batches each per round, so a load change on a shared
+    machine hits all of them alike; each model does 2 untimed warm-up steps first.
+    """
     torch.manual_seed(0)
-    model = SequenceClassifier(30_000, 2, encoder=lambda e: BiLSTMEncoder(e, hidden_size=256))
-    optimizer = torch.optim.AdamW(model.parameters())
-    chosen, seen = [], 0
-    for batch in batches:
-        chosen.append(batch)
-        seen += len(batch)
-        if seen >= samples:
-            break
-    real, start = 0, time.perf_counter()
-    for step, batch in enumerate(chosen[:2] + chosen):  # 2 untimed warm-up steps
-        if step == 2:
-            real, start = 0, time.perf_counter()
+    steps = {}
+    for label in chosen:
+        model = SequenceClassifier(30_000, 2, encoder=lambda e: BiLSTMEncoder(e, hidden_size=256))
+        steps[label] = (model, torch.optim.AdamW(model.parameters()))
+
+    def step(label: str, batch: list[int]) -> int:
+        model, optimizer = steps[label]
         lens = torch.as_tensor(lengths[batch])
         ids = torch.randint(2, 30_000, (len(batch), int(lens.max())))
         ids[torch.arange(ids.size(1)) >= lens[:, None]] = 0
@@ -90,8 +103,20 @@ def throughput(lengths: np.ndarray, batches: list[list[int]], samples: int) -> f
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        real += int(lens.sum())
-    return real / (time.perf_counter() - start)
+        return int(lens.sum())
+
+    real = dict.fromkeys(chosen, 0)
+    seconds = dict.fromkeys(chosen, 0.0)
+    for label, batches in chosen.items():
+        for batch in batches[:2]:
+            step(label, batch)
+    for r in range(rounds):
+        for label, batches in chosen.items():
+            start = time.perf_counter()
+            for batch in batches[r::rounds]:
+                real[label] += step(label, batch)
+            seconds[label] += time.perf_counter() - start
+    return {label: real[label] / seconds[label] for label in chosen}
 
 
 def main() -> None:
@@ -100,6 +125,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["imdb", "20ng"])
     parser.add_argument("--max_length", type=int, default=512)
     parser.add_argument("--steps_samples", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     datasets.disable_progress_bars()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}")
@@ -109,16 +135,18 @@ def main() -> None:
             f"\n## {name}: {len(lengths):,} texts, tokens mean {lengths.mean():.0f}, "
             f"median {np.median(lengths):.0f}, max {lengths.max()} (max_length {args.max_length})"
         )
-        print("| batching | padding ratio | BiLSTM real tokens/s | × random |")
-        print("|---|---:|---:|---:|")
-        base = None
-        for label, batches in plans(lengths).items():
-            # --steps_samples 0: padding only (seconds instead of minutes)
-            speed = throughput(lengths, batches, args.steps_samples) if args.steps_samples else 0.0
-            base = base or speed or 1.0
+        plan = plans(lengths)
+        speed = dict.fromkeys(plan, 0.0)
+        if args.steps_samples:  # --steps_samples 0: padding only (seconds instead of minutes)
+            chosen = {k: sample_batches(v, args.steps_samples) for k, v in plan.items()}
+            speed = throughput(lengths, chosen, args.rounds)
+        print("| batching | padding ratio | BiLSTM real tokens/s | × random | × hf-megabatch |")
+        print("|---|---:|---:|---:|---:|")
+        for label, batches in plan.items():
             print(
-                f"| {label} | {padding_ratio(lengths, batches):.3f} | {speed:,.0f} "
-                f"| {speed / base:.2f} |"
+                f"| {label} | {padding_ratio(lengths, batches):.3f} | {speed[label]:,.0f} "
+                f"| {speed[label] / (speed['random'] or 1):.2f} "
+                f"| {speed[label] / (speed['hf-megabatch'] or 1):.2f} |"
             )
 
 
