@@ -11,18 +11,23 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import lightning as L
-import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
+from lit_seqcls.checkpoint_io import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from lit_seqcls.env_secrets import SecretInConfigError, find_secrets, secrets_message
+from lit_seqcls.guards import NonFiniteGuard
 from lit_seqcls.metrics import VAL_ACC
 from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.prediction import PredictionWriter
-from lit_seqcls.resume import RNGStateCheckpoint, resolve_ckpt_path
+from lit_seqcls.resume import AUTO, RNGStateCheckpoint, resolve_ckpt_path
+from lit_seqcls.shutdown import GracefulShutdown, bound_ddp_timeout
 from lit_seqcls.telemetry import BatchTelemetry
 from lit_seqcls.wandb_setup import WandbSaveConfigCallback, prepare_resume
 
@@ -30,10 +35,16 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 PLUGIN_GROUP = "lit_seqcls.datamodules"
 LINKED_FROM_DATA = ("vocab_size", "num_classes", "pad_id", "class_names")
+CKPT_PATH_WORDS = (AUTO, "last", "best", "hpc", "registry")  # resolved later, not file names
 
 
 class SeqClsCLI(LightningCLI):
-    """LightningCLI with data → model links, checkpointing on ``val/acc``, a prediction writer."""
+    """LightningCLI with data → model links, checkpointing on ``val/acc``, a prediction writer.
+
+    Every trainer it builds also writes checkpoints crash-safely (``AtomicCheckpointIO``), stops
+    on a NaN/inf loss (``--nonfinite``), stops cleanly on Ctrl-C/SIGTERM (``--shutdown``) and,
+    under DDP, gives up on a hung rank after minutes (``bound_ddp_timeout``).
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in LINKED_FROM_DATA:
@@ -51,6 +62,17 @@ class SeqClsCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        # `--nonfinite.action skip`, `--shutdown.save_checkpoint false`: see their modules.
+        parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
+        parser.add_lightning_class_args(GracefulShutdown, "shutdown")
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        # Crash-safe, plain-data checkpoints unless the user chose another CheckpointIO.
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        bound_ddp_timeout(trainer.strategy)  # minutes, not 30, when a rank hangs
+        return trainer
 
     def before_fit(self) -> None:
         # A W&B run id stored in the checkpoint makes a resumed job continue the same run; it
@@ -66,8 +88,18 @@ class SeqClsCLI(LightningCLI):
             argv = list(sys.argv[1:] if args is None else args)
             # What LightningCLI does with a list, after filling in the data from the checkpoint.
             self.config = parser.parse_args(_with_data_from_checkpoint(argv))
-            return
-        super().parse_arguments(parser, args)
+        else:
+            super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        config = self.config.get(subcommand) if subcommand else self.config
+        # Before anything is written (W&B records the command line, config.yaml the config).
+        found = find_secrets(config.as_dict())
+        if found:
+            raise SecretInConfigError(secrets_message(found, "this configuration"))
+        # A bad `--ckpt_path` file fails now, with a message, not deep inside Lightning.
+        ckpt = config.get("ckpt_path")
+        if ckpt not in (None, *CKPT_PATH_WORDS) and Path(ckpt).is_file():
+            load_checkpoint(ckpt, mmap=True)
 
     def after_fit(self) -> None:
         # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
@@ -100,17 +132,20 @@ def main(args: list[str] | None = None) -> None:
         return
     load_datamodule_plugins()
     defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
-    SeqClsCLI(
-        SequenceClassifier,
-        L.LightningDataModule,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,  # the model takes `optimizer`/`lr_scheduler` itself
-        # Added to any configured callbacks; RNG states in checkpoints make resuming exact.
-        trainer_defaults={"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
-        save_config_callback=WandbSaveConfigCallback,  # + full nested config to W&B
-        parser_kwargs={sub: {"default_config_files": defaults} for sub in SUBCOMMANDS},
-        args=args,
-    )
+    try:
+        SeqClsCLI(
+            SequenceClassifier,
+            L.LightningDataModule,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,  # the model takes `optimizer`/`lr_scheduler` itself
+            # Added to any configured callbacks; RNG states in checkpoints make resuming exact.
+            trainer_defaults={"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
+            save_config_callback=WandbSaveConfigCallback,  # + full nested config to W&B
+            parser_kwargs={sub: {"default_config_files": defaults} for sub in SUBCOMMANDS},
+            args=args,
+        )
+    except (CheckpointError, SecretInConfigError) as err:  # the message says it all
+        sys.exit(f"lit-seqcls: error: {err}")
 
 
 def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
@@ -132,7 +167,7 @@ def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
         if Path(c).is_file()
     ):
         return argv
-    pipeline = torch.load(ckpt, map_location="cpu", weights_only=True).get("text_pipeline")
+    pipeline = load_checkpoint(ckpt).get("text_pipeline")
     if not isinstance(pipeline, dict) or "datamodule" not in pipeline:
         return argv
     data = ["--data", pipeline["datamodule"], "--data.init_args.from_checkpoint", ckpt]

@@ -9,8 +9,9 @@ the epoch is not stored here: the loop progress already records it and ``BucketB
 skips the batches done (see ``lit_seqcls.bucketing.resume_point``).
 
 ``--ckpt_path auto`` resumes from the newest checkpoint under ``trainer.default_root_dir`` (a
-pre-emption ``hpc_ckpt_N.ckpt``, a ``last.ckpt`` or a top-k checkpoint) and starts fresh when there
-is none, so a requeued job or a re-run command needs no edit (``resolve_ckpt_path``).
+pre-emption ``hpc_ckpt_N.ckpt``, an ``interrupted.ckpt``, a ``last.ckpt`` or a top-k checkpoint)
+that loads, skipping truncated or corrupted files, and starts fresh when there is none, so a
+requeued job or a re-run command needs no edit (``resolve_ckpt_path``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from lit_seqcls.checkpoint_io import checkpoint_problem
 
 RNG_KEY = "rng_states"  # top-level checkpoint key: one state dict per rank, indexed by rank
 AUTO = "auto"
@@ -134,7 +137,11 @@ def _gather(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def newest_checkpoint(root: str | Path) -> Path | None:
-    """The most recently written ``*.ckpt`` under ``root`` (W&B's own copies ignored), or None.
+    """The most recently written ``*.ckpt`` under ``root`` that loads, or None.
+
+    W&B's own copies are ignored; a truncated, corrupted or unsafe file (see
+    ``lit_seqcls.checkpoint_io.checkpoint_problem``) is skipped with a warning naming it, so a
+    job killed while writing resumes from the checkpoint before.
 
     Example:
         >>> import os, tempfile
@@ -143,19 +150,30 @@ def newest_checkpoint(root: str | Path) -> Path | None:
         True
         >>> for i, name in enumerate(["a/last.ckpt", "hpc_ckpt_1.ckpt"]):
         ...     (root / name).parent.mkdir(exist_ok=True)
-        ...     _ = (root / name).write_bytes(b"")
+        ...     torch.save({"global_step": i}, root / name)
         ...     os.utime(root / name, (i, i))
         >>> newest_checkpoint(root).name
         'hpc_ckpt_1.ckpt'
+        >>> _ = (root / "cut.ckpt").write_bytes(b"PK")  # newest, but cut short by a kill
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     newest_checkpoint(root).name
+        'hpc_ckpt_1.ckpt'
+        >>> "skipping" in str(caught[0].message) and "truncated" in str(caught[0].message)
+        True
     """
     candidates = [p for p in Path(root).rglob("*.ckpt") if "wandb" not in p.parts and p.is_file()]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+    candidates.sort(key=lambda p: (p.stat().st_mtime_ns, str(p)), reverse=True)
+    for path in candidates:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        rank_zero_warn(f"--ckpt_path auto: skipping {path}: {problem}")
+    return None
 
 
 def resolve_ckpt_path(ckpt_path: str | Path | None, trainer: L.Trainer) -> str | Path | None:
-    """``"auto"`` → the newest checkpoint under ``trainer.default_root_dir`` (None: start fresh).
+    """``"auto"`` → the newest loadable checkpoint under ``trainer.default_root_dir`` (or None).
 
     Any other value is returned unchanged for Lightning to interpret (``last``, ``best``, a path).
     Every rank resolves it for itself; on the shared file system of a job they agree.

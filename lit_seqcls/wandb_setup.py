@@ -8,6 +8,10 @@ and says, in one line, which ``wandb sync`` command uploads the run later. W&B i
 Only rank zero creates a run (Lightning's ``rank_zero_experiment``), so one job is one run at any
 world size. ``WandbRunId`` stores the run id in every checkpoint; ``prepare_resume`` reads it back
 before ``fit`` so a resumed or requeued job continues the same run (``resume="allow"``).
+
+A run that ends on an exception (an interrupt, a non-finite loss, a lost DDP rank) is finished
+with the process's exit status (130 for Ctrl-C, 143 for SIGTERM, 1 for an error): without that,
+W&B records exit status 0 for a run whose process was stopped (measured, wandb 0.31 offline).
 """
 
 from __future__ import annotations
@@ -15,17 +19,20 @@ from __future__ import annotations
 import netrc
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+
+from lit_seqcls.checkpoint_io import load_checkpoint
+from lit_seqcls.consensus import exit_code
 
 RUN_ID_KEY = "wandb_run_id"  # top-level checkpoint key written by `WandbRunId`
 CONFIG_FILE = "lightning_config.yaml"  # W&B keeps its own `config.yaml` in the run's files
@@ -110,6 +117,9 @@ class WandbLogger(_LightningWandbLogger):
             self._wandb_init["mode"] = "offline"
         self._wandb_init["settings"] = wandb.Settings(init_timeout=self._init_timeout)
         Path(self._save_dir).mkdir(parents=True, exist_ok=True)  # else W&B falls back to /tmp
+        # W&B's service process resolves a relative `dir` against *its* working directory,
+        # which is where the first run of this process started, not where this one does.
+        self._wandb_init["dir"] = str(Path(self._save_dir).resolve())
         try:
             run = _LightningWandbLogger.experiment.fget(self)
         except Exception as err:  # wandb raises its own error types for every network failure
@@ -139,6 +149,15 @@ class WandbLogger(_LightningWandbLogger):
         if not _reachable(base_url, self._connect_timeout):
             return f"cannot reach {base_url} within {self._connect_timeout:g} s"
         return None
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if status == "failed" and self._experiment is not None:
+            # Lightning calls this inside its `except` block: the exception is the current one.
+            self._experiment.finish(exit_code=exit_code(sys.exc_info()[1]))
+            self._experiment = None  # finished: a later `fit` in this process starts anew
+            return
+        super().finalize(status)
 
     def log_hyperparams(self, params: Any) -> None:
         # The CLI sends the whole nested config (`log_full_config`); Lightning's own flat dump
@@ -208,8 +227,7 @@ def prepare_resume(trainer: L.Trainer, ckpt_path: str | Path | None) -> str | No
         )
     if ckpt_path is None or not Path(ckpt_path).is_file():
         return None
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    run_id = checkpoint.get(RUN_ID_KEY)
+    run_id = load_checkpoint(ckpt_path, mmap=True).get(RUN_ID_KEY)
     if run_id:
         logger.resume(run_id)
     return run_id

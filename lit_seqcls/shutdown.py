@@ -1,0 +1,219 @@
+"""How a training run ends when it is told to stop, or when another DDP rank is gone.
+
+``GracefulShutdown`` (added by the CLI) turns Ctrl-C and SIGTERM into a stop at the next step
+boundary that every rank agrees on: a checkpoint of the last completed step, the W&B run closed
+with the exit status, and exit status 128 + signal (130 for Ctrl-C, 143 for SIGTERM) within
+seconds. Lightning's own SIGTERM handler stops with status 0, saves nothing and broadcasts from
+inside the signal handler (a collective that can pair with another rank's gradient all-reduce),
+so it is replaced while training runs; SLURM's requeue signal (SIGUSR1) is left to Lightning.
+
+A rank that dies or hangs makes the others fail in their next collective: at once when its
+process is gone (the socket closes; ~2 s measured), after the process-group timeout when it
+hangs. ``bound_ddp_timeout`` makes that timeout minutes instead of torch's 30, and
+``GracefulShutdown`` adds to the error what happened and how to resume.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from datetime import timedelta
+from pathlib import Path
+from signal import SIG_IGN
+from typing import Any
+
+import lightning as L
+import torch.distributed as dist
+from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
+from lightning.pytorch.strategies import DDPStrategy, Strategy
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from lit_seqcls.consensus import finish_together, gather_flags
+
+DEFAULT_DDP_TIMEOUT = timedelta(minutes=5)
+INTERRUPTED_CKPT = "interrupted.ckpt"
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PEER_FAILURE = re.compile(r"gloo|nccl|TCPStore|connection (reset|closed) by peer", re.I)
+
+
+class TrainingInterrupted(SIGTERMException):
+    """Training stopped on a signal; the exit status is 128 + the signal number.
+
+    ``together`` says every rank raised it at the same step (so they can wait for each other).
+    """
+
+    def __init__(self, signum: int, message: str, together: bool = False) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.message = message
+        self.together = together
+
+    def __str__(self) -> str:  # SystemExit's is the code; the exit itself prints nothing
+        return self.message
+
+
+class GracefulShutdown(L.Callback):
+    """Ctrl-C / SIGTERM: stop at the next step boundary on every rank, with a checkpoint.
+
+    The first signal is noted. At the end of the current optimizer step (or of the current
+    validation) the ranks compare notes; all stop there together, saving
+    ``<checkpoint dir>/interrupted.ckpt`` first, which ``--ckpt_path auto`` resumes from. A
+    second Ctrl-C stops at once. Before training starts, and in ``validate``/``test``/
+    ``predict``, a signal stops at once (there is no step to finish). When a DDP collective
+    fails because another rank died or hangs, the error gets a note saying so and how to resume.
+    The handlers are in place from ``setup`` to ``teardown`` only; a process that ignores
+    SIGINT (a background job) keeps ignoring it.
+
+    Args:
+        save_checkpoint: save a checkpoint of the last completed step when interrupted.
+    """
+
+    def __init__(self, save_checkpoint: bool = True) -> None:
+        self.save_checkpoint = save_checkpoint
+        self.requested: int | None = None  # the first signal received
+        self._training = False
+        self._trainer: L.Trainer | None = None
+        self._previous: dict[int, Any] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer, self.requested = trainer, None
+        self._install()
+
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install()  # again: Lightning put its own SIGTERM handler in place since `setup`
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install()
+        self._training = True
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if (idx + 1) % trainer.accumulate_grad_batches == 0:  # only right after an update
+            self._stop_if_requested(trainer, f"batch {idx} of epoch {trainer.current_epoch}")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._training and not trainer.sanity_checking:
+            self._stop_if_requested(trainer, f"the validation of epoch {trainer.current_epoch}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._training = False  # training is complete: a late signal changes nothing
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._detach()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._detach()
+        if isinstance(exception, TrainingInterrupted):
+            if exception.together:
+                finish_together(trainer)
+            rank_zero_info(exception.message)
+        elif _peer_failure(exception):
+            _add_note(exception, self._peer_note(trainer))
+            if trainer.is_global_zero and trainer.strategy.launcher is not None:
+                # A hung rank would outlive the job; Lightning only does this for Ctrl-C.
+                trainer.strategy.launcher.kill(signal.SIGKILL)
+
+    def _install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signum in _SIGNALS:
+            current = signal.getsignal(signum)
+            if current == self._on_signal or (signum == signal.SIGINT and current == SIG_IGN):
+                continue
+            self._previous.setdefault(signum, current)
+            signal.signal(signum, self._on_signal)
+
+    def _detach(self) -> None:
+        self._trainer, self._training = None, False
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in self._previous.items():
+                if signal.getsignal(signum) == self._on_signal:
+                    signal.signal(signum, handler)
+        self._previous = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        trainer = self._trainer
+        if trainer is None:  # left installed by someone who restored it after us
+            raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+        name = signal.Signals(signum).name
+        if self.requested is not None:
+            if signum == signal.SIGINT:  # a second Ctrl-C: do not wait for the step to end
+                raise KeyboardInterrupt
+            return
+        self.requested = signum
+        if signum == signal.SIGTERM and trainer.strategy.launcher is not None:
+            trainer.strategy.launcher.kill(signum)  # the ranks it started stop too
+        if not self._training:  # no step under way that is worth finishing
+            what = "before training started" if trainer.state.fn == "fit" else "early"
+            raise TrainingInterrupted(signum, f"Stopped by {name} {what}; nothing saved.")
+        # Unbuffered: a signal can arrive while the main thread is inside a buffered write.
+        saving = " and saving a checkpoint" if self.save_checkpoint else ""
+        again = " (press Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
+        note = f"\nReceived {name}: stopping after the current step{saving}{again}.\n"
+        os.write(2, note.encode())
+
+    def _stop_if_requested(self, trainer: L.Trainer, where: str) -> None:
+        if not any(r for (r,) in gather_flags(trainer, [self.requested is not None])):
+            return
+        signum = self.requested or signal.SIGTERM  # only another rank received it
+        saved = ""
+        if self.save_checkpoint and trainer.global_step > 0:
+            path = _checkpoint_dir(trainer) / INTERRUPTED_CKPT
+            trainer.save_checkpoint(path, weights_only=False)  # a collective: all ranks call it
+            saved = f" Saved {path}; resume with the same command and --ckpt_path auto."
+        self._training = False
+        message = f"Stopped by {signal.Signals(signum).name} after step {trainer.global_step}"
+        raise TrainingInterrupted(signum, f"{message} ({where}).{saved}", together=True)
+
+    def _peer_note(self, trainer: L.Trainer) -> str:
+        ckpt = trainer.checkpoint_callback
+        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
+        return (
+            f"lit-seqcls: rank {trainer.global_rank} of {trainer.world_size} lost contact with "
+            f"another rank at step {trainer.global_step} (epoch {trainer.current_epoch}): a "
+            "process of this DDP job died (its log says why; one killed by the OOM killer or "
+            "kill -9 says nothing) or stopped answering for the process-group timeout. This "
+            "rank stops too. Resume from the last checkpoint with the same command and "
+            f"--ckpt_path auto{f' (newest: {last})' if last else ''}."
+        )
+
+
+def bound_ddp_timeout(strategy: Strategy, timeout: timedelta = DEFAULT_DDP_TIMEOUT) -> None:
+    """Give a DDP strategy left at torch's 30-minute process-group timeout ``timeout`` instead.
+
+    A strategy configured with its own ``timeout`` (``configs/trainer/ddp*.yaml``) is left
+    alone. Call before ``fit``: the timeout is read when the process group is created.
+    """
+    # `_timeout` is private, but it is the value DDPStrategy hands to init_process_group; the
+    # alternative is re-implementing Lightning's choice of strategy for `strategy="auto"`.
+    if isinstance(strategy, DDPStrategy) and getattr(strategy, "_timeout", None) == (
+        default_pg_timeout
+    ):
+        strategy._timeout = timeout
+
+
+def _checkpoint_dir(trainer: L.Trainer) -> Path:
+    dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
+    return Path(dirpath or trainer.default_root_dir)
+
+
+def _peer_failure(exception: BaseException) -> bool:
+    """Whether ``exception`` is a failed DDP collective (a peer gone, or a timeout)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    if isinstance(exception, dist.DistError):
+        return True
+    return isinstance(exception, RuntimeError) and bool(_PEER_FAILURE.search(str(exception)))
+
+
+def _add_note(exception: BaseException, note: str) -> None:
+    if hasattr(exception, "add_note"):  # shown after the traceback, where people look
+        exception.add_note(note)
+    else:  # Python 3.10
+        print(note, flush=True)
