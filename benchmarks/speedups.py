@@ -11,7 +11,7 @@ embedding 128, hidden 256), training steps (forward + backward + AdamW):
 Equal results: the logits of the first batch (before any update) are compared with the default's.
 The variants take turns batch by batch, so load on a shared machine hits them alike.
 
-    python benchmarks/speedups.py                      # cnn, attention, bilstm; ~6 min on 2 cores
+    python benchmarks/speedups.py                      # cnn and attention; ~6 min on 2 cores
     python benchmarks/speedups.py --encoders cnn --steps 10
 """
 
@@ -89,7 +89,7 @@ def compare(encoder: str, steps: int, threads: int) -> dict[str, tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--encoders", nargs="+", default=["cnn", "attention", "bilstm"])
+    parser.add_argument("--encoders", nargs="+", default=["cnn", "attention"])
     parser.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
     threads = torch.get_num_threads()

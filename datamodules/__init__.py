@@ -7,10 +7,13 @@ A third-party source subclasses the base and is used by ``class_path`` (or regis
 from datamodules.base import TextClassificationDataModule
 from datamodules.imdb import IMDBDataModule
 from datamodules.newsgroups import NewsgroupsDataModule
+from datamodules.schema import DataError, DataFileNotFoundError
 from datamodules.synthetic import SyntheticDataModule
 from datamodules.text import TextDataModule
 
 __all__ = [
+    "DataError",
+    "DataFileNotFoundError",
     "IMDBDataModule",
     "NewsgroupsDataModule",
     "SyntheticDataModule",

@@ -65,7 +65,8 @@ class TextClassificationDataModule(L.LightningDataModule):
             (longest text × texts) stays within it (evaluation uses twice the budget). Keeps
             memory flat when lengths vary a lot.
         max_length: truncate texts to this many tokens (``None``: no limit).
-        max_vocab_size: cap on the tokenizer's vocabulary, special tokens included.
+        max_vocab_size: cap on the tokenizer's vocabulary, special tokens included (3 to
+            10,000,000: the model's embedding has one row per entry).
         min_frequency: words seen fewer times in the training split become ``[UNK]``.
         lowercase: lowercase before tokenizing.
         unicode_normalization: unicode normal form applied before tokenizing, or ``None``.
@@ -116,6 +117,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        schema.check_vocabulary_settings(max_vocab_size, min_frequency)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.max_tokens = max_tokens
@@ -187,6 +189,7 @@ class TextClassificationDataModule(L.LightningDataModule):
     # ---- what the model is linked to (cheap to read; LightningCLI reads them before setup) ----
     @property
     def num_classes(self) -> int:
+        schema.check_class_limit(self.class_names, self.describe(TRAIN))
         return len(self.class_names)
 
     @property
@@ -203,6 +206,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         if self._tokenizer is None:
             if self.tokenizer_file is not None:
                 self._tokenizer = load_tokenizer(self.tokenizer_file)
+                schema.check_vocabulary_size(self._tokenizer.get_vocab_size(), self.tokenizer_file)
             else:
                 self._tokenizer = self._cached_or_trained_tokenizer()
         return self._tokenizer
@@ -406,8 +410,10 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def _checked_splits(self, raw: datasets.DatasetDict) -> datasets.DatasetDict:
         for name, split in raw.items():
+            schema.check_not_empty(split, self.describe(name))
             schema.check_texts(split, self.describe(name))
             if name != PREDICT:
+                schema.check_class_limit(self.class_names, self.describe(TRAIN))
                 schema.check_labels(split, self.describe(name), self.class_names)
         if TRAIN in raw:
             schema.check_several_classes(raw[TRAIN], self.describe(TRAIN), self.class_names)

@@ -1,19 +1,32 @@
 """``datasets.load_dataset`` with errors for people: bad files are named by line, offline by hint.
 
 Loading is attempted first (fast path, no extra reading); only when ``datasets`` fails is a local
-file scanned line by line to say exactly where it is broken (invalid UTF-8, malformed JSON).
+file scanned line by line to say exactly where it is broken (invalid UTF-8, malformed JSON, a
+record with too many fields). Every error about the data is a ``DataError``. No source ever runs
+code: dataset loading scripts are refused, and paths are only ever opened, never evaluated.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import datasets
+
+from datamodules.diagnosis import (
+    check_csv_records,
+    check_exists_and_not_empty,
+    diagnose,
+    lines,
+    root_cause,
+    separator,
+    starts_with_bom,
+)
+from datamodules.schema import DataError
 
 BUILDERS = {
     ".csv": "csv",
@@ -23,7 +36,8 @@ BUILDERS = {
     ".parquet": "parquet",
     ".txt": "text",
 }
-_BOM = b"\xef\xbb\xbf"
+_ONE_BLOCK_MAX = 64 << 20  # JSON files up to this size are parsed in one block (see below)
+_JSON_KINDS = {str: "string", bool: "boolean", list: "list", dict: "object"}
 
 
 def as_file_lists(data_files: dict[str, str | list[str]] | None) -> dict[str, list[str]]:
@@ -43,50 +57,139 @@ def builder_for(files: list[str]) -> str:
         suffixes = [s.lower() for s in Path(file).suffixes if s.lower() != ".gz"]
         builder = BUILDERS.get(suffixes[-1] if suffixes else "")
         if builder is None:
-            raise ValueError(
+            raise DataError(
                 f"cannot tell the format of {file} from its extension; use one of "
                 f"{sorted(BUILDERS)} (optionally .gz) or set `path` to csv/json/parquet/text."
             )
         found.add(builder)
     if len(found) != 1:
-        raise ValueError(f"data files mix formats {sorted(found)}: {files}; use one format.")
+        raise DataError(f"data files mix formats {sorted(found)}: {files}; use one format.")
     return found.pop()
 
 
 def load_local_files(
-    data_files: dict[str, list[str]], builder: str | None = None, cache_dir: str | None = None
+    data_files: dict[str, list[str]],
+    builder: str | None = None,
+    cache_dir: str | None = None,
+    text_fields: Sequence[str] = (),
+    label_field: str | None = None,
 ) -> datasets.DatasetDict:
-    """Load local ``data_files``; raise a ValueError naming the bad file and line.
+    """Load local ``data_files``; raise a DataError naming the bad file and line.
 
     ``builder`` (``csv``/``json``/``parquet``/``text``) applies to every file; by default each
     split's format comes from its extensions, so ``train.jsonl`` and ``predict.txt`` mix.
+    ``text_fields`` and ``label_field`` tell the CSV reader which columns are text (read as
+    written, even "NA" or "1") and which one may be missing (an empty cell).
     """
     groups: dict[str, dict[str, list[str]]] = {}
     for split, files in data_files.items():
         groups.setdefault(builder or builder_for(files), {})[split] = files
     loaded = {}
     for name, files in groups.items():
-        loaded.update(_load_group(name, files, cache_dir))
+        paths = [Path(f) for fs in files.values() for f in fs]
+        for path in paths:
+            check_exists_and_not_empty(path)
+        options = _reader_options(name, paths, text_fields, label_field)
+        group = _load_group(name, files, cache_dir, options)
+        if name == "json":
+            _check_json_types(group, files, text_fields, label_field)
+        loaded.update(group)
     return datasets.DatasetDict({split: loaded[split] for split in data_files})
 
 
+def _reader_options(
+    builder: str, files: list[Path], text_fields: Sequence[str], label_field: str | None
+) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if builder in ("csv", "json", "text") and any(starts_with_bom(f) for f in files):
+        options["encoding"] = "utf-8-sig"  # else the BOM sticks to the first column name / value
+    if builder == "json":
+        options["chunksize"] = _one_block_chunksize(files)
+    if builder == "csv":
+        if all(separator(f) == "\t" for f in files):
+            options["sep"] = "\t"
+        # pandas reads "NA", "null", "None", "nan" and empty cells as missing, and a column of
+        # digits as numbers: a review "NA" was refused, a text "1" became the int 1. Only an
+        # empty *label* cell is missing; an empty text cell is the empty text.
+        options["keep_default_na"] = False
+        options["na_values"] = {label_field: [""]} if label_field else {}
+        options["converters"] = dict.fromkeys(text_fields, str)
+    return options
+
+
+def _one_block_chunksize(files: list[Path]) -> int:
+    """A ``chunksize`` that has ``datasets`` parse each JSON file as one pyarrow block.
+
+    pyarrow 26 crashes the process (a segfault, no message) when a line that straddles two
+    parse blocks changes a column's type: two 250 KB lines, the label ``1.5`` then ``true``,
+    in the 320 KB blocks ``datasets`` uses (``chunksize / 32``). With one block per file
+    nothing straddles. Files too big to read whole keep the default (10 MB chunks).
+    """
+    largest = max(_uncompressed_size(f) for f in files)
+    return 32 * (largest + 1) if largest <= _ONE_BLOCK_MAX else 10 << 20
+
+
+def _uncompressed_size(file: Path) -> int:
+    size = file.stat().st_size
+    if file.suffix.lower() != ".gz" or size > _ONE_BLOCK_MAX:
+        return size
+    with open(file, "rb") as f:  # gzip ends with the uncompressed size (mod 2**32)
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
+
+
 def _load_group(
-    builder: str, data_files: dict[str, list[str]], cache_dir: str | None
+    builder: str, data_files: dict[str, list[str]], cache_dir: str | None, options: dict
 ) -> datasets.DatasetDict:
     files = [f for fs in data_files.values() for f in fs]
-    for file in files:
-        _check_exists_and_not_empty(Path(file))
-    kwargs = {}
-    if builder in ("csv", "json", "text") and any(_starts_with_bom(Path(f)) for f in files):
-        kwargs["encoding"] = "utf-8-sig"  # else the BOM sticks to the first column name / value
-    if builder == "csv" and all(".tsv" in Path(f).suffixes for f in files):
-        kwargs["sep"] = "\t"
+    if builder == "csv":
+        for file in files:  # pandas would silently take an extra first field as the row index
+            check_csv_records(Path(file), limit=1)
     try:
-        return datasets.load_dataset(builder, data_files=data_files, cache_dir=cache_dir, **kwargs)
+        return datasets.load_dataset(builder, data_files=data_files, cache_dir=cache_dir, **options)
     except Exception as err:
         for file in files:
             diagnose(Path(file), builder)
-        raise ValueError(f"could not read {files} as {builder}: {_root_cause(err)}") from err
+        raise DataError(f"could not read {files} as {builder}: {root_cause(err)}") from err
+
+
+def _check_json_types(
+    loaded: datasets.DatasetDict,
+    data_files: dict[str, list[str]],
+    text_fields: Sequence[str],
+    label_field: str | None,
+) -> None:
+    """Refuse a used JSON column of mixed types, naming the line where the type changes.
+
+    ``datasets`` stores such a column as JSON text and decodes it again, so a text ``"true"``
+    came back as ``True``, ``"1"`` as ``1`` and ``"null"`` as ``None``, and the error then
+    named the wrong row. A column only one file reads is left alone.
+    """
+    for split, ds in loaded.items():
+        for column in [*text_fields, *([label_field] if label_field else [])]:
+            if column in ds.features and type(ds.features[column]).__name__ == "Json":
+                _raise_at_type_change([Path(f) for f in data_files[split]], column, text_fields)
+
+
+def _raise_at_type_change(files: list[Path], column: str, text_fields: Sequence[str]) -> None:
+    first: tuple[str, str] | None = None  # the column's type, and where it was first seen
+    for file in files:
+        for number, line in lines(file):
+            row = json.loads(line) if line.strip() else {}
+            value = row.get(column) if isinstance(row, dict) else None
+            kind = _JSON_KINDS.get(type(value), "number")
+            where = f"{file}, line {number}, field {column!r}: a {kind} ({value!r:.40})"
+            if value is None or (first is not None and kind == first[0]):
+                continue
+            if column in text_fields and kind != "string":
+                raise DataError(f"{where} where a text belongs. Quote it, or fix the row.")
+            if first is not None:
+                raise DataError(
+                    f"{where}, but {first[1]} has a {first[0]}; a column needs one type. "
+                    'Quote the value to make it a string (e.g. "true"), or fix the row.'
+                )
+            first = (kind, f"line {number} of {file.name}")
+    raise DataError(f"{files}: column {column!r} mixes types; give every row the same type.")
 
 
 def load_hub_or_folder(
@@ -96,8 +199,10 @@ def load_hub_or_folder(
 
     Give a local folder its own ``cache_dir`` (keyed by its contents): with
     ``HF_DATASETS_OFFLINE=1``, ``datasets`` otherwise serves *any* cached dataset of the same
-    folder name (a fixture ``imdb/`` came back as the full IMDB copy cached earlier).
+    folder name (a fixture ``imdb/`` came back as the full IMDB copy cached earlier). A loading
+    script is refused here, whatever the ``datasets`` version: no data source runs code.
     """
+    _refuse_loading_script(Path(path).expanduser())
     try:
         # `datasets` reads HF_DATASETS_OFFLINE once, at import; honour a later setting too, so
         # offline means no network attempts (and no retry loop) whenever it is asked for.
@@ -105,11 +210,11 @@ def load_hub_or_folder(
             return datasets.load_dataset(path, name, revision=revision, cache_dir=cache_dir)
     except Exception as err:
         if Path(path).expanduser().exists():
-            cause = _root_cause(err)
-            raise ValueError(f"could not load the local dataset {path}: {cause}") from err
+            cause = root_cause(err)
+            raise DataError(f"could not load the local dataset {path}: {cause}") from err
         raise ConnectionError(
             f"could not fetch the dataset {path!r} (config {name!r}, revision {revision!r}) from "
-            f"the Hugging Face Hub ({_root_cause(err)}). Without network access either "
+            f"the Hugging Face Hub ({root_cause(err)}). Without network access either "
             f"(a) use a pre-filled cache: download it once where the hub is reachable with the "
             f"same HF_HOME, then run with HF_DATASETS_OFFLINE=1 HF_HOME=<that folder>; or "
             f"(b) point the module at local files: `--data.path <folder in the hub layout>` or "
@@ -117,71 +222,19 @@ def load_hub_or_folder(
         ) from err
 
 
+def _refuse_loading_script(path: Path) -> None:
+    # The names `datasets` would treat as a script: `x.py` itself, or `<folder>/<folder>.py`.
+    script = path if path.suffix == ".py" else path / f"{path.name}.py"
+    if script.is_file():
+        raise DataError(
+            f"{path}: {script.name} is a dataset loading script, and lit-seqcls never runs code "
+            "from a data source. Convert the data to Parquet, JSON Lines or CSV files (in the "
+            "folder's hub layout, or named with `data_files`)."
+        )
+
+
 def _offline_requested() -> bool:
     for variable in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
         if os.environ.get(variable, "").upper() in {"1", "ON", "YES", "TRUE"}:
             return True
     return bool(datasets.config.HF_HUB_OFFLINE)
-
-
-def diagnose(file: Path, builder: str | None = None) -> None:
-    """Raise a ValueError for the first invalid UTF-8 or malformed JSON line of ``file``."""
-    builder = builder or builder_for([str(file)])
-    if builder == "parquet":
-        return
-    for number, line in _lines(file):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(
-                f"{file}, line {number}: invalid UTF-8 at byte {err.start} of the line "
-                f"({line[max(0, err.start - 10) : err.start + 10]!r}). Re-save the file as "
-                "UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`)."
-            ) from None
-        if builder == "json" and text.strip() and not _is_json_document(file):
-            try:
-                json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"{file}, line {number}: malformed JSON ({err.msg} at column {err.colno}). "
-                    "Each line must be one JSON object, e.g. "
-                    '{"text": "...", "label": "..."}; fix or remove that line.'
-                ) from None
-
-
-def _check_exists_and_not_empty(file: Path) -> None:
-    if not file.is_file():
-        raise FileNotFoundError(f"data file {file} does not exist; check `data_files`.")
-    with _open(file) as f:
-        head = f.read(4096)
-    if not head.replace(_BOM, b"").strip():
-        raise ValueError(
-            f"data file {file} is empty (no rows). Fill it, or leave it out of `data_files`."
-        )
-
-
-def _starts_with_bom(file: Path) -> bool:
-    with _open(file) as f:
-        return f.read(3) == _BOM
-
-
-def _is_json_document(file: Path) -> bool:
-    # A `.json` file may hold one JSON array/object over many lines rather than JSON Lines.
-    with _open(file) as f:
-        return f.read(64).replace(_BOM, b"").lstrip().startswith(b"[")
-
-
-def _lines(file: Path) -> Iterator[tuple[int, bytes]]:
-    with _open(file) as f:
-        for number, line in enumerate(f, start=1):
-            yield number, line.removeprefix(_BOM) if number == 1 else line
-
-
-def _open(file: Path):
-    return gzip.open(file, "rb") if file.suffix == ".gz" else open(file, "rb")
-
-
-def _root_cause(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return f"{type(err).__name__}: {err}"

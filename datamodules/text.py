@@ -17,14 +17,23 @@ import datasets
 
 from datamodules.base import PREDICT, TEST, TRAIN, VAL, TextClassificationDataModule
 from datamodules.caching import cache_root, file_digest, fingerprint, tree_digest
+from datamodules.diagnosis import diagnose
 from datamodules.loading import (
     BUILDERS,
     as_file_lists,
-    diagnose,
+    builder_for,
     load_hub_or_folder,
     load_local_files,
 )
-from datamodules.schema import LABEL, TEXT
+from datamodules.schema import (
+    LABEL,
+    MAX_CLASSES,
+    TEXT,
+    DataError,
+    check_class_count,
+    check_class_index,
+    check_label_value,
+)
 
 _ALIASES = {"valid": VAL, "dev": VAL, "val": VAL, TRAIN: TRAIN, VAL: VAL, TEST: TEST}
 _ALIASES[PREDICT] = PREDICT
@@ -107,7 +116,7 @@ class TextDataModule(TextClassificationDataModule):
         except UnicodeDecodeError:
             # pyarrow's JSON reader keeps invalid UTF-8 bytes; they fail only when read here.
             for file in (f for fs in self.data_files.values() for f in fs):
-                diagnose(Path(file), self.path if self._local else None)
+                diagnose(Path(file), self.path if self._local else builder_for([file]))
             raise
 
     def source_fingerprint(self) -> Any:
@@ -142,7 +151,8 @@ class TextDataModule(TextClassificationDataModule):
     def _load_raw(self) -> datasets.DatasetDict:
         cache = cache_root(self.cache_dir) / "datasets"
         if self._local:
-            return load_local_files(self.data_files, self.path, str(cache))
+            fields = {"text_fields": self.text_fields, "label_field": self.label_field}
+            return load_local_files(self.data_files, self.path, str(cache), **fields)
         folder = Path(self.path).expanduser()
         if folder.is_dir():
             digest = fingerprint(tree_digest(folder))
@@ -157,7 +167,7 @@ class TextDataModule(TextClassificationDataModule):
             return datasets.DatasetDict({_ALIASES[s]: ds for s, ds in raw.items() if s in _ALIASES})
         missing = {o: s for o, s in self.split.items() if s not in raw}
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{self.path or 'data_files'}: `split` asks for {missing}, but the source has "
                 f"the splits {sorted(raw)}."
             )
@@ -173,25 +183,32 @@ class TextDataModule(TextClassificationDataModule):
                 f"{type(self).__name__}: no 'train' split to read the classes from; give "
                 "`class_names` or `from_checkpoint`."
             )
+        where = self.describe(TRAIN)
         if self.label_field not in train.column_names:
-            raise ValueError(
-                f"{self.describe(TRAIN)}: no {self.label_field!r} column (columns: "
+            raise DataError(
+                f"{where}: no {self.label_field!r} column (columns: "
                 f"{train.column_names}). Name the label column with `label_field`."
             )
         feature = train.features[self.label_field]
         if isinstance(feature, datasets.ClassLabel):
             return list(feature.names)
         labels = [_plain(v) for v in train[self.label_field]]
+        for row, value in enumerate(labels):
+            if value is not None:  # a missing label is reported, by row, in `_standardize`
+                check_label_value(value, where, row, self.label_field)
         if self.label_names_field is not None:
             return self._names_from_column(train, labels)
         self._labels_are_names = True
-        return [str(v) for v in sorted({v for v in labels if v is not None}, key=_sort_key)]
+        # By name, so 1, 1.0 and "1" are one class, and True stays apart from 1 (True == 1).
+        values = {str(v): v for v in labels if v is not None}
+        check_class_count(len(values), len(labels), where, self.label_field)
+        return sorted(values, key=lambda name: _sort_key(values[name]))
 
     _labels_are_names = False  # labels map to classes by value (str(v)), not used as indices
 
     def _names_from_column(self, train: datasets.Dataset, labels: list[Any]) -> list[str]:
         if self.label_names_field not in train.column_names:
-            raise ValueError(
+            raise DataError(
                 f"{self.describe(TRAIN)}: no {self.label_names_field!r} column for "
                 f"`label_names_field` (columns: {train.column_names})."
             )
@@ -199,12 +216,19 @@ class TextDataModule(TextClassificationDataModule):
         for row, (label, name) in enumerate(
             zip(labels, train[self.label_names_field], strict=True)
         ):
+            if isinstance(label, int) and label >= MAX_CLASSES:  # else a list of `label` names
+                raise DataError(
+                    f"{self.describe(TRAIN)}, row {row}, field {self.label_field!r}: class "
+                    f"index {label:,} is beyond the limit of {MAX_CLASSES:,} classes. Number "
+                    "the classes 0, 1, 2, ..., or name another column with `label_field`."
+                )
             if isinstance(label, int) and label >= 0 and names.setdefault(label, name) != name:
-                raise ValueError(
+                raise DataError(
                     f"{self.describe(TRAIN)}, row {row}, field {self.label_names_field!r}: "
                     f"label {label} is named {name!r} here but {names[label]!r} earlier; "
                     "each label needs one name."
                 )
+        check_class_count(len(names), len(labels), self.describe(TRAIN), self.label_field)
         return [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
 
     # ---- one split into the standard (text: str, label: int) schema ----------------------------
@@ -212,7 +236,7 @@ class TextDataModule(TextClassificationDataModule):
         where = self.describe(ours)
         for field in self.text_fields:
             if field not in ds.column_names:
-                raise ValueError(
+                raise DataError(
                     f"{where}: no text column {field!r} (columns: {ds.column_names}). Name "
                     "the column that holds the text with `text_field`."
                 )
@@ -221,8 +245,8 @@ class TextDataModule(TextClassificationDataModule):
         for row, parts in enumerate(zip(*columns, strict=True)):
             for field, value in zip(self.text_fields, parts, strict=True):
                 if not isinstance(value, str):
-                    what = "missing (null)" if _is_null(value) else f"not a string: {value!r}"
-                    raise ValueError(
+                    what = "missing (null)" if _is_null(value) else f"not a string: {value!r:.80}"
+                    raise DataError(
                         f"{where}, row {row}, field {field!r}: the text is {what}. Fill it in "
                         "or remove the row (an empty string is allowed)."
                     )
@@ -230,34 +254,36 @@ class TextDataModule(TextClassificationDataModule):
         if ours == PREDICT:
             return datasets.Dataset.from_dict({TEXT: texts})  # labels never reach predict
         if self.label_field not in ds.column_names:
-            raise ValueError(
+            raise DataError(
                 f"{where}: no label column {self.label_field!r} (columns: {ds.column_names}). "
                 "Name it with `label_field`, or map the split to `predict` if it is unlabelled."
             )
-        labels = [self._label_index(where, row, v) for row, v in enumerate(ds[self.label_field])]
+        lookup = {name: i for i, name in enumerate(self.class_names)}
+        values = enumerate(ds[self.label_field])
+        labels = [self._label_index(where, row, v, lookup) for row, v in values]
         return datasets.Dataset.from_dict({TEXT: texts, LABEL: labels})
 
-    def _label_index(self, where: str, row: int, value: Any) -> int:
+    def _label_index(self, where: str, row: int, value: Any, lookup: dict[str, int]) -> int:
         value = _plain(value)
         if value is None:
-            raise ValueError(
+            raise DataError(
                 f"{where}, row {row}, field {self.label_field!r}: the label is missing (null). "
                 "Label the row or remove it; unlabelled texts belong in the `predict` split."
             )
+        check_label_value(value, where, row, self.label_field)
         if isinstance(value, int) and not self._labels_are_names:
-            return value  # a class index, checked against the classes by the base
+            # A class index; checked here, as one beyond int64 cannot even become a column.
+            check_class_index(value, where, row, self.label_field, self.class_names)
+            return value
         try:
-            return self._lookup[str(value)]
+            return lookup[str(value)]
         except KeyError:
-            raise ValueError(
-                f"{where}, row {row}, field {self.label_field!r}: label {value!r} was never "
-                f"seen in training (classes: {self.class_names}). Add examples of it to the "
+            shown = self.class_names if len(lookup) <= 20 else f"{len(lookup):,} classes"
+            raise DataError(
+                f"{where}, row {row}, field {self.label_field!r}: label {value!r:.80} was never "
+                f"seen in training (classes: {shown}). Add examples of it to the "
                 "training data, fix the label, or list it in `class_names`."
             ) from None
-
-    @property
-    def _lookup(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.class_names)}
 
 
 def _plain(value: Any) -> Any:
