@@ -36,14 +36,13 @@ from datamodules.caching import (
     save_dataset_atomically,
     write_text_atomically,
 )
-from datamodules.pipeline import PIPELINE_VERSION, read_checkpoint_pipeline
+from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import PAD_ID, collate
 from lit_seqcls.bucketing import BucketBatchSampler, resume_point
 from lit_seqcls.tokenization import (
     TRAINERS,
     TokenizerKind,
     UnicodeForm,
-    encode,
     load_tokenizer,
     tokenizer_json,
 )
@@ -392,21 +391,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         return cache_root(self.cache_dir)
 
     def _encode(self, split: datasets.Dataset, fingerprint_: str) -> datasets.Dataset:
-        def encode_batch(rows: dict[str, list], indices: list[int]) -> dict[str, list]:
-            ids = encode(self.tokenizer, [self.normalize(t) for t in rows[TEXT]], self.max_length)
-            return {"input_ids": ids, "length": [len(x) for x in ids], "index": indices}
-
-        keep = [c for c in (LABEL,) if c in split.column_names]
-        drop = [c for c in split.column_names if c not in keep]
-        # Our own cache key as the fingerprint: `datasets` need not hash this closure.
-        return split.map(
-            encode_batch,
-            batched=True,
-            with_indices=True,
-            remove_columns=drop,
-            keep_in_memory=True,
-            new_fingerprint=fingerprint_,
-        )
+        # Normalise and tokenize in forked workers, straight into Arrow (see datamodules.pipeline).
+        return encode_split(split, self.tokenizer, self.normalize, self.max_length, fingerprint_)
 
     def _checked_splits(self, raw: datasets.DatasetDict) -> datasets.DatasetDict:
         for name, split in raw.items():

@@ -1,14 +1,16 @@
-"""Cache keys and race-free cache files shared by every rank.
+"""Cache keys and crash-safe cache files shared by every rank and every job.
 
 Every rank computes the same key from the same inputs (source fingerprint, tokenizer, settings),
 so all of them find the same files. Writers hold an exclusive file lock and write to a temporary
-name renamed into place: a reader sees either nothing or a complete file, never half of one.
+name that is flushed to disk and then renamed into place: a reader sees either nothing or a
+complete file, never half of one, whether a writer is killed or two jobs prepare at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -71,7 +73,10 @@ def tree_digest(path: str | Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path.lock`` (blocks while another process holds it)."""
+    """Hold an exclusive lock on ``path.lock`` (blocks while another process holds it).
+
+    The kernel drops the lock when its holder dies, so a killed writer never blocks the next.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -81,20 +86,65 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# Writers (call them under `locked(path)`) follow one protocol: remove what a killed writer
+# left, write everything under a temporary name, flush it to disk, then rename it to `path`.
+# The rename is the commit: `path` is absent or complete, even after a kill or a power cut.
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
 
 
 def save_dataset_atomically(data: datasets.DatasetDict, path: Path) -> None:
-    """``save_to_disk`` into a temporary folder, then rename it to ``path``."""
+    """``save_to_disk`` into a temporary folder, flush it, then rename it to ``path``.
+
+    A folder already at ``path`` is incomplete (a complete one is read, not rebuilt), e.g.
+    from a version that wrote in place: it is replaced.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         data.save_to_disk(str(tmp))
+        for file in tmp.rglob("*"):
+            _fsync(file)
+        if path.exists():
+            shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _fsync_dir(path.parent)
+
+
+def _remove_leftovers(path: Path) -> None:
+    # Temporary files and folders of writers that were killed (we hold the lock: none is alive).
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems cannot sync a directory
+        _fsync(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from lit_seqcls.tokenization import tokenizer_json
 @pytest.fixture
 def calls(monkeypatch):
     counts = {"encode": 0, "train": 0}
-    encode, trainers = base.encode, dict(base.TRAINERS)
+    encode, trainers = base.encode_split, dict(base.TRAINERS)
 
     def counting_encode(*args, **kwargs):
         counts["encode"] += 1
@@ -27,7 +28,7 @@ def calls(monkeypatch):
 
         return train
 
-    monkeypatch.setattr(base, "encode", counting_encode)
+    monkeypatch.setattr(base, "encode_split", counting_encode)
     monkeypatch.setattr(base, "TRAINERS", {k: counting(k) for k in trainers})
     return counts
 
@@ -86,3 +87,26 @@ def test_cache_dir_is_used_and_holds_plain_files(files, tmp_path):
     _prepared(files, cache_dir=str(tmp_path / "mycache"))
     assert list((tmp_path / "mycache" / "tokenizers").glob("*.json"))
     assert list((tmp_path / "mycache" / "encoded").glob("*/dataset_dict.json"))
+
+
+def test_cached_ids_are_the_tokenizers_own_in_any_number_of_processes(tmp_path):
+    from datamodules import IMDBDataModule
+    from datamodules.pipeline import encode_split
+    from lit_seqcls.tokenization import UNK_ID
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "imdb"
+    dm = IMDBDataModule(path=str(fixture), max_length=64, include_unsupervised=True)
+    dm.prepare_data()
+    dm.setup("fit")
+    tok = dm.tokenizer
+    for name, split in dm.splits.items():
+        texts = [dm.normalize(t) for t in split["text"]]
+        tok.enable_truncation(64)  # the ids before the fast path: the tokenizer alone
+        before = [e.ids or [UNK_ID] for e in tok.encode_batch_fast(texts, add_special_tokens=False)]
+        assert dm._encoded[name]["input_ids"][:] == before
+        forked = encode_split(split, tok, dm.normalize, 64, num_proc=3)
+        assert forked["input_ids"][:] == before
+        assert forked["length"][:] == [len(ids) for ids in before]
+        assert forked["index"][:] == list(range(len(split)))
+        if "label" in split.column_names:
+            assert forked["label"][:] == split["label"][:]

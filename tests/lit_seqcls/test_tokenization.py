@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from lit_seqcls.tokenization import UNK_ID, check_special_tokens, encode, train_word_tokenizer
@@ -97,3 +99,109 @@ def test_tokenizer_json_ignores_the_truncation_encode_sets():
     before = tokenizer_json(tok)
     encode(tok, TEXTS, max_length=3)
     assert tokenizer_json(tok) == before
+
+
+# ---- the fast encoder gives the tokenizer's own ids ---------------------------------------------
+def _reference(tok, texts, max_length):
+    """The ids before the speed-ups: the tokenizer alone, truncated, an empty text as [UNK]."""
+    if max_length is None:
+        tok.no_truncation()
+    else:
+        tok.enable_truncation(max_length)
+    return [e.ids or [UNK_ID] for e in tok.encode_batch_fast(list(texts), add_special_tokens=False)]
+
+
+# Characters where Python and `tokenizers` disagree (unicode \w and \s, final sigma, combining
+# marks, compatibility forms) and the added tokens' text: the fast path must still agree.
+TRICKY = [
+    *"aZ09_ .,!?'\"<>[]-\t\n\r\v\f\x00\x1c\x1f\x7f",
+    *"éÉßİıΣσςǅﬁ´¨\u0301\u0308\u00a0\u0085\u2028\u3000\u200b\u200d’—…½²Ａ中文😀\ufeff",
+    "[PAD]", "[UNK]", "[pad]", "Cafe\u0301", "ΟΔΟΣ", "don´t", "the cat", "THE", " cat's ",
+]  # fmt: skip
+RANDOM_TEXT = st.lists(st.sampled_from(TRICKY) | st.text(max_size=4), max_size=40).map("".join)
+
+
+@pytest.fixture(scope="module")
+def tokenizers():
+    from lit_seqcls.tokenization import train_bpe_tokenizer
+
+    corpus = ["".join(TRICKY[i:] + TRICKY[:i]) for i in range(len(TRICKY))] + TEXTS_FOR_VOCAB
+    return {
+        "word": train_word_tokenizer(corpus),
+        "word-cased-raw": train_word_tokenizer(corpus, lowercase=False, unicode_normalization=None),
+        "word-nfd": train_word_tokenizer(corpus, unicode_normalization="NFD"),
+        "bpe": train_bpe_tokenizer(corpus, vocab_size=200),
+    }
+
+
+TEXTS_FOR_VOCAB = ["the cat sat on the mat", "a café, über naïve", "ΟΔΟΣ οδος σ ς", "中文 ﬁne"]
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    texts=st.lists(RANDOM_TEXT, min_size=1, max_size=6),
+    kind=st.sampled_from(["word", "word-cased-raw", "word-nfd", "bpe"]),
+    max_length=st.sampled_from([None, 1, 2, 5, 50]),
+)
+def test_fast_encoding_gives_the_tokenizers_own_ids(tokenizers, texts, kind, max_length):
+    tok = tokenizers[kind]
+    assert encode(tok, texts, max_length) == _reference(tok, texts, max_length)
+
+
+def test_every_ascii_character_splits_as_the_tokenizer_does():
+    contexts = [f"{a}{c}{b}" for c in map(chr, range(128)) for a in ("x", "!", " ") for b in "y?"]
+    tok = train_word_tokenizer(contexts)  # every piece is in the vocabulary: ids show the split
+    assert encode(tok, contexts, None) == _reference(tok, contexts, None)
+
+
+def test_the_fast_path_serves_our_word_pipeline_only():
+    from tokenizers import models, pre_tokenizers
+
+    from lit_seqcls.tokenization import _AsciiWordLevel, train_bpe_tokenizer
+
+    assert _AsciiWordLevel.of(train_word_tokenizer(TEXTS)) is not None
+    assert _AsciiWordLevel.of(train_bpe_tokenizer(TEXTS, vocab_size=50)) is None
+    other = train_word_tokenizer(TEXTS)
+    other.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    assert _AsciiWordLevel.of(other) is None
+    bare = Tokenizer(models.WordLevel({"[UNK]": 0}, "[UNK]"))  # no normalizer, no splitting
+    assert _AsciiWordLevel.of(bare) is None
+    bare.pre_tokenizer = pre_tokenizers.Whitespace()
+    assert _AsciiWordLevel.of(bare) is not None
+
+
+def test_a_text_holding_a_special_token_keeps_the_tokenizers_ids():
+    # `tokenizers` matches added tokens in the raw text: "[PAD]" in a review becomes id 0.
+    tok = train_word_tokenizer(TEXTS)
+    texts = ["the [PAD] cat", "[UNK]", "x[PAD]y café", "the [pad] cat"]
+    assert encode(tok, texts, 8) == _reference(tok, texts, 8)
+    assert encode(tok, texts, 8)[0][1] == 0
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("max_length", [400, 16])  # 16: most reviews are cut before tokenizing
+def test_real_texts_get_the_tokenizers_own_ids(max_length):
+    import gzip
+    import json
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    if not data.is_dir():
+        pytest.skip(f"{data} is not here")
+    imdb = [
+        text.replace("<br />", " ")
+        for split in ("train", "test", "unsupervised")
+        for text in pq.read_table(data / f"imdb/plain_text/{split}-00000-of-00001.parquet")[
+            "text"
+        ].to_pylist()
+    ]
+    newsgroups = []
+    for split in ("train", "test"):
+        with gzip.open(data / f"20_newsgroups/{split}.jsonl.gz", "rt") as lines:
+            newsgroups += [json.loads(line)["text"] for line in lines]
+    for texts in (imdb, newsgroups):
+        tok = train_word_tokenizer(texts[:20_000], min_frequency=2)
+        assert encode(tok, texts, max_length) == _reference(tok, texts, max_length)
