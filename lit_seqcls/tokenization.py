@@ -202,7 +202,7 @@ class TextEncoder:
     - Our word-level pipeline runs on ASCII text in CPython's C string functions
       (``_AsciiWordLevel``); the tokenizer gets the words with non-ASCII characters, each once
       (or the text, if mostly non-ASCII). Per token, `tokenizers` builds alignments, offsets and
-      a token string: more work than a regex and a dict (benchmarks/RESULTS_data.md).
+      a token string: more work than a regex and a dict (BENCHMARKS.md, "Data pipeline").
     - A text longer than ``max_length × CHARS_PER_TOKEN`` characters is cut before an ASCII
       whitespace: no token or normal form spans one, so the piece's tokens are the text's first
       ones. The cut stands if the piece yields more than ``max_length`` tokens, else it grows:
