@@ -29,7 +29,8 @@ import torch
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.bucketing import BucketBatchSampler, padding_ratio
 from lit_seqcls.encoders import BiLSTMEncoder
-from lit_seqcls.tokenization import encode, train_word_tokenizer
+from lit_seqcls.encoding import encode
+from lit_seqcls.tokenization import train_word_tokenizer
 
 BATCH = 64
 

@@ -39,7 +39,8 @@ import datasets
 
 from datamodules import IMDBDataModule
 from datamodules.pipeline import BYTES_PER_PROC, _processes, encode_split
-from lit_seqcls.tokenization import UNK_ID, TextEncoder, load_tokenizer, train_word_tokenizer
+from lit_seqcls.encoding import TextEncoder
+from lit_seqcls.tokenization import UNK_ID, load_tokenizer, train_word_tokenizer
 
 try:
     from benchmarks.common import ROOT, machine

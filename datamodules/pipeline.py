@@ -30,7 +30,7 @@ import torch
 from tokenizers import Tokenizer
 
 from datamodules.schema import LABEL, TEXT
-from lit_seqcls.tokenization import TextEncoder
+from lit_seqcls.encoding import TextEncoder
 
 PIPELINE_VERSION = 1
 PIPELINE_KEY = "text_pipeline"  # the checkpoint key `SequenceClassifier.on_save_checkpoint` uses
@@ -51,7 +51,7 @@ def encode_split(
 
     Args:
         split: a dataset with a ``text`` column (and ``label``, kept as it is).
-        tokenizer: the tokenizer whose ids to produce (see ``lit_seqcls.tokenization.encode``).
+        tokenizer: the tokenizer whose ids to produce (see ``lit_seqcls.encoding.encode``).
         normalize: the clean-up applied to each text first.
         max_length: truncate to this many tokens (``None``: no limit).
         fingerprint: the new dataset's ``datasets`` fingerprint (our cache key), if known.

@@ -3,7 +3,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from lit_seqcls.tokenization import UNK_ID, check_special_tokens, encode, train_word_tokenizer
+from lit_seqcls.encoding import encode
+from lit_seqcls.tokenization import UNK_ID, check_special_tokens, train_word_tokenizer
 
 TEXTS = ["The cat sat on the mat.", "A dog barked at the cat!", "Café au lait"]
 
@@ -157,7 +158,8 @@ def test_every_ascii_character_splits_as_the_tokenizer_does():
 def test_the_fast_path_serves_our_word_pipeline_only():
     from tokenizers import models, pre_tokenizers
 
-    from lit_seqcls.tokenization import _AsciiWordLevel, train_bpe_tokenizer
+    from lit_seqcls.encoding import _AsciiWordLevel
+    from lit_seqcls.tokenization import train_bpe_tokenizer
 
     assert _AsciiWordLevel.of(train_word_tokenizer(TEXTS)) is not None
     assert _AsciiWordLevel.of(train_bpe_tokenizer(TEXTS, vocab_size=50)) is None

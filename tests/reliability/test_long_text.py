@@ -14,12 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lit_seqcls.encoding import _MAX_GROWTH, CHARS_PER_TOKEN, _cut, encode
 from lit_seqcls.tokenization import (
-    _MAX_GROWTH,
-    CHARS_PER_TOKEN,
     UNK_ID,
-    _cut,
-    encode,
     train_bpe_tokenizer,
     train_word_tokenizer,
 )
