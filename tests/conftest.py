@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import pytest
@@ -55,6 +56,21 @@ def _run_cli(*args: str, cwd, env: dict | None = None, timeout: int = 600) -> st
 def run_cli():
     """Runs the CLI in a subprocess, the way a user's job (and Lightning's DDP launcher) does."""
     return _run_cli
+
+
+@pytest.fixture
+def tiny_wandb_fit_args() -> list[str]:
+    """CLI arguments of a seconds-long fit on synthetic data with the W&B logger (offline here)."""
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    return [
+        "--config", str(configs / "data" / "synthetic.yaml"),
+        "--config", str(configs / "model" / "cnn.yaml"),
+        "--config", str(configs / "logger" / "wandb.yaml"),
+        "--data.init_args.train_size=120", "--data.init_args.test_size=20",
+        "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
+        "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+    ]  # fmt: skip
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from lit_seqcls.encoders.recurrent import (
     Implementation,
     _check_implementation,
     _init_recurrent_,
+    build_rnn,
     run_recurrent,
 )
 
@@ -97,15 +98,7 @@ class AttentionEncoder(Encoder):
         super().__init__()
         _check_implementation(implementation)
         self.implementation = implementation
-        self.lstm = nn.LSTM(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            # Torch applies this dropout only between layers and warns when there is one layer.
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
-        )
+        self.lstm = build_rnn(nn.LSTM, input_size, hidden_size, num_layers, dropout, bidirectional)
         self.output_dim = hidden_size * (2 if bidirectional else 1)
         self.attention = AdditiveAttention(self.output_dim, attention_dim or self.output_dim)
         self.reset_parameters()

@@ -143,6 +143,26 @@ def _run_masked(
     return final, output * mask[:, :, None]  # zero (and no gradient) on padding
 
 
+def build_rnn(
+    rnn_type: type[nn.RNNBase],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    bidirectional: bool,
+) -> nn.RNNBase:
+    """A ``batch_first`` recurrent module as every recurrent encoder here uses it."""
+    return rnn_type(
+        input_size,
+        hidden_size,
+        num_layers=num_layers,
+        batch_first=True,
+        # Torch applies this dropout only between layers and warns when there is one layer.
+        dropout=dropout if num_layers > 1 else 0.0,
+        bidirectional=bidirectional,
+    )
+
+
 @torch.no_grad()
 def _init_recurrent_(rnn: nn.RNNBase) -> None:
     """Initialise ``rnn`` in place, one gate block at a time.
@@ -196,17 +216,10 @@ class _RecurrentEncoder(Encoder):
         super().__init__()
         _check_implementation(implementation)
         self.implementation = implementation
-        self.num_directions = 2 if bidirectional else 1
-        self.rnn = self._rnn_type(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            # Torch applies this dropout only between layers and warns when there is one layer.
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
+        self.rnn = build_rnn(
+            self._rnn_type, input_size, hidden_size, num_layers, dropout, bidirectional
         )
-        self.output_dim = hidden_size * self.num_directions
+        self.output_dim = hidden_size * (2 if bidirectional else 1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

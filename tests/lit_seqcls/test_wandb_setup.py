@@ -22,17 +22,6 @@ from lit_seqcls.wandb_setup import (
     prepare_resume,
 )
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TINY = [
-    "--config", str(CONFIGS / "data" / "synthetic.yaml"),
-    "--config", str(CONFIGS / "model" / "cnn.yaml"),
-    "--config", str(CONFIGS / "logger" / "wandb.yaml"),
-    "--data.init_args.train_size=120", "--data.init_args.test_size=20",
-    "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
-    "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
-    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-]  # fmt: skip
-
 
 @pytest.fixture(autouse=True)
 def _wandb_isolated(tmp_path, monkeypatch):
@@ -130,10 +119,12 @@ def _run_dirs(root: Path) -> list[Path]:
     return sorted((root / "logs" / "wandb").glob("offline-run-*"))
 
 
-def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(tmp_path):
+def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(
+    tmp_path, tiny_wandb_fit_args
+):
     import wandb
 
-    main(["fit", *TINY, "--trainer.max_epochs=1"])
+    main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=1"])
     run = wandb.run
     config = run.config.as_dict()
     assert config["model"]["embedding_dim"] == 8
@@ -146,11 +137,11 @@ def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(tmp_path)
 
     (last,) = (tmp_path / "logs" / "lightning_logs").glob("version_0/checkpoints/last.ckpt")
     assert torch.load(last, weights_only=True)[RUN_ID_KEY] == first_id
-    main(["fit", *TINY, "--trainer.max_epochs=2", "--ckpt_path", str(last)])
+    main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=2", "--ckpt_path", str(last)])
     assert wandb.run.id == first_id
     wandb.finish()
     dirs = _run_dirs(tmp_path)
     assert len(dirs) == 2 and all(d.name.endswith(f"-{first_id}") for d in dirs)
 
-    main(["fit", *TINY, "--trainer.max_epochs=1"])  # no checkpoint: a new run
+    main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=1"])  # no checkpoint: a new run
     assert wandb.run.id != first_id

@@ -17,17 +17,6 @@ from lit_seqcls.checkpoint_io import AtomicCheckpointIO
 from lit_seqcls.cli import main
 from lit_seqcls.env_secrets import SecretInConfigError, find_secrets, secret_values
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TINY = [
-    "--config", str(CONFIGS / "data" / "synthetic.yaml"),
-    "--config", str(CONFIGS / "model" / "cnn.yaml"),
-    "--config", str(CONFIGS / "logger" / "wandb.yaml"),
-    "--data.init_args.train_size=120", "--data.init_args.test_size=20",
-    "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
-    "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
-    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-    "--trainer.max_epochs=1",
-]  # fmt: skip
 WANDB_KEY = "fake0wandb0api0key0" + "7" * 21  # W&B keys are 40 characters
 HF_TOKEN = "hf_FakeTokenForTheSecretsTest0123"
 
@@ -54,8 +43,8 @@ def _files_holding_secrets(root: Path) -> list[str]:
     return found
 
 
-def test_a_run_writes_no_secret_anywhere(tmp_path, capfd):
-    main(["fit", *TINY])
+def test_a_run_writes_no_secret_anywhere(tmp_path, capfd, tiny_wandb_fit_args):
+    main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=1"])
     import wandb
 
     wandb.finish()  # everything W&B writes is on disk before the scan
@@ -68,9 +57,11 @@ def test_a_run_writes_no_secret_anywhere(tmp_path, capfd):
     assert WANDB_KEY not in out + err and HF_TOKEN not in out + err
 
 
-def test_a_secret_pasted_into_an_option_is_refused_before_anything_is_written(tmp_path):
+def test_a_secret_pasted_into_an_option_is_refused_before_anything_is_written(
+    tmp_path, tiny_wandb_fit_args
+):
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", *TINY, f"--trainer.default_root_dir=runs/{HF_TOKEN}"])
+        main(["fit", *tiny_wandb_fit_args, f"--trainer.default_root_dir=runs/{HF_TOKEN}"])
     message = str(exit_.value.code)
     assert message.startswith("lit-seqcls: error: Refusing to write this configuration: ")
     assert "trainer.default_root_dir (the value of $HF_TOKEN)" in message
