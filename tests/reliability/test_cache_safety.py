@@ -3,7 +3,8 @@
 A writer killed at any moment leaves either no cache entry or a complete one, never a half-
 written one that a later run reads; the next run cleans up and builds it. Two jobs preparing
 the same cache at once build it once and read the same ids. Writers are forked children of
-the test process (Linux), killed with SIGKILL at chosen points and at random moments.
+the test process (Linux), killed with SIGKILL at chosen points and at random moments; each
+first drops the locks it shares with the test process, as a separate job would have none.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import random
 import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import datasets
 import pytest
+import tqdm
 
 import datamodules.base as base
 from datamodules import TextDataModule
@@ -67,12 +70,28 @@ def _leftovers(cache: Path) -> list[Path]:
     return [p for p in cache.rglob(".*") if p.parent.name in ("tokenizers", "encoded")]
 
 
+def _as_a_separate_job() -> None:
+    """Give this forked child its own progress-bar lock (call it first in every child).
+
+    A fork shares the parent's multiprocessing locks, and tqdm's write lock, taken by every
+    progress bar of ``datasets``, is one: a child killed while holding it left the test process
+    blocked for good at its next progress bar (CI hung here). Separate jobs share no lock.
+    """
+    own, classes = threading.RLock(), [tqdm.std.tqdm]
+    while classes:
+        cls = classes.pop()
+        if cls is tqdm.std.tqdm or "_lock" in vars(cls):
+            cls._lock = own
+        classes.extend(cls.__subclasses__())
+
+
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _killed_at(point: str, files, cache: Path) -> None:
     """In a child: run a prepare that kills itself at ``point``."""
+    _as_a_separate_job()
     save_dict, save_split = datasets.DatasetDict.save_to_disk, datasets.Dataset.save_to_disk
     written = []
 
@@ -118,6 +137,7 @@ def test_a_writer_killed_at_any_step_leaves_no_half_written_cache(files, tmp_pat
 
 
 def _prepare_forever(files, cache: Path) -> None:
+    _as_a_separate_job()
     while True:  # a fresh cache each round, so the kill can land in any phase
         _prepared(files, cache)
         for entry in cache.glob("*/*"):
@@ -140,6 +160,7 @@ def test_kills_at_random_moments_leave_no_half_written_cache(files, tmp_path):
 
 
 def _prepare_and_report(files, cache: Path, log: Path, barrier) -> None:
+    _as_a_separate_job()
     encode, train = base.encode_split, base.TRAINERS["word"]
 
     def slow_encode(*args, **kwargs):
