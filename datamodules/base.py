@@ -29,13 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from datamodules import schema
-from datamodules.caching import (
-    cache_root,
-    fingerprint,
-    locked,
-    save_dataset_atomically,
-    write_text_atomically,
-)
+from datamodules.caching import cache_root, dataset_entry, fingerprint, text_entry
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import PAD_ID, collate
 from lit_seqcls.bucketing import BucketBatchSampler, resume_point
@@ -276,7 +270,8 @@ class TextClassificationDataModule(L.LightningDataModule):
     @property
     def predict_split(self) -> str:
         """The split ``predict`` runs on: ``predict`` if the source has one, else ``test``."""
-        return PREDICT if PREDICT in self.splits else TEST
+        names = self._encoded if self._encoded is not None else self.splits
+        return PREDICT if PREDICT in names else TEST
 
     def texts(self, split: str) -> list[str]:
         """The raw texts of ``split`` in row order (``Batch.index`` points into this list)."""
@@ -330,11 +325,6 @@ class TextClassificationDataModule(L.LightningDataModule):
         )
 
     def _cached_or_trained_tokenizer(self) -> Tokenizer:
-        if TRAIN not in self.splits:
-            raise ValueError(
-                f"{type(self).__name__}: there is no 'train' split to train the tokenizer on. "
-                "Give training data, or `tokenizer_file` / `from_checkpoint` to reuse one."
-            )
         settings = {
             "kind": self.tokenizer_type,
             "vocab": self.max_vocab_size,
@@ -345,26 +335,27 @@ class TextClassificationDataModule(L.LightningDataModule):
             "val_fraction": self.val_fraction,  # the tokenizer sees train minus validation
             "seed": self.seed,
         }
-        path = (
-            self._cache / "tokenizers" / f"{fingerprint(self.source_fingerprint(), settings)}.json"
+        # The key needs no raw split: a warm start reads the entry without loading the source.
+        key = fingerprint(self.source_fingerprint(), settings)
+        path = self._cache / "tokenizers" / f"{key}.json"
+        return load_tokenizer(text_entry(path, lambda: tokenizer_json(self._train_tokenizer())))
+
+    def _train_tokenizer(self) -> Tokenizer:
+        if TRAIN not in self.splits:
+            raise ValueError(
+                f"{type(self).__name__}: there is no 'train' split to train the tokenizer on. "
+                "Give training data, or `tokenizer_file` / `from_checkpoint` to reuse one."
+            )
+        train = self.splits[TRAIN]
+        rank_zero_info(f"Training a {self.tokenizer_type} tokenizer on {len(train):,} texts ...")
+        return TRAINERS[self.tokenizer_type](
+            (self.normalize(t) for t in train[TEXT]),
+            vocab_size=self.max_vocab_size,
+            min_frequency=self.min_frequency,
+            lowercase=self.lowercase,
+            unicode_normalization=self.unicode_normalization,
+            length=len(train),
         )
-        with locked(path):
-            if path.is_file():
-                return load_tokenizer(str(path))
-            train = self.splits[TRAIN]
-            rank_zero_info(
-                f"Training a {self.tokenizer_type} tokenizer on {len(train):,} texts ..."
-            )
-            tokenizer = TRAINERS[self.tokenizer_type](
-                (self.normalize(t) for t in train[TEXT]),
-                vocab_size=self.max_vocab_size,
-                min_frequency=self.min_frequency,
-                lowercase=self.lowercase,
-                unicode_normalization=self.unicode_normalization,
-                length=len(train),
-            )
-            write_text_atomically(path, tokenizer_json(tokenizer))
-            return tokenizer
 
     def _cached_or_encoded(self) -> datasets.DatasetDict:
         key = fingerprint(
@@ -374,17 +365,14 @@ class TextClassificationDataModule(L.LightningDataModule):
             {"val_fraction": self.val_fraction, "seed": self.seed},
         )
         path = self._cache / "encoded" / key
-        with locked(path):
-            if not (path / "dataset_dict.json").is_file():
-                rank_zero_info(f"Tokenizing {type(self).__name__} into the cache {path} ...")
-                encoded = datasets.DatasetDict(
-                    {
-                        name: self._encode(split, f"{key}-{name}")
-                        for name, split in self.splits.items()
-                    }
-                )
-                save_dataset_atomically(encoded, path)
-            return datasets.load_from_disk(str(path))
+
+        def build() -> datasets.DatasetDict:
+            rank_zero_info(f"Tokenizing {type(self).__name__} into the cache {path} ...")
+            return datasets.DatasetDict(
+                {name: self._encode(split, f"{key}-{name}") for name, split in self.splits.items()}
+            )
+
+        return dataset_entry(path, build)
 
     @property
     def _cache(self):

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,27 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def text_entry(path: Path, build: Callable[[], str]) -> str:
+    """The text cached at ``path``; missing, it is built by ``build()`` and written first.
+
+    Under the lock, so of several ranks or jobs one builds and the others wait and read.
+    """
+    with locked(path):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+        text = build()
+        write_text_atomically(path, text)
+        return text
+
+
+def dataset_entry(path: Path, build: Callable[[], datasets.DatasetDict]) -> datasets.DatasetDict:
+    """The datasets cached (memory-mapped) at ``path``; missing, built and saved first."""
+    with locked(path):
+        if not (path / "dataset_dict.json").is_file():
+            save_dataset_atomically(build(), path)
+        return datasets.load_from_disk(str(path))
 
 
 # Writers (call them under `locked(path)`) follow one protocol: remove what a killed writer

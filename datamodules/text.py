@@ -9,6 +9,7 @@ strings or integers; the class names come, in this order, from ``from_checkpoint
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,15 @@ from typing import Any
 import datasets
 
 from datamodules.base import PREDICT, TEST, TRAIN, VAL, TextClassificationDataModule
-from datamodules.caching import cache_root, file_digest, fingerprint, tree_digest
-from datamodules.diagnosis import diagnose
+from datamodules.caching import (
+    cache_root,
+    file_digest,
+    fingerprint,
+    locked,
+    tree_digest,
+    write_text_atomically,
+)
+from datamodules.diagnosis import check_exists_and_not_empty, diagnose
 from datamodules.loading import (
     BUILDERS,
     as_file_lists,
@@ -97,19 +105,37 @@ class TextDataModule(TextClassificationDataModule):
         self.label_names_field = label_names_field
         self.fixed_class_names = list(class_names) if class_names is not None else None
         self._class_names: list[str] | None = None
+        self._data_class_names: list[str] | None = None  # as load_splits() read them
 
     # ---- the plugin interface ------------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
         if self._class_names is None:
-            _ = self.splits  # load_splits() resolves them
-        assert self._class_names is not None
+            given = self.checkpoint_class_names or self.fixed_class_names or self._data_class_names
+            self._class_names = given if given is not None else self._cached_class_names()
         return self._class_names
+
+    def _cached_class_names(self) -> list[str]:
+        # A warm start (and every rank after the first) reads them from the cache, not the data.
+        path = self._class_names_entry()
+        if path.is_file():  # written by an atomic rename: complete, or absent
+            return json.loads(path.read_text(encoding="utf-8"))
+        _ = self.splits  # load_splits() resolves them and writes the entry
+        assert self._data_class_names is not None
+        return self._data_class_names
+
+    def _class_names_entry(self) -> Path:
+        key = fingerprint(self.source_fingerprint())
+        return cache_root(self.cache_dir) / "classes" / f"{key}.json"
 
     def load_splits(self) -> datasets.DatasetDict:
         raw = self._pick_splits(self._load_raw())
         try:
-            self._class_names = self._resolve_class_names(raw.get(TRAIN))
+            self._data_class_names = self._resolve_class_names(raw.get(TRAIN))
+            if not (self.checkpoint_class_names or self.fixed_class_names):
+                path = self._class_names_entry()
+                with locked(path):
+                    write_text_atomically(path, json.dumps(self._data_class_names))
             return datasets.DatasetDict(
                 {ours: self._standardize(ours, ds) for ours, ds in raw.items()}
             )
@@ -121,7 +147,7 @@ class TextDataModule(TextClassificationDataModule):
 
     def source_fingerprint(self) -> Any:
         if self._local:
-            source: Any = {s: [file_digest(f) for f in fs] for s, fs in self.data_files.items()}
+            source: Any = {s: [_digest(f) for f in fs] for s, fs in self.data_files.items()}
         elif Path(self.path).expanduser().is_dir():
             source = tree_digest(Path(self.path).expanduser())
         else:
@@ -284,6 +310,11 @@ class TextDataModule(TextClassificationDataModule):
                 f"seen in training (classes: {shown}). Add examples of it to the "
                 "training data, fix the label, or list it in `class_names`."
             ) from None
+
+
+def _digest(file: str) -> str:
+    check_exists_and_not_empty(Path(file))  # our error, naming the file, not the OS's
+    return file_digest(file)
 
 
 def _plain(value: Any) -> Any:

@@ -11,6 +11,8 @@ import datamodules.base as base
 from datamodules import TextDataModule
 from lit_seqcls.tokenization import tokenizer_json
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
 
 @pytest.fixture
 def calls(monkeypatch):
@@ -59,6 +61,34 @@ def test_second_run_trains_no_tokenizer_and_tokenizes_nothing(files, calls):
     assert second._encoded["train"]["input_ids"] == first._encoded["train"]["input_ids"]
 
 
+@pytest.mark.parametrize("source", ["files", "hub layout"])
+def test_a_warm_start_reads_no_raw_split(files, source, monkeypatch):
+    """The second start reads only cache entries: no split loaded, checked or re-read."""
+    from datamodules import IMDBDataModule
+
+    def make():
+        if source == "files":
+            return TextDataModule(data_files=files, batch_size=8)
+        return IMDBDataModule(path=str(FIXTURES / "imdb"), batch_size=8)
+
+    first = make()
+    _ = first.vocab_size, first.num_classes
+    first.prepare_data()
+    first.setup("fit")
+
+    def no_raw_read(self):
+        raise AssertionError("a warm start loaded the raw splits")
+
+    monkeypatch.setattr(TextDataModule, "load_splits", no_raw_read)
+    second = make()
+    assert (second.vocab_size, second.class_names) == (first.vocab_size, first.class_names)
+    second.prepare_data()
+    second.setup("fit")
+    assert second.predict_split == first.predict_split
+    assert second._encoded["train"]["input_ids"] == first._encoded["train"]["input_ids"]
+    assert sum(len(b.labels) for b in second.train_dataloader()) == len(second._encoded["train"])
+
+
 @pytest.mark.parametrize(
     "change",
     [{"max_length": 3}, {"min_frequency": 2}, {"tokenizer_type": "bpe"}, {"lowercase": False}],
@@ -94,8 +124,7 @@ def test_cached_ids_are_the_tokenizers_own_in_any_number_of_processes(tmp_path):
     from datamodules.pipeline import encode_split
     from lit_seqcls.tokenization import UNK_ID
 
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "imdb"
-    dm = IMDBDataModule(path=str(fixture), max_length=64, include_unsupervised=True)
+    dm = IMDBDataModule(path=str(FIXTURES / "imdb"), max_length=64, include_unsupervised=True)
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
