@@ -9,6 +9,7 @@ first when it exists, so the shipped training defaults hold even for a bare comm
 from __future__ import annotations
 
 import sys
+import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,11 @@ def main(args: list[str] | None = None) -> None:
 
         compare(argv[1:])
         return
+    # Lightning 2.6 builds torch's deprecated `LeafSpec` in its loops, and torch 2.13 warns
+    # about it in every run: noise a user can do nothing about.
+    warnings.filterwarnings(
+        "ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning
+    )
     load_datamodule_plugins()
     defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
     try:
