@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import datasets
@@ -29,7 +30,8 @@ def test_defaults_point_at_the_hub_with_a_pinned_revision():
     dm = IMDBDataModule()
     assert (dm.path, dm.name, dm.revision) == (IMDB_HUB_ID, "plain_text", IMDB_REVISION)
     assert len(IMDB_REVISION) == 40
-    assert NewsgroupsDataModule().path == NEWSGROUPS_HUB_ID
+    news = NewsgroupsDataModule()
+    assert news.path == NEWSGROUPS_HUB_ID and re.fullmatch("[0-9a-f]{40}", news.revision)
 
 
 def test_imdb_from_a_local_copy():
