@@ -11,6 +11,7 @@ The two sides alternate for ``--rounds`` rounds and the best round of each count
 
     python benchmarks/overhead.py                          # all six encoders, ~6 min on 2 cores
     python benchmarks/overhead.py --encoders cnn bilstm --steps 30
+    python benchmarks/overhead.py --encoders rnn attention --stages inference --rounds 5
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ try:
 except ImportError:  # run as a script: benchmarks/ is on sys.path, the repository root is not
     from common import ROOT, callback_class, machine
 ENCODERS = ("rnn", "gru", "lstm", "bilstm", "attention", "cnn")
+STAGES = {"train": "fit", "inference": "validate"}  # stage -> the CLI subcommand timed
 # IMDB-like lengths (median ~200 words, long tail cut at 512), batch 64, as the issue asks.
 DATA = {"median_length": 200, "max_text_length": 512, "train_size": 8000, "test_size": 200}
 DATA["eval_batch_size"] = 64  # 800 validation texts: 13 batches, enough to time
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
     args = parser.parse_args()
     StepTimer.steps, StepTimer.warmup = args.steps, args.warmup
     print(
@@ -155,7 +158,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as root:
         for encoder in args.encoders:
-            for stage, subcommand in (("train", "fit"), ("inference", "validate")):
+            for stage, subcommand in ((s, STAGES[s]) for s in args.stages):
                 base = mine = 0.0
                 for _ in range(args.rounds):
                     base = max(base, hand_written(encoder, train=stage == "train"))
