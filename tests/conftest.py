@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,23 @@ def _run_cli(*args: str, cwd, env: dict | None = None, timeout: int = 600) -> st
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     return out
+
+
+def _wandb_run_ids(root: Path) -> list[str]:
+    """The run id of every offline W&B run folder under ``root``/logs/wandb, in folder order.
+
+    Folders are ``offline-run-<time>-<id>``; W&B adds ``-1``, ``-2`` when that name is taken
+    (a resumed run that started within the same second as the first).
+    """
+    folders = sorted((root / "logs" / "wandb").glob("offline-run-*"))
+    pattern = r"offline-run-\d{8}_\d{6}-([a-z0-9]+)(?:-\d+)?"
+    return [re.fullmatch(pattern, folder.name).group(1) for folder in folders]
+
+
+@pytest.fixture(scope="session")
+def wandb_run_ids():
+    """``root -> [run id of each offline W&B run folder under root/logs/wandb]``."""
+    return _wandb_run_ids
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ import yaml
 
 from lit_seqcls.cli import main
 from lit_seqcls.resume import RNG_KEY
+from lit_seqcls.shutdown import INTERRUPTED_CKPT
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -140,21 +141,17 @@ def _by_epoch(rows) -> dict[int, Counter]:
     return epochs
 
 
-def _wandb_run_ids(cwd: Path) -> set[str]:
-    return {p.name.rsplit("-", 1)[-1] for p in (cwd / "logs" / "wandb").glob("offline-run-*")}
-
-
-def _assert_one_checkpoint_and_one_run(cwd: Path, out: str) -> None:
+def _assert_one_checkpoint_and_one_run(cwd: Path, out: str, run_ids: list[str]) -> None:
     assert out.count("Best checkpoint") == 1, out[-4000:]  # rank zero only
     ckpts = sorted(p.name for p in (cwd / RUN_DIR / "checkpoints").glob("*.ckpt"))
     assert len(ckpts) == 2 and "last.ckpt" in ckpts, ckpts  # the best one and last.ckpt
-    assert len(_wandb_run_ids(cwd)) == 1
+    assert len(run_ids) == 1
 
 
 @pytest.mark.ddp
-def test_two_tasks_under_simulated_srun(tmp_path, env):
+def test_two_tasks_under_simulated_srun(tmp_path, env, wandb_run_ids):
     out = _finish(_srun([*TINY, *DDP_CPU, *SBATCH_ARGS], env, tmp_path, ntasks=2))
-    _assert_one_checkpoint_and_one_run(tmp_path, out)
+    _assert_one_checkpoint_and_one_run(tmp_path, out, wandb_run_ids(tmp_path))
     assert "--ckpt_path auto: no checkpoint" in out
     last = torch.load(tmp_path / RUN_DIR / "checkpoints" / "last.ckpt", weights_only=True)
     assert len(last[RNG_KEY]) == 2  # each rank's generator states, gathered
@@ -163,7 +160,7 @@ def test_two_tasks_under_simulated_srun(tmp_path, env):
 
 
 @pytest.mark.ddp
-def test_two_processes_under_torchrun(tmp_path, env):
+def test_two_processes_under_torchrun(tmp_path, env, wandb_run_ids):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "lit_seqcls", "fit", *TINY, *DDP_CPU, *SBATCH_ARGS],
@@ -171,12 +168,14 @@ def test_two_processes_under_torchrun(tmp_path, env):
     )  # fmt: skip
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
-    _assert_one_checkpoint_and_one_run(tmp_path, out)
+    _assert_one_checkpoint_and_one_run(tmp_path, out, wandb_run_ids(tmp_path))
     assert (tmp_path / "rank1.jsonl").is_file()
 
 
 @pytest.mark.ddp
-def test_sigusr1_checkpoints_requeues_and_the_restart_resumes_with_the_same_coverage(tmp_path, env):
+def test_sigusr1_checkpoints_requeues_and_the_restart_resumes_with_the_same_coverage(
+    tmp_path, env, wandb_run_ids
+):
     args = [*TINY, *SBATCH_ARGS]
     whole = tmp_path / "whole"
     whole.mkdir()
@@ -196,7 +195,12 @@ def test_sigusr1_checkpoints_requeues_and_the_restart_resumes_with_the_same_cove
     hpc = tmp_path / RUN_DIR / "hpc_ckpt_1.ckpt"
     checkpoint = torch.load(hpc, weights_only=True)  # plain data only
     assert len(checkpoint[RNG_KEY]) == 1
-    assert checkpoint.get("wandb_run_id") in _wandb_run_ids(tmp_path)
+    assert checkpoint.get("wandb_run_id") in wandb_run_ids(tmp_path)
+    # The SIGTERM after the requeue also saved the last finished step (GracefulShutdown), at or
+    # after the SIGUSR1 one: the requeued job resumes from that newest checkpoint.
+    newest = f"{RUN_DIR}/checkpoints/{INTERRUPTED_CKPT}"
+    checkpoint = torch.load(tmp_path / newest, weights_only=True)
+    assert checkpoint["global_step"] >= torch.load(hpc, weights_only=True)["global_step"]
     progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
     cut = (checkpoint["epoch"], progress["processed"])
     assert cut[0] == 1 and cut[1] > 0  # really mid-epoch
@@ -205,11 +209,11 @@ def test_sigusr1_checkpoints_requeues_and_the_restart_resumes_with_the_same_cove
 
     # The requeued job: the same command, the same SLURM job id.
     second = _finish(_srun(args, env, tmp_path))
-    assert f"--ckpt_path auto: resuming from {RUN_DIR}/hpc_ckpt_1.ckpt" in second
+    assert f"--ckpt_path auto: resuming from {newest}" in second
     after = _seen(tmp_path / "rank0.jsonl")
     assert after[0][:2] == list(cut)  # continues with the first batch not yet trained on
     assert _by_epoch(before + after) == _by_epoch(_seen(whole / "rank0.jsonl"))
-    assert len(_wandb_run_ids(tmp_path)) == 1  # the requeued job continued the same W&B run
+    assert len(set(wandb_run_ids(tmp_path))) == 1  # the requeued job continued the same run
 
 
 def test_sbatch_script_runs_a_command_the_cli_accepts(tmp_path, env, monkeypatch, capsys):

@@ -115,12 +115,8 @@ def test_prepare_resume_reads_the_run_id_from_the_checkpoint(tmp_path):
     assert not any(isinstance(cb, WandbRunId) for cb in plain.callbacks)
 
 
-def _run_dirs(root: Path) -> list[Path]:
-    return sorted((root / "logs" / "wandb").glob("offline-run-*"))
-
-
 def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(
-    tmp_path, tiny_wandb_fit_args
+    tmp_path, tiny_wandb_fit_args, wandb_run_ids
 ):
     import wandb
 
@@ -140,8 +136,7 @@ def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(
     main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=2", "--ckpt_path", str(last)])
     assert wandb.run.id == first_id
     wandb.finish()
-    dirs = _run_dirs(tmp_path)
-    assert len(dirs) == 2 and all(d.name.endswith(f"-{first_id}") for d in dirs)
+    assert wandb_run_ids(tmp_path) == [first_id, first_id]
 
     main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=1"])  # no checkpoint: a new run
     assert wandb.run.id != first_id
