@@ -17,14 +17,7 @@ from typing import Any
 import datasets
 
 from datamodules.base import PREDICT, TEST, TRAIN, VAL, TextClassificationDataModule
-from datamodules.caching import (
-    cache_root,
-    file_digest,
-    fingerprint,
-    locked,
-    tree_digest,
-    write_text_atomically,
-)
+from datamodules.caching import cache_root, file_digest, fingerprint, text_entry, tree_digest
 from datamodules.diagnosis import check_exists_and_not_empty, diagnose
 from datamodules.loading import (
     BUILDERS,
@@ -133,9 +126,7 @@ class TextDataModule(TextClassificationDataModule):
         try:
             self._data_class_names = self._resolve_class_names(raw.get(TRAIN))
             if not (self.checkpoint_class_names or self.fixed_class_names):
-                path = self._class_names_entry()
-                with locked(path):
-                    write_text_atomically(path, json.dumps(self._data_class_names))
+                text_entry(self._class_names_entry(), lambda: json.dumps(self._data_class_names))
             return datasets.DatasetDict(
                 {ours: self._standardize(ours, ds) for ours, ds in raw.items()}
             )
