@@ -55,7 +55,7 @@ def main() -> None:
     print("| data | features | train / test texts | test acc | macro-F1 | fit s |")
     print("|---|---|---|---|---|---|")
     for name, (module, folder) in SOURCES.items():
-        dm = module(path=str(args.data / folder), cache_dir=None)
+        dm = module(path=str(args.data / folder))
         sizes = f"{len(dm.splits['train']):,} / {len(dm.splits['test']):,}"
         for ngrams, features in ((1, "unigrams"), (2, "unigrams + bigrams")):
             r = scores(dm, ngrams)
