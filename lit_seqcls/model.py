@@ -43,9 +43,9 @@ class SequenceClassifier(L.LightningModule):
     Args:
         vocab_size: rows of the embedding; linked from the DataModule by the CLI.
         num_classes: size of the output layer; linked from the DataModule by the CLI.
-        encoder: an encoder name (``rnn``, ``gru``, ``lstm``, ``bilstm``, ``attention``, ``cnn``)
-            with its defaults, or a class with its arguments (``class_path`` / ``init_args``;
-            the embedding size is passed for you).
+        encoder: an encoder name (``rnn``, ``gru``, ``lstm``, ``bilstm``, ``attention``, ``cnn``,
+            ``swem``) with its defaults, or a class with its arguments (``class_path`` /
+            ``init_args``; the embedding size is passed for you).
         embedding_dim: size of the token embeddings.
         dropout: dropout on the embeddings and on the pooled text vector.
         pad_id: the padding token id, whose embedding stays zero; linked from the DataModule.

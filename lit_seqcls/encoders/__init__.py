@@ -15,6 +15,7 @@ from lit_seqcls.encoders.cnn import CNNEncoder
 from lit_seqcls.encoders.gru import GRUEncoder
 from lit_seqcls.encoders.lstm import LSTMEncoder
 from lit_seqcls.encoders.rnn import RNNEncoder
+from lit_seqcls.encoders.swem import SWEMEncoder
 
 __all__ = [
     "ENCODERS",
@@ -25,6 +26,7 @@ __all__ = [
     "GRUEncoder",
     "LSTMEncoder",
     "RNNEncoder",
+    "SWEMEncoder",
     "build_encoder",
 ]
 
@@ -35,6 +37,7 @@ ENCODERS: dict[str, type[Encoder]] = {
     "bilstm": BiLSTMEncoder,
     "attention": AttentionEncoder,
     "cnn": CNNEncoder,
+    "swem": SWEMEncoder,
 }
 
 
@@ -42,7 +45,7 @@ def build_encoder(name: str, input_size: int, **kwargs: Any) -> Encoder:
     """Build the encoder called ``name`` (a key of ``ENCODERS``).
 
     Args:
-        name: one of ``rnn``, ``gru``, ``lstm``, ``bilstm``, ``attention``, ``cnn``.
+        name: one of ``rnn``, ``gru``, ``lstm``, ``bilstm``, ``attention``, ``cnn``, ``swem``.
         input_size: embedding size ``E``.
         **kwargs: the encoder's own constructor arguments, e.g. ``hidden_size``.
 

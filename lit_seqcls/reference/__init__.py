@@ -15,6 +15,7 @@ reference                     torch module                                 keys
 ``AttentionPoolingReference`` ``encoders.attention.AdditiveAttention``     ``proj.weight``, ...
 ``AttentionEncoderReference`` ``encoders.AttentionEncoder``                ``lstm.*``, ...
 ``CNNReference``              ``encoders.CNNEncoder``                      ``convs.0.weight``, ...
+``SWEMReference``             ``encoders.SWEMEncoder``                     (no parameters)
 ============================  ===========================================  ===================
 
 How torch lays out the recurrent parameters (layer ``k``; the suffix ``_reverse`` marks the
@@ -49,10 +50,12 @@ vector of a recurrent encoder is the last layer's final ``h`` of each direction,
 from lit_seqcls.reference.attention import AttentionEncoderReference, AttentionPoolingReference
 from lit_seqcls.reference.cnn import CNNReference
 from lit_seqcls.reference.recurrent import RecurrentReference
+from lit_seqcls.reference.swem import SWEMReference
 
 __all__ = [
     "AttentionEncoderReference",
     "AttentionPoolingReference",
     "CNNReference",
     "RecurrentReference",
+    "SWEMReference",
 ]

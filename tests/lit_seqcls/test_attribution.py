@@ -16,7 +16,7 @@ LENGTHS = torch.tensor([5, 2])
 
 def _model(encoder: str) -> SequenceClassifier:
     torch.manual_seed(0)
-    small = {"num_filters": 6} if encoder == "cnn" else {"hidden_size": 6}  # fast on 2 cores
+    small = {"cnn": {"num_filters": 6}, "swem": {}}.get(encoder, {"hidden_size": 6})  # fast
     spec = {"class_path": f"{ENCODERS[encoder].__module__}.{ENCODERS[encoder].__name__}"}
     return SequenceClassifier(12, 3, encoder=spec | {"init_args": small}, embedding_dim=8)
 

@@ -17,6 +17,7 @@ from lit_seqcls.encoders import (
     GRUEncoder,
     LSTMEncoder,
     RNNEncoder,
+    SWEMEncoder,
 )
 from lit_seqcls.encoders.attention import AdditiveAttention
 from lit_seqcls.masking import lengths_to_mask
@@ -25,6 +26,7 @@ from lit_seqcls.reference import (
     AttentionPoolingReference,
     CNNReference,
     RecurrentReference,
+    SWEMReference,
 )
 
 ATOL = 1e-5
@@ -158,6 +160,36 @@ def test_cnn_encoder_matches_reference(steps):
     _check(pooled.detach().numpy(), reference.forward(x.detach().numpy(), lengths.numpy()), "out")
     d_x, grads = reference.backward(d_pooled.numpy())
     _check_grads(encoder, x, grads, d_x)
+
+
+@pytest.mark.parametrize("pooling", SWEMEncoder.POOLINGS)
+def test_swem_encoder_matches_reference(pooling):
+    encoder = SWEMEncoder(E, pooling=pooling)
+    x, generator = _inputs(seed=5)
+    pooled, _ = encoder(x, LENGTHS, lengths_to_mask(LENGTHS, T))
+    d_pooled = torch.randn(pooled.shape, generator=generator, dtype=torch.float64)
+    (pooled * d_pooled).sum().backward()
+
+    reference = SWEMReference(pooling)
+    _check(pooled.detach().numpy(), reference.forward(x.detach().numpy(), LENGTHS.numpy()), "out")
+    d_x, grads = reference.backward(d_pooled.numpy())
+    _check_grads(encoder, x, grads, d_x)
+
+
+@pytest.mark.parametrize("pooling", SWEMEncoder.POOLINGS)
+def test_reference_swem_agrees_with_finite_differences(pooling):
+    rng = np.random.default_rng(2)
+    swem = SWEMReference(pooling)
+    x, lengths = rng.normal(size=(3, 5, 4)), np.array([5, 2, 1])
+    d_out = rng.normal(size=swem.forward(x, lengths).shape)
+
+    def loss() -> float:
+        return float((swem.forward(x, lengths) * d_out).sum())
+
+    loss()
+    d_x, _ = swem.backward(d_out)
+    for index in _probe(rng, x, 12):
+        assert d_x[index] == pytest.approx(_finite_difference(loss, x, index), abs=1e-6), index
 
 
 # -- the oracle's own backward, by central differences -------------------------------------------

@@ -18,6 +18,7 @@ from lit_seqcls.encoders import (
     GRUEncoder,
     LSTMEncoder,
     RNNEncoder,
+    SWEMEncoder,
     build_encoder,
 )
 from lit_seqcls.masking import lengths_to_mask
@@ -46,12 +47,14 @@ CASES = [
     ("attention-dim5", AttentionEncoder, {"hidden_size": H, "attention_dim": 5}),
     ("cnn", CNNEncoder, {"num_filters": H}),
     ("cnn-wider-than-batch", CNNEncoder, {"num_filters": H, "kernel_sizes": (2, 11)}),
+    ("swem", SWEMEncoder, {}),
+    ("swem-mean", SWEMEncoder, {"pooling": "mean"}),
 ]
 
 
 def _implementations(name: str, cls: type[Encoder], kwargs: dict) -> list:
     """Every recurrent case runs both ways of keeping padding out of the recurrence."""
-    if cls is CNNEncoder:
+    if cls in (CNNEncoder, SWEMEncoder):
         return [pytest.param(cls, kwargs, id=name)]
     return [
         pytest.param(cls, {**kwargs, "implementation": run}, id=f"{name}-{run}")
@@ -244,9 +247,27 @@ def test_cnn_matches_window_reference(lengths):
     torch.testing.assert_close(pooled, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("lengths", [(1, 2, 4, 5, 7), (3,)], ids=["mixed", "one-text"])
+@pytest.mark.parametrize("pooling", SWEMEncoder.POOLINGS)
+def test_swem_pools_each_texts_own_embeddings(lengths, pooling):
+    encoder = SWEMEncoder(E, pooling=pooling)
+    texts = _texts(lengths)
+    pooled, _ = _encode(encoder, texts, extra=2)  # garbage padding, wider than the longest text
+    means = torch.stack([t.mean(0) for t in texts])
+    maxima = torch.stack([t.amax(0) for t in texts])
+    expected = {"mean": means, "max": maxima, "concat": torch.cat([means, maxima], -1)}[pooling]
+    torch.testing.assert_close(pooled, expected, atol=1e-6, rtol=0)
+    assert encoder.output_dim == expected.shape[-1]
+
+
+def test_swem_unknown_pooling_names_the_valid_ones():
+    with pytest.raises(ValueError, match="mean, max, concat; got 'sum'"):
+        SWEMEncoder(E, pooling="sum")
+
+
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_build_encoder_by_name(name):
-    kwargs = {"num_filters": H} if name == "cnn" else {"hidden_size": H}
+    kwargs = {"cnn": {"num_filters": H}, "swem": {}}.get(name, {"hidden_size": H})
     encoder = build_encoder(name, E, **kwargs)
     assert type(encoder) is ENCODERS[name]
     assert isinstance(encoder, Encoder)
@@ -257,7 +278,7 @@ def test_build_encoder_by_name(name):
 def test_build_encoder_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match="transformer") as error:
         build_encoder("transformer", E)
-    for name in ("rnn", "gru", "lstm", "bilstm", "attention", "cnn"):
+    for name in ("rnn", "gru", "lstm", "bilstm", "attention", "cnn", "swem"):
         assert repr(name) in str(error.value)
 
 
