@@ -114,8 +114,10 @@ def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             row[f"{name}_mean"], row[f"{name}_std"] = mean, std
         row["test_acc"] = _pm(row["test_acc_mean"], row["test_acc_std"], len(ok))
         row["test_f1"] = _pm(row["test_f1_mean"], row["test_f1_std"], len(ok))
-        row["params"] = next((r.params for r in runs if r.params), None)
-        row["encoder_params"] = next((r.encoder_params for r in runs if r.encoder_params), None)
+        row["params"] = next((r.params for r in runs if r.params is not None), None)
+        row["encoder_params"] = next(
+            (r.encoder_params for r in runs if r.encoder_params is not None), None
+        )
         row["seeds"] = len(runs)
         failed = [f"seed {r.seed}: {r.status}" for r in runs if r.status != "ok"]
         if not failed:

@@ -82,7 +82,9 @@ class ComparisonReporter(Callback):
             "samples_per_s": self.train_samples / max(self.train_seconds, 1e-9),
             "tokens_per_s": self.train_tokens / max(self.train_seconds, 1e-9),
             "params": sum(p.numel() for p in pl_module.parameters()),
-            "encoder_params": sum(p.numel() for p in encoder.parameters()) if encoder else None,
+            "encoder_params": (
+                None if encoder is None else sum(p.numel() for p in encoder.parameters())
+            ),
             "epochs": trainer.current_epoch,
             "best_model_path": ckpt.best_model_path if ckpt is not None else "",
             "history": self.history,

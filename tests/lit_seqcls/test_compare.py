@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from lit_seqcls.cli import main
 from lit_seqcls.compare import _parse
 from lit_seqcls.compare_plots import PLOTS, accuracy_by_length
 from lit_seqcls.compare_report import RunResult, load_results, write_report
+from lit_seqcls.encoders import ENCODERS
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
@@ -151,7 +153,7 @@ def test_arguments_pass_through_to_fit_except_the_ones_compare_owns():
     )
     assert options.config == ["a.yaml"] and options.seeds == [1, 2]
     assert passthrough == ["--trainer.max_epochs", "3"]
-    assert len(options.encoders) == 6
+    assert options.encoders == list(ENCODERS)  # every encoder by default
     with pytest.raises(SystemExit):
         _parse(["--model.encoder=lit_seqcls.encoders.CNNEncoder"])
     with pytest.raises(SystemExit):
@@ -165,3 +167,12 @@ def test_compare_without_encoder_arguments_selects_the_encoder_class(tmp_path):
     main(["compare", "--config", DATA, "--encoders", "gru", "--output_dir", str(out), *TINY])
     rows = {r["encoder"]: r for r in csv.DictReader((out / "comparison.csv").open())}
     assert rows["gru"]["status"] == "ok"
+
+
+def test_report_shows_an_encoder_without_parameters_of_its_own(tmp_path):
+    # swem pools the embeddings and owns no parameters: 0 is a count, not a missing value (the
+    # table used to crash formatting it as None).
+    results = [replace(_result("swem", seed, 0.7), encoder_params=0) for seed in (0, 1)]
+    write_report(results, tmp_path, title="unit", command="lit-seqcls compare --encoders swem")
+    assert _read_csv(tmp_path / "comparison.csv")[0]["encoder_params"] == "0"
+    assert "| 1,000 (0) |" in (tmp_path / "comparison.md").read_text()
