@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -36,7 +36,7 @@ class SWEMEncoder(Encoder):
         (torch.Size([2, 16]), 16, None)
     """
 
-    POOLINGS = ("mean", "max", "concat")
+    POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 
     def __init__(self, input_size: int, pooling: Pooling = "concat") -> None:
         super().__init__()
