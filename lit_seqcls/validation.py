@@ -1,0 +1,85 @@
+"""Constructor checks that fail at the boundary, with a message a person can act on.
+
+A bad value (``hidden_size=0``, ``dropout=1.5``) otherwise surfaces as a shape or index error deep
+inside torch, far from the flag that caused it. Each helper here checks one value, names the
+argument, the allowed range and the value it got, and returns the value so a constructor can write
+``self.hidden_size = require_positive_int("hidden_size", hidden_size)``.
+
+``ConfigValueError`` is a ``ValueError``, so existing ``except ValueError`` code keeps working; the
+CLI prints it as one line instead of a traceback.
+
+Example:
+    >>> require_positive_int("hidden_size", 16)
+    16
+    >>> require_positive_int("hidden_size", 0)
+    Traceback (most recent call last):
+        ...
+    lit_seqcls.validation.ConfigValueError: hidden_size must be a positive integer, got 0
+    >>> require_fraction("dropout", 1.0)
+    Traceback (most recent call last):
+        ...
+    lit_seqcls.validation.ConfigValueError: dropout must be a number in [0, 1), got 1.0
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+__all__ = [
+    "ConfigValueError",
+    "require_fraction",
+    "require_non_negative",
+    "require_positive_int",
+]
+
+
+class ConfigValueError(ValueError):
+    """A constructor or config argument outside its allowed range; the message names all three."""
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass, but ``hidden_size=True`` is a mistake, not 1.
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def require_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an integer ``>= 1``, else raise ``ConfigValueError``.
+
+    Example:
+        >>> require_positive_int("num_layers", 2)
+        2
+    """
+    if not _is_int(value) or value < 1:
+        raise ConfigValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def require_non_negative(name: str, value: object) -> float:
+    """Return ``value`` if it is a finite number ``>= 0``, else raise ``ConfigValueError``.
+
+    Example:
+        >>> require_non_negative("weight_decay", 0.0)
+        0.0
+    """
+    if not _is_real(value) or value < 0:
+        raise ConfigValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def require_fraction(name: str, value: object) -> float:
+    """Return ``value`` if ``0 <= value < 1`` (a dropout probability), else raise.
+
+    1 is excluded: dropout 1 zeroes every unit, so nothing is learnt.
+
+    Example:
+        >>> require_fraction("dropout", 0.5)
+        0.5
+    """
+    if not _is_real(value) or not 0 <= value < 1:
+        raise ConfigValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return value
