@@ -31,6 +31,7 @@ __all__ = [
     "require_fraction",
     "require_non_negative",
     "require_positive_int",
+    "require_positive_ints",
 ]
 
 
@@ -57,6 +58,28 @@ def require_positive_int(name: str, value: object) -> int:
     if not _is_int(value) or value < 1:
         raise ConfigValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def require_positive_ints(name: str, values: object) -> tuple[int, ...]:
+    """Return ``values`` as a tuple if it is a non-empty sequence of integers ``>= 1``, else raise.
+
+    A bare integer is refused rather than wrapped: ``kernel_sizes=3`` is a slip for ``(3,)``.
+
+    Example:
+        >>> require_positive_ints("kernel_sizes", [3, 4])
+        (3, 4)
+        >>> require_positive_ints("sizes", (3, 0))
+        Traceback (most recent call last):
+            ...
+        lit_seqcls.validation.ConfigValueError: sizes must be one or more positive ... got (3, 0)
+    """
+    if (
+        not isinstance(values, list | tuple)
+        or not values
+        or not all(_is_int(v) and v >= 1 for v in values)
+    ):
+        raise ConfigValueError(f"{name} must be one or more positive integers, got {values!r}")
+    return tuple(int(v) for v in values)
 
 
 def require_non_negative(name: str, value: object) -> float:

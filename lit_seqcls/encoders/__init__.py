@@ -16,6 +16,7 @@ from lit_seqcls.encoders.gru import GRUEncoder
 from lit_seqcls.encoders.lstm import LSTMEncoder
 from lit_seqcls.encoders.rnn import RNNEncoder
 from lit_seqcls.encoders.swem import SWEMEncoder
+from lit_seqcls.validation import ConfigValueError
 
 __all__ = [
     "ENCODERS",
@@ -50,7 +51,7 @@ def build_encoder(name: str, input_size: int, **kwargs: Any) -> Encoder:
         **kwargs: the encoder's own constructor arguments, e.g. ``hidden_size``.
 
     Raises:
-        ValueError: for an unknown name; the message lists the valid ones.
+        ConfigValueError: for an unknown name; the message lists the valid ones.
 
     Example:
         >>> build_encoder("bilstm", 8, hidden_size=16).output_dim
@@ -60,5 +61,5 @@ def build_encoder(name: str, input_size: int, **kwargs: Any) -> Encoder:
         cls = ENCODERS[name]
     except KeyError:
         valid = ", ".join(repr(n) for n in ENCODERS)
-        raise ValueError(f"unknown encoder {name!r}; choose one of {valid}") from None
+        raise ConfigValueError(f"unknown encoder {name!r}; choose one of {valid}") from None
     return cls(input_size, **kwargs)

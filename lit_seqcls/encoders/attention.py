@@ -13,6 +13,7 @@ from lit_seqcls.encoders.recurrent import (
     build_rnn,
     run_recurrent,
 )
+from lit_seqcls.validation import require_positive_int
 
 
 class AdditiveAttention(nn.Module):
@@ -32,6 +33,8 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, input_dim: int, attention_dim: int) -> None:
         super().__init__()
+        require_positive_int("input_dim", input_dim)
+        require_positive_int("attention_dim", attention_dim)
         self.proj = nn.Linear(input_dim, attention_dim)  # W, b
         self.score = nn.Linear(attention_dim, 1, bias=False)  # v
         self.reset_parameters()
@@ -68,7 +71,8 @@ class AttentionEncoder(Encoder):
         num_layers: stacked LSTM layers.
         dropout: dropout between stacked LSTM layers; has no effect with one layer.
         bidirectional: run the LSTM in both directions; ``output_dim`` doubles.
-        attention_dim: hidden size of the attention scorer; defaults to the LSTM output size.
+        attention_dim: hidden size of the attention scorer (``>= 1``); defaults to the LSTM output
+            size.
         implementation: ``masked``, ``packed`` or ``auto`` (``masked`` on CPU, ``packed``
             elsewhere): how padding is kept out of the LSTM; same results, different speed.
 
@@ -97,6 +101,8 @@ class AttentionEncoder(Encoder):
     ) -> None:
         super().__init__()
         _check_implementation(implementation)
+        if attention_dim is not None:
+            require_positive_int("attention_dim", attention_dim)
         self.implementation = implementation
         self.lstm = build_rnn(nn.LSTM, input_size, hidden_size, num_layers, dropout, bidirectional)
         self.output_dim = hidden_size * (2 if bidirectional else 1)

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from lit_seqcls.encoders.base import Encoder
 from lit_seqcls.masking import lengths_to_mask
+from lit_seqcls.validation import require_positive_int, require_positive_ints
 
 
 class CNNEncoder(Encoder):
@@ -19,8 +20,9 @@ class CNNEncoder(Encoder):
 
     Args:
         input_size: embedding size ``E``.
-        num_filters: feature maps per kernel width.
-        kernel_sizes: window widths in tokens; ``output_dim = num_filters * len(kernel_sizes)``.
+        num_filters: feature maps per kernel width (``>= 1``).
+        kernel_sizes: one or more window widths in tokens, each ``>= 1``;
+            ``output_dim = num_filters * len(kernel_sizes)``.
 
     Example:
         >>> from lit_seqcls.masking import lengths_to_mask
@@ -35,9 +37,9 @@ class CNNEncoder(Encoder):
         self, input_size: int, num_filters: int = 100, kernel_sizes: tuple[int, ...] = (3, 4, 5)
     ) -> None:
         super().__init__()
-        if not kernel_sizes or min(kernel_sizes) < 1:
-            raise ValueError(f"kernel_sizes must be one or more widths >= 1, got {kernel_sizes!r}")
-        self.kernel_sizes = tuple(kernel_sizes)
+        require_positive_int("input_size", input_size)
+        require_positive_int("num_filters", num_filters)
+        self.kernel_sizes = require_positive_ints("kernel_sizes", kernel_sizes)
         self.convs = nn.ModuleList(nn.Conv1d(input_size, num_filters, k) for k in self.kernel_sizes)
         self.output_dim = num_filters * len(self.kernel_sizes)
         self.reset_parameters()

@@ -26,6 +26,11 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lit_seqcls.encoders.base import Encoder
+from lit_seqcls.validation import (
+    ConfigValueError,
+    require_fraction,
+    require_positive_int,
+)
 
 Implementation = Literal["auto", "masked", "packed"]
 IMPLEMENTATIONS: tuple[str, ...] = ("auto", "masked", "packed")
@@ -34,7 +39,9 @@ IMPLEMENTATIONS: tuple[str, ...] = ("auto", "masked", "packed")
 def _check_implementation(implementation: str) -> None:
     if implementation not in IMPLEMENTATIONS:
         valid = ", ".join(repr(i) for i in IMPLEMENTATIONS)
-        raise ValueError(f"unknown recurrent implementation {implementation!r}; choose {valid}")
+        raise ConfigValueError(
+            f"unknown recurrent implementation {implementation!r}; choose {valid}"
+        )
 
 
 def run_recurrent(
@@ -151,7 +158,21 @@ def build_rnn(
     dropout: float,
     bidirectional: bool,
 ) -> nn.RNNBase:
-    """A ``batch_first`` recurrent module as every recurrent encoder here uses it."""
+    """A ``batch_first`` recurrent module as every recurrent encoder here uses it.
+
+    Checks its arguments first, so every recurrent encoder fails with a ``ConfigValueError`` that
+    names the bad one instead of a torch error.
+
+    Example:
+        >>> build_rnn(nn.GRU, 4, 0, 1, 0.0, False)
+        Traceback (most recent call last):
+            ...
+        lit_seqcls.validation.ConfigValueError: hidden_size must be a positive integer, got 0
+    """
+    require_positive_int("input_size", input_size)
+    require_positive_int("hidden_size", hidden_size)
+    require_positive_int("num_layers", num_layers)
+    require_fraction("dropout", dropout)
     return rnn_type(
         input_size,
         hidden_size,

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lit_seqcls.encoders.base import Encoder
+from lit_seqcls.validation import ConfigValueError, require_positive_int
 
 Pooling = Literal["mean", "max", "concat"]
 
@@ -40,8 +41,11 @@ class SWEMEncoder(Encoder):
 
     def __init__(self, input_size: int, pooling: Pooling = "concat") -> None:
         super().__init__()
+        require_positive_int("input_size", input_size)
         if pooling not in self.POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(self.POOLINGS)}; got {pooling!r}")
+            raise ConfigValueError(
+                f"pooling must be one of {', '.join(self.POOLINGS)}; got {pooling!r}"
+            )
         self.pooling = pooling
         self.output_dim = input_size * (2 if pooling == "concat" else 1)
 
