@@ -11,7 +11,9 @@ skips the batches done (see ``lit_seqcls.bucketing.resume_point``).
 ``--ckpt_path auto`` resumes from the newest checkpoint under ``trainer.default_root_dir`` (a
 pre-emption ``hpc_ckpt_N.ckpt``, an ``interrupted.ckpt``, a ``last.ckpt`` or a top-k checkpoint)
 that loads, skipping truncated or corrupted files, and starts fresh when there is none, so a
-requeued job or a re-run command needs no edit (``resolve_ckpt_path``).
+requeued job or a re-run command needs no edit (``resolve_ckpt_path``). Before looking, it removes
+the temporary files that writers killed mid-save left under the root (``clean_run_root``): the
+resumed run writes into a new ``version_N`` directory, so nothing else would ever remove them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from lit_seqcls.atomic import remove_stale_temporaries
 from lit_seqcls.checkpoint_io import checkpoint_problem
 
 RNG_KEY = "rng_states"  # top-level checkpoint key: one state dict per rank, indexed by rank
@@ -172,14 +175,39 @@ def newest_checkpoint(root: str | Path) -> Path | None:
     return None
 
 
+def clean_run_root(trainer: L.Trainer) -> list[Path]:
+    """Remove killed writers' temporary files under ``trainer.default_root_dir``; report them.
+
+    Run by rank zero only (the one rank that writes checkpoints); one info line names what was
+    removed. Returns the removed paths (``[]`` on other ranks).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = (root / ".last.ckpt.4194304.tmp").write_bytes(b"")  # its writer was killed
+        >>> trainer = L.Trainer(default_root_dir=root, logger=False, enable_progress_bar=False)
+        >>> [p.name for p in clean_run_root(trainer)], list(root.iterdir())
+        (['.last.ckpt.4194304.tmp'], [])
+    """
+    if not trainer.is_global_zero:
+        return []
+    removed = remove_stale_temporaries(trainer.default_root_dir)
+    if removed:
+        names = ", ".join(str(p) for p in removed[:3]) + (", ..." if len(removed) > 3 else "")
+        rank_zero_info(f"Removed {len(removed)} temporary file(s) left by killed writers: {names}")
+    return removed
+
+
 def resolve_ckpt_path(ckpt_path: str | Path | None, trainer: L.Trainer) -> str | Path | None:
     """``"auto"`` → the newest loadable checkpoint under ``trainer.default_root_dir`` (or None).
 
     Any other value is returned unchanged for Lightning to interpret (``last``, ``best``, a path).
-    Every rank resolves it for itself; on the shared file system of a job they agree.
+    Every rank resolves it for itself; on the shared file system of a job they agree. With
+    ``"auto"``, the temporaries of killed writers are removed first (``clean_run_root``).
     """
     if ckpt_path != AUTO:
         return ckpt_path
+    clean_run_root(trainer)
     found = newest_checkpoint(trainer.default_root_dir)
     if found is None:
         rank_zero_info(f"--ckpt_path auto: no checkpoint under {trainer.default_root_dir}; fresh")

@@ -8,6 +8,7 @@ import torch
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
+from lit_seqcls.resume import resolve_ckpt_path
 
 
 class _Interrupt(L.Callback):
@@ -72,3 +73,18 @@ def test_resume_mid_epoch_sees_each_remaining_sample_once(
         resumed = first.by_epoch.get(epoch, []) + second.by_epoch.get(epoch, [])
         assert Counter(resumed) == Counter(whole.by_epoch[epoch]), epoch
     assert second.by_epoch.get(1) and first.by_epoch.get(1)  # the cut really was mid-epoch 1
+
+
+def test_auto_resume_removes_temporaries_left_by_a_killed_save(tmp_path, caplog):
+    """A kill during a save leaves ``.last.ckpt.<pid>.tmp``; the resumed run writes elsewhere."""
+    checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save({"global_step": 3}, checkpoints / "epoch0.ckpt")
+    stale = checkpoints / ".last.ckpt.4194304.tmp"  # above any real process id: a dead writer
+    stale.write_bytes(b"")
+    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    with caplog.at_level("INFO"):
+        assert resolve_ckpt_path("auto", trainer) == str(checkpoints / "epoch0.ckpt")
+    assert not stale.exists()
+    assert "Removed 1 temporary file(s) left by killed writers" in caplog.text
+    assert str(stale) in caplog.text
