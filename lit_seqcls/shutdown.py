@@ -7,6 +7,11 @@ seconds. Lightning's own SIGTERM handler stops with status 0, saves nothing and 
 inside the signal handler (a collective that can pair with another rank's gradient all-reduce),
 so it is replaced while training runs; SLURM's requeue signal (SIGUSR1) is left to Lightning.
 
+A second Ctrl-C stops at once, mid-step and without saving (the first one says so); the exit
+status is still 130, not Lightning's 1 for a ``KeyboardInterrupt``, so a script or scheduler sees
+"stopped by Ctrl-C" however many times it was pressed. ``--ckpt_path auto`` then resumes from the
+last checkpoint saved before.
+
 A rank that dies or hangs makes the others fail in their next collective: at once when its
 process is gone (the socket closes; ~2 s measured), after the process-group timeout when it
 hangs. ``bound_ddp_timeout`` makes that timeout minutes instead of torch's 30, and
@@ -61,9 +66,10 @@ class GracefulShutdown(L.Callback):
     The first signal is noted. At the end of the current optimizer step (or of the current
     validation) the ranks compare notes; all stop there together, saving
     ``<checkpoint dir>/interrupted.ckpt`` first, which ``--ckpt_path auto`` resumes from. A
-    second Ctrl-C stops at once. Before training starts, and in ``validate``/``test``/
-    ``predict``, a signal stops at once (there is no step to finish). When a DDP collective
-    fails because another rank died or hangs, the error gets a note saying so and how to resume.
+    second Ctrl-C stops at once, without saving, with the same exit status 130. Before training
+    starts, and in ``validate``/``test``/``predict``, a signal stops at once (there is no step
+    to finish). When a DDP collective fails because another rank died or hangs, the error gets a
+    note saying so and how to resume.
     The handlers are in place from ``setup`` to ``teardown`` only; a process that ignores
     SIGINT (a background job) keeps ignoring it.
 
@@ -144,7 +150,7 @@ class GracefulShutdown(L.Callback):
         name = signal.Signals(signum).name
         if self.requested is not None:
             if signum == signal.SIGINT:  # a second Ctrl-C: do not wait for the step to end
-                raise KeyboardInterrupt
+                self._stop_at_once(trainer)
             return
         self.requested = signum
         if signum == signal.SIGTERM and trainer.strategy.launcher is not None:
@@ -154,9 +160,25 @@ class GracefulShutdown(L.Callback):
             raise TrainingInterrupted(signum, f"Stopped by {name} {what}; nothing saved.")
         # Unbuffered: a signal can arrive while the main thread is inside a buffered write.
         saving = " and saving a checkpoint" if self.save_checkpoint else ""
-        again = " (press Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
+        again = "; a second Ctrl-C stops at once, without saving" if signum == signal.SIGINT else ""
         note = f"\nReceived {name}: stopping after the current step{saving}{again}.\n"
         os.write(2, note.encode())
+
+    def _stop_at_once(self, trainer: L.Trainer) -> None:
+        """Raise (exit status 130, like the first Ctrl-C) instead of Lightning's KeyboardInterrupt.
+
+        Lightning turns a ``KeyboardInterrupt`` into exit status 1 and leaves SIGINT ignored for
+        the rest of the process; this stops the ranks it started the way it would (SIGKILL).
+        """
+        if trainer.strategy.launcher is not None:
+            trainer.strategy.launcher.kill(signal.SIGKILL)  # no step boundary to meet them at
+        self._training = False
+        raise TrainingInterrupted(
+            signal.SIGINT,
+            f"Stopped at once by a second SIGINT (Ctrl-C) after step {trainer.global_step}; "
+            "nothing saved. Resume from the last checkpoint with the same command and "
+            "--ckpt_path auto.",
+        )
 
     def _stop_if_requested(self, trainer: L.Trainer, where: str) -> None:
         if not any(r for (r,) in gather_flags(trainer, [self.requested is not None])):

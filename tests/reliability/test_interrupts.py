@@ -109,13 +109,25 @@ def test_a_signal_stops_after_the_step_with_checkpoint_and_wandb_closed(
     assert wandb_exit_code(tmp_path / "wandb") == 128 + signum  # closed, with the status
 
 
-def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint(small_synthetic_kwargs, tmp_path):
+def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint_and_status_130(
+    small_synthetic_kwargs, tmp_path, capfd
+):
+    """Before #14: exit status 1 (Lightning's KeyboardInterrupt), SIGINT left ignored."""
     sender = _SendSignals([signal.SIGINT, signal.SIGINT])
     trainer, model, dm = _fit(small_synthetic_kwargs, tmp_path, sender)
-    with pytest.raises(SystemExit) as stop:  # Lightning's own KeyboardInterrupt handling
+    with pytest.raises(TrainingInterrupted) as stop:
         trainer.fit(model, dm)
-    assert stop.value.code == 1
+    assert stop.value.code == 130  # 128 + SIGINT, as for one Ctrl-C
+    assert stop.value.message.startswith(
+        "Stopped at once by a second SIGINT (Ctrl-C) after step 4; nothing saved."
+    )
     assert not (tmp_path / "ckpt" / INTERRUPTED_CKPT).exists()
+    # The first Ctrl-C said what a second one would do.
+    assert "a second Ctrl-C stops at once, without saving" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+    with pytest.raises(KeyboardInterrupt):  # a later Ctrl-C works as before the run
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
 
 
 def test_a_signal_before_training_stops_at_once(small_synthetic_kwargs, tmp_path):
@@ -149,8 +161,11 @@ CLI = [
 DDP = ["--config", str(CONFIGS / "trainer" / "ddp_cpu.yaml")]
 
 
-def interrupt_cli(workdir: Path, signum: int, extra=(), group=False) -> tuple[int, float, str]:
-    """Start ``lit-seqcls fit``, signal it early in epoch 1; (status, seconds to exit, output)."""
+def interrupt_cli(
+    workdir: Path, signum: int, extra=(), group=False, times=1
+) -> tuple[int, float, str]:
+    """Start ``lit-seqcls fit``, signal it early in epoch 1 (``times`` times in a row);
+    (status, seconds to exit, output)."""
     log = workdir / "out.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -164,7 +179,9 @@ def interrupt_cli(workdir: Path, signum: int, extra=(), group=False) -> tuple[in
                 time.sleep(0.2)
             time.sleep(1.0)  # into epoch 1
             start = time.monotonic()
-            (os.killpg if group else os.kill)(proc.pid, signum)  # group: a terminal's Ctrl-C
+            for _ in range(times):
+                (os.killpg if group else os.kill)(proc.pid, signum)  # group: a terminal's Ctrl-C
+                time.sleep(0.05)
             status = proc.wait(timeout=120)
             return status, time.monotonic() - start, log.read_text()
         finally:
@@ -193,6 +210,17 @@ def test_the_cli_stops_on_a_signal_and_resumes_from_its_checkpoint(signum, tmp_p
                       cwd=tmp_path)  # fmt: skip
     saved = f"logs/lightning_logs/version_0/checkpoints/{INTERRUPTED_CKPT}"
     assert f"--ckpt_path auto: resuming from {saved}" in resumed
+
+
+@pytest.mark.slow
+def test_the_cli_exits_130_on_a_second_ctrl_c_too(tmp_path):
+    status, seconds, out = interrupt_cli(tmp_path, signal.SIGINT, times=2)
+    assert status == 130, out[-3000:]
+    assert seconds < 30, seconds
+    assert "a second Ctrl-C stops at once, without saving" in out
+    assert "Stopped at once by a second SIGINT (Ctrl-C)" in out, out[-3000:]
+    assert "Traceback" not in out and not list(tmp_path.rglob(INTERRUPTED_CKPT)), out[-3000:]
+    assert wandb_exit_code(tmp_path / "logs" / "wandb") == 130
 
 
 @pytest.mark.ddp
