@@ -17,6 +17,8 @@ import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
+from lit_seqcls.outputs import spreadsheet_safe
+
 STAGE_SPLITS = {"val": "validation", "test": "test"}  # stage prefix → DataModule split name
 STAGE_TITLES = {"val": "validation", "test": "test"}
 
@@ -58,10 +60,11 @@ def gather_objects(trainer: L.Trainer, obj: Any) -> list[Any]:
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write a CSV file; text cells (class names, texts) are made ``spreadsheet_safe``."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow([spreadsheet_safe(cell) for cell in header])
+        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
 
 
 def file_stem(stage: str, epoch: int) -> str:

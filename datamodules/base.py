@@ -19,6 +19,7 @@ import functools
 import hashlib
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -173,6 +174,17 @@ class TextClassificationDataModule(L.LightningDataModule):
     def describe(self, split: str) -> str:
         """Where ``split`` comes from, for error messages (a subclass names its files)."""
         return f"{type(self).__name__} split {split!r}"
+
+    def input_files(self) -> list[Path]:
+        """Every local file this module reads, so that no output is ever written over one.
+
+        Here the checkpoint of ``from_checkpoint``, ``vectors`` and a ``tokenizer_file`` given
+        as a path; a subclass adds its data files (``super().input_files() + ...``).
+        """
+        tokenizer = self.tokenizer_file  # a path, or JSON text (from a checkpoint, or given)
+        tokenizer = None if (tokenizer or "{").lstrip().startswith("{") else tokenizer
+        return [Path(p).expanduser() for p in (self.from_checkpoint, self.vectors, tokenizer) if p]
+
 
     def normalize(self, text: str) -> str:
         """Clean-up applied before tokenizing; a subclass may extend it (then say so in its docs:

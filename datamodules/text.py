@@ -159,6 +159,22 @@ class TextDataModule(TextClassificationDataModule):
                 return f"{', '.join(files)} (split {split!r})"
         return f"{self.path} split {split!r}"
 
+    def input_files(self) -> list[Path]:
+        """Every local file read: each split's ``data_files``, the files of a local ``path``
+        folder, and the shared ones (``from_checkpoint``, ``vectors``, ``tokenizer_file``).
+
+        Example:
+            >>> dm = TextDataModule(data_files={"train": "a.csv", "test": ["b.csv", "c.csv"]})
+            >>> [str(p) for p in dm.input_files()]
+            ['a.csv', 'b.csv', 'c.csv']
+        """
+        files = [Path(f).expanduser() for fs in self.data_files.values() for f in fs]
+        folder = None if self._local else Path(self.path).expanduser()
+        if folder is not None and folder.is_dir():
+            files += [p for p in sorted(folder.rglob("*")) if p.is_file()]
+        return super().input_files() + files
+
+
     # ---- loading -------------------------------------------------------------------------------
     @property
     def _local(self) -> bool:

@@ -14,6 +14,8 @@ process, so one that crashes is reported in the table and the others still run.
 The output directory gets ``comparison.md``, ``comparison.csv`` (one row per encoder, mean ± std
 over seeds), ``runs.csv`` (one row per run), four PNGs (see ``lit_seqcls.compare_report``) and
 ``runs/<encoder>-seed<seed>/`` with each run's logs, checkpoints and ``fit.log``/``test.log``.
+An existing output directory is used only if it is empty or holds an earlier comparison (then
+its files are updated); one holding other files is refused unless ``--overwrite`` is given.
 
 With a W&B logger in the configs, every run joins the W&B group ``--name`` (through W&B's own
 ``WANDB_RUN_GROUP``/``WANDB_NAME`` environment variables), so W&B shows them side by side.
@@ -35,6 +37,7 @@ from typing import Any
 from lit_seqcls.compare_report import RunResult, write_report
 from lit_seqcls.compare_reporter import EVENT_PREFIX, FIT_FILE, TEST_FILE
 from lit_seqcls.encoders import ENCODERS
+from lit_seqcls.outputs import check_output_dir
 
 ENCODER_ARG = "--model.encoder.init_args."
 REPORTER = "lit_seqcls.compare_reporter.ComparisonReporter"
@@ -45,6 +48,14 @@ def main(argv: list[str]) -> None:
     """Run the comparison described by ``argv`` (the arguments after ``compare``)."""
     options, passthrough = _parse(argv)
     output_dir = Path(options.output_dir or Path("comparisons") / options.name).resolve()
+    # Before any run: never write into a folder of the user's (a rerun updates its own folder).
+    check_output_dir(
+        output_dir,
+        overwrite=options.overwrite,
+        looks_like_ours=_is_comparison_dir,
+        option="--output_dir",
+        overwrite_option="--overwrite",
+    )
     output_dir.mkdir(parents=True, exist_ok=True)
     plan = [(encoder, seed) for encoder in options.encoders for seed in options.seeds]
     progress = _Progress(len(plan))
@@ -68,6 +79,12 @@ def main(argv: list[str]) -> None:
     markdown = (output_dir / "comparison.md").read_text(encoding="utf-8")
     print("\n".join(line for line in markdown.splitlines() if line.startswith("|")))
     print("Wrote " + ", ".join(str(p) for p in written))
+
+
+def _is_comparison_dir(path: Path) -> bool:
+    """Whether ``path`` holds an earlier comparison: its ``results.json``, or (cut short in its
+    first run) ``runs/<encoder>-seed<seed>/fit.log``."""
+    return (path / "results.json").is_file() or any(path.glob("runs/*-seed*/fit.log"))
 
 
 def run_one(
@@ -301,6 +318,12 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--output_dir", default=None, help="where results go (default: comparisons/<name>)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an existing folder that holds other files (default: refuse; a folder "
+        "of an earlier comparison is always updated)",
     )
     options, passthrough = parser.parse_known_args(argv)
     stray = [a for a in passthrough if a.split("=")[0] in ("--model.encoder", "--seed_everything")]

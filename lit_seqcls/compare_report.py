@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_seqcls.compare_plots import PLOTS, accuracy_by_length, bucket_label, save_plots
+from lit_seqcls.outputs import spreadsheet_safe
 
 
 @dataclasses.dataclass
@@ -159,7 +160,8 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["encoder"])
         writer.writeheader()
-        writer.writerows(rows)
+        # Encoder names and statuses are text: keep a spreadsheet from reading them as formulas.
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return path
 
 

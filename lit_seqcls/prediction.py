@@ -12,6 +12,7 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from lit_seqcls.atomic import atomic_write
+from lit_seqcls.outputs import check_output_file, first_line_is_json_with
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -22,14 +23,46 @@ class PredictionWriter(BasePredictionWriter):
     position in the input), whatever the bucketing order or the number of ranks. Only rank zero
     writes, to a temporary file renamed into place, so a crash never leaves half a file.
 
+    Before predicting anything it refuses (``lit_seqcls.outputs.OutputFileError``) an output that
+    is one of the run's inputs (the DataModule's ``input_files()``, checked in ``setup``; the
+    checkpoint, once Lightning has restored it) or an existing file that is not an earlier
+    predictions file.
+
     Args:
         output: file to write; default ``<trainer.log_dir>/predictions.jsonl``.
+        overwrite: replace ``output`` even if it exists and is not an earlier predictions file
+            (an input file is never replaced).
     """
 
-    def __init__(self, output: str | None = None) -> None:
+    def __init__(self, output: str | None = None, overwrite: bool = False) -> None:
         super().__init__(write_interval="epoch")
         self.output = output
+        self.overwrite = overwrite
         self.written: Path | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage != "predict":
+            return
+        datamodule = getattr(trainer, "datamodule", None)  # duck-typed: any DataModule may say
+        self._check(trainer, list(getattr(datamodule, "input_files", list)()))
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The checkpoint is known only now (Lightning restores it after `setup`).
+        if trainer.ckpt_path:
+            self._check(trainer, [trainer.ckpt_path])
+
+    def _check(self, trainer: L.Trainer, inputs: list[str | Path]) -> None:
+        check_output_file(
+            self._path(trainer),
+            inputs,
+            overwrite=self.overwrite,
+            looks_like_ours=_is_predictions_file,
+            option="--predictions.output",
+            overwrite_option="--predictions.overwrite true",
+            kind="predictions",
+            extension=".jsonl",
+        )
 
     def write_on_epoch_end(
         self,
@@ -38,8 +71,7 @@ class PredictionWriter(BasePredictionWriter):
         predictions: list[Any],
         batch_indices: Any,
     ) -> None:
-        # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
-        path = Path(self.output or Path(trainer.log_dir or ".") / "predictions.jsonl")
+        path = self._path(trainer)
         rows = [
             row for batch in _flatten(predictions) for row in _rows(batch, pl_module.class_names)
         ]
@@ -58,6 +90,15 @@ class PredictionWriter(BasePredictionWriter):
         _write_jsonl_atomically(path, rows)
         self.written = path
         print(f"Wrote {len(rows):,} predictions to {path}")
+
+    def _path(self, trainer: L.Trainer) -> Path:
+        # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
+        return Path(self.output or Path(trainer.log_dir or ".") / "predictions.jsonl")
+
+
+def _is_predictions_file(path: Path) -> bool:
+    """A file this writer wrote before: its first line is a row with ``index`` and ``probs``."""
+    return first_line_is_json_with(path, ("index", "probs"))
 
 
 def _flatten(predictions: list[Any]) -> list[dict[str, torch.Tensor]]:

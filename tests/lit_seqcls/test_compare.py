@@ -176,3 +176,12 @@ def test_report_shows_an_encoder_without_parameters_of_its_own(tmp_path):
     write_report(results, tmp_path, title="unit", command="lit-seqcls compare --encoders swem")
     assert _read_csv(tmp_path / "comparison.csv")[0]["encoder_params"] == "0"
     assert "| 1,000 (0) |" in (tmp_path / "comparison.md").read_text()
+
+
+def test_report_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path):
+    # A run's status and folder are text; a spreadsheet would run one starting with "=" or "@".
+    bad = RunResult("gru", 1, run_dir="@SUM(A1:A9)", status='=HYPERLINK("http://x","ok")')
+    write_report([_result("gru", 0, 0.9), bad], tmp_path)
+    rows = _read_csv(tmp_path / "runs.csv")
+    assert rows[1]["status"] == "'" + bad.status and rows[1]["run_dir"] == "'@SUM(A1:A9)"
+    assert rows[0]["test_acc"] == "0.9" and rows[0]["status"] == "ok"  # numbers stay numbers
