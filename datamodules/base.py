@@ -185,7 +185,6 @@ class TextClassificationDataModule(L.LightningDataModule):
         tokenizer = None if (tokenizer or "{").lstrip().startswith("{") else tokenizer
         return [Path(p).expanduser() for p in (self.from_checkpoint, self.vectors, tokenizer) if p]
 
-
     def normalize(self, text: str) -> str:
         """Clean-up applied before tokenizing; a subclass may extend it (then say so in its docs:
         only ``strip_html`` travels with the checkpoint)."""

@@ -174,7 +174,6 @@ class TextDataModule(TextClassificationDataModule):
             files += [p for p in sorted(folder.rglob("*")) if p.is_file()]
         return super().input_files() + files
 
-
     # ---- loading -------------------------------------------------------------------------------
     @property
     def _local(self) -> bool:
