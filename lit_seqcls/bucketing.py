@@ -14,17 +14,25 @@ The plan (training):
 Evaluation sorts everything by length, never repeats or drops a text, does not shuffle, and
 gives every rank the same number of batches too (batches shrink a little instead) whenever the
 texts can be split that finely.
+
+A resumed run continues an interrupted epoch exactly: the datamodule builds the sampler with
+``resume_point(trainer)`` and the sampler skips the batches already trained on. Lightning cannot
+see that and warns that the loader "is not resumable ... unreliable results" unless the
+*DataLoader* has ``state_dict``/``load_state_dict``; ``ResumableDataLoader`` is a ``DataLoader``
+that has them, so the warning is gone exactly where it is false.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import BatchSampler, DistributedSampler, Sampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
 
 
 class BucketBatchSampler(BatchSampler):
@@ -231,6 +239,64 @@ class BucketBatchSampler(BatchSampler):
                 "steps."
             )
         return batches + [batches[i % len(batches)] for i in range(missing)]
+
+    def plan_key(self) -> str:
+        """A digest of everything the plan depends on except the rank and the epoch.
+
+        Two samplers with the same key cut every epoch into the same batches, so skipping the
+        first ``n`` of one skips exactly what the other had trained on.
+        """
+        digest = hashlib.sha256(self.lengths.tobytes())
+        settings = (self.batch_size, self.max_tokens, self.shuffle, self.drop_last)
+        settings += (self.pool_size, self.padding_noise, self.seed, self.num_replicas)
+        digest.update(repr(settings).encode())
+        return digest.hexdigest()[:16]
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` over a ``BucketBatchSampler`` that Lightning counts as resumable.
+
+    Where the interrupted epoch stopped is in Lightning's loop progress (every checkpoint has
+    it) and the sampler skips those batches (``resume_point``); Lightning only looks for
+    ``state_dict``/``load_state_dict`` on the loader, its public protocol for resumable loaders,
+    and otherwise warns on every mid-epoch resume that results are unreliable. The state kept
+    is the sampler's ``plan_key``: resuming with a plan cut differently (another batch size,
+    ``max_tokens``, seed, data or rank count) warns instead, because that resume is not exact.
+
+    Use it for the training loader, with ``batch_sampler=BucketBatchSampler(...,
+    resume_epoch=..., resume_batches=...)`` from ``resume_point(trainer)``. A checkpoint
+    written with it holds one loader state, so resuming it with a plain ``DataLoader`` fails in
+    Lightning ("found 1 states").
+
+    Example:
+        >>> sampler = BucketBatchSampler([3, 1, 2, 5], batch_size=2, seed=1)
+        >>> loader = ResumableDataLoader(list(range(4)), batch_sampler=sampler)
+        >>> state = loader.state_dict()
+        >>> sorted(state), len(list(loader))
+        (['plan_key'], 2)
+        >>> loader.load_state_dict(state)  # the same plan: silent
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"plan_key": self._bucket_sampler().plan_key()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved, now = state_dict.get("plan_key"), self._bucket_sampler().plan_key()
+        if saved is not None and saved != now:
+            rank_zero_warn(
+                "Resuming mid-epoch with batches planned differently from the interrupted run "
+                "(the batch size, max_tokens, seed, data or number of ranks changed): the rest "
+                "of this epoch may repeat or miss some texts. Resume with the same settings for "
+                "an exact continuation."
+            )
+
+    def _bucket_sampler(self) -> BucketBatchSampler:
+        if not isinstance(self.batch_sampler, BucketBatchSampler):
+            raise TypeError(
+                "ResumableDataLoader resumes exactly only over a BucketBatchSampler, got "
+                f"{type(self.batch_sampler).__name__}; use a plain DataLoader for this one."
+            )
+        return self.batch_sampler
 
 
 class _EpochRelay(Sampler):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from torch.utils.data import DistributedSampler
+from lightning.fabric.utilities.types import _Stateful
+from torch.utils.data import DataLoader, DistributedSampler
 
-from lit_seqcls.bucketing import BucketBatchSampler
+from lit_seqcls.bucketing import BucketBatchSampler, ResumableDataLoader
 
 
 def _lengths(n, seed=0):
@@ -117,3 +118,36 @@ def test_evaluation_gives_every_rank_the_same_number_of_batches(n, world):
 def test_evaluation_with_fewer_texts_than_ranks_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot be shared by 4 ranks"):
         list(BucketBatchSampler([3, 4], shuffle=False, num_replicas=4, rank=0))
+
+
+# ---- ResumableDataLoader: what Lightning checks before warning "not resumable" -------------
+
+
+def test_resumable_loader_is_stateful_as_lightning_checks_it_and_a_plain_one_is_not():
+    # Lightning's test (training_epoch_loop.py): isinstance(loader, _Stateful) for each loader.
+    sampler = BucketBatchSampler(_lengths(20), batch_size=4)
+    assert isinstance(ResumableDataLoader(range(20), batch_sampler=sampler), _Stateful)
+    assert not isinstance(DataLoader(range(20), batch_sampler=sampler), _Stateful)
+
+
+def test_plan_key_ignores_the_rank_and_sees_what_changes_the_batches():
+    lengths = _lengths(50)
+    key = BucketBatchSampler(lengths, batch_size=4, num_replicas=2, rank=0).plan_key()
+    assert BucketBatchSampler(lengths, batch_size=4, num_replicas=2, rank=1).plan_key() == key
+    for changed in ({"batch_size": 5}, {"seed": 1}, {"max_tokens": 300}, {"num_replicas": 1}):
+        kwargs = {"batch_size": 4, "num_replicas": 2, "rank": 0, **changed}
+        assert BucketBatchSampler(lengths, **kwargs).plan_key() != key, changed
+    assert BucketBatchSampler(lengths[:-1], batch_size=4, num_replicas=2).plan_key() != key
+
+
+def test_resuming_with_another_plan_warns_that_it_is_not_exact():
+    saved = ResumableDataLoader(range(20), batch_sampler=BucketBatchSampler(_lengths(20), seed=0))
+    resumed = ResumableDataLoader(range(20), batch_sampler=BucketBatchSampler(_lengths(20), seed=1))
+    with pytest.warns(UserWarning, match="planned differently"):
+        resumed.load_state_dict(saved.state_dict())
+
+
+def test_resumable_loader_over_another_sampler_says_what_to_do():
+    loader = ResumableDataLoader(range(4), batch_size=2)  # a plain BatchSampler inside
+    with pytest.raises(TypeError, match="only over a BucketBatchSampler, got BatchSampler"):
+        loader.state_dict()
