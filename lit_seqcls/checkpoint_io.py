@@ -15,7 +15,6 @@ saying what to do. ``checkpoint_problem`` is the same check as a value, for choo
 from __future__ import annotations
 
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,13 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lit_seqcls.atomic import atomic_write
 from lit_seqcls.env_secrets import SecretInConfigError, find_secrets, secrets_message
+from lit_seqcls.errors import UserError
 
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.Size)
 _PLAIN += (torch.dtype, torch.device)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ValueError, UserError):
     """A checkpoint that cannot be used: truncated, corrupted, not plain data, or non-finite.
 
     ``reason`` is the short why (``"truncated or corrupted (...)"``) without the advice.
@@ -71,16 +70,18 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        found = _UNSUPPORTED_GLOBAL.search(str(err))
-        if found is None:  # the pickle itself is damaged
+        # torch raises UnpicklingError both for a damaged pickle and for a global it will not
+        # load; which one it was comes from torch's public scanner, not from its wording.
+        code = _pickled_globals(path)
+        if not code:
             raise _corrupted(path, _first_line(err)) from None
-        reason = f"holds a pickled Python object ({found.group(1)})"
+        reason = f"holds pickled Python code or objects ({', '.join(code[:3])})"
         raise CheckpointError(
             f"Checkpoint {path} {reason}, not only tensors and plain data, so it was not "
-            "loaded: unpickling it could run arbitrary code. If you trust where it came from, "
-            f"convert it once in Python: `ckpt = torch.load({str(path)!r}, weights_only=False)`,"
-            " replace the object by plain data (str, numbers, lists, dicts, tensors) and "
-            "`torch.save(ckpt, new_path)`.",
+            "loaded: unpickling it would run code chosen by whoever made the file. Do not trust "
+            "its source. If you made it yourself, convert it once in Python: `ckpt = "
+            f"torch.load({str(path)!r}, weights_only=False)`, replace the object by plain data "
+            "(str, numbers, lists, dicts, tensors) and `torch.save(ckpt, new_path)`.",
             reason,
         ) from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as err:
@@ -189,6 +190,14 @@ def _non_finite(state_dict: dict[str, Any]) -> list[str]:
         and value.is_floating_point()
         and not bool(torch.isfinite(value).all())
     ]
+
+
+def _pickled_globals(path: Path) -> list[str]:
+    """Globals in ``path``'s pickle that ``weights_only`` loading refuses (``[]``: none/unknown)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # a pickle too damaged to scan holds no code we could name
+        return []
 
 
 def _zip_damage(path: Path) -> str | None:

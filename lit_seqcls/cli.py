@@ -8,6 +8,7 @@ first when it exists, so the shipped training defaults hold even for a bare comm
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from importlib.metadata import entry_points
@@ -23,13 +24,16 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_seqcls.checkpoint_io import AtomicCheckpointIO, CheckpointError, load_checkpoint
 from lit_seqcls.env_secrets import SecretInConfigError, find_secrets, secrets_message
+from lit_seqcls.errors import DEBUG_ENV, UserError
 from lit_seqcls.guards import NonFiniteGuard
 from lit_seqcls.metrics import VAL_ACC
 from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.prediction import PredictionWriter
-from lit_seqcls.resume import AUTO, RNGStateCheckpoint, resolve_ckpt_path
+from lit_seqcls.resume import AUTO, RNGStateCheckpoint, clean_run_root, resolve_ckpt_path
+from lit_seqcls.rundir import pin_logger_versions
 from lit_seqcls.shutdown import GracefulShutdown, bound_ddp_timeout
 from lit_seqcls.telemetry import BatchTelemetry
+from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted
 from lit_seqcls.wandb_setup import WandbSaveConfigCallback, prepare_resume
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "default.yaml"
@@ -73,6 +77,8 @@ class SeqClsCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         bound_ddp_timeout(trainer.strategy)  # minutes, not 30, when a rank hangs
+        # Two runs started at once in one log dir get two version_N folders, never the same one.
+        pin_logger_versions(trainer)
         return trainer
 
     def before_fit(self) -> None:
@@ -81,12 +87,19 @@ class SeqClsCLI(LightningCLI):
         config = self.config_init[self.subcommand]
         # `--ckpt_path auto`: the newest checkpoint under default_root_dir, so a requeued job
         # resumes with the command it was submitted with (lit_seqcls/resume.py).
+        clean_run_root(self.trainer)  # temporaries of writers killed in an earlier run
         config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), self.trainer)
+        _check_ckpt_file(config["ckpt_path"])
         prepare_resume(self.trainer, config["ckpt_path"])
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         if args is None or isinstance(args, list):
             argv = list(sys.argv[1:] if args is None else args)
+            # Files a user names are checked as data before the parser reads (or runs) them.
+            for path in _options(argv, "--config"):
+                if Path(path).is_file():
+                    check_untrusted(read_config_file(path), f"config {path}")
+            _check_ckpt_file(_option(argv, "--ckpt_path"))
             # What LightningCLI does with a list, after filling in the data from the checkpoint.
             self.config = parser.parse_args(_with_data_from_checkpoint(argv))
         else:
@@ -97,10 +110,12 @@ class SeqClsCLI(LightningCLI):
         found = find_secrets(config.as_dict())
         if found:
             raise SecretInConfigError(secrets_message(found, "this configuration"))
-        # A bad `--ckpt_path` file fails now, with a message, not deep inside Lightning.
-        ckpt = config.get("ckpt_path")
-        if ckpt not in (None, *CKPT_PATH_WORDS) and Path(ckpt).is_file():
-            load_checkpoint(ckpt, mmap=True)
+        _check_ckpt_file(config.get("ckpt_path"))
+
+    def before_instantiate_classes(self) -> None:
+        # The whole parsed config, including what Lightning filled in from `--ckpt_path`'s
+        # hyper-parameters: instantiating calls what each `class_path` names.
+        check_untrusted(self.config, "this configuration (command line and config files)")
 
     def after_fit(self) -> None:
         # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
@@ -126,11 +141,22 @@ def main(args: list[str] | None = None) -> None:
     processes); it is handed to ``lit_seqcls.compare`` before LightningCLI parses anything.
     """
     argv = sys.argv[1:] if args is None else args
-    if argv and argv[0] == "compare":
-        from lit_seqcls.compare import main as compare  # imported only for this command
+    try:
+        if argv and argv[0] == "compare":
+            from lit_seqcls.compare import main as compare  # imported only for this command
 
-        compare(argv[1:])
-        return
+            compare(argv[1:])
+        else:
+            _run_cli(args)
+    except Exception as err:
+        user_error = _user_error(err)
+        if user_error is None or os.environ.get(DEBUG_ENV):
+            raise
+        # The message says what happened and what to do; a traceback would bury it.
+        sys.exit(f"lit-seqcls: error: {user_error}\n(set {DEBUG_ENV}=1 to see the traceback)")
+
+
+def _run_cli(args: list[str] | None) -> None:
     # Lightning 2.6 builds torch's deprecated `LeafSpec` in its loops, and torch 2.13 warns
     # about it in every run: noise a user can do nothing about.
     warnings.filterwarnings(
@@ -138,20 +164,63 @@ def main(args: list[str] | None = None) -> None:
     )
     load_datamodule_plugins()
     defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
-    try:
-        SeqClsCLI(
-            SequenceClassifier,
-            L.LightningDataModule,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,  # the model takes `optimizer`/`lr_scheduler` itself
-            # Added to any configured callbacks; RNG states in checkpoints make resuming exact.
-            trainer_defaults={"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
-            save_config_callback=WandbSaveConfigCallback,  # + full nested config to W&B
-            parser_kwargs={sub: {"default_config_files": defaults} for sub in SUBCOMMANDS},
-            args=args,
+    SeqClsCLI(
+        SequenceClassifier,
+        L.LightningDataModule,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,  # the model takes `optimizer`/`lr_scheduler` itself
+        # Added to any configured callbacks; RNG states in checkpoints make resuming exact.
+        trainer_defaults={"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
+        save_config_callback=WandbSaveConfigCallback,  # + full nested config to W&B
+        parser_kwargs={sub: {"default_config_files": defaults} for sub in SUBCOMMANDS},
+        args=args,
+    )
+
+
+def _user_error(err: BaseException) -> UserError | None:
+    """``err`` or the error it wraps, if it is a ``UserError`` (jsonargparse and Lightning wrap
+    errors raised in constructors and hooks)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _check_ckpt_file(ckpt: str | Path | None) -> None:
+    """A ``--ckpt_path`` file must load as plain data with the model's hyper-parameters."""
+    if ckpt is None or str(ckpt) in CKPT_PATH_WORDS:
+        return
+    path = Path(ckpt)
+    if path.is_dir():
+        raise CheckpointError(
+            f"--ckpt_path {path} is a directory, not a checkpoint file: name a .ckpt file in it "
+            f"(e.g. {path / 'last.ckpt'}), or pass `--ckpt_path auto` to resume from the "
+            "newest checkpoint under --trainer.default_root_dir."
         )
-    except (CheckpointError, SecretInConfigError) as err:  # the message says it all
-        sys.exit(f"lit-seqcls: error: {err}")
+    if path.is_file():
+        check_checkpoint_hparams(load_checkpoint(path, mmap=True), path)
+
+
+def read_config_file(path: str | Path) -> Any:
+    """A YAML config file as data; a syntax error names the file, line and column."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigFileError(
+            f"config {path}{where} is not valid YAML ({problem}); fix the file and run again."
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigFileError(f"config {path} is not UTF-8 text ({err.reason})") from None
+
+
+class ConfigFileError(ValueError, UserError):
+    """A ``--config`` file that cannot be read as YAML."""
 
 
 def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
@@ -168,7 +237,7 @@ def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
     if ckpt is None or not Path(ckpt).is_file():
         return argv
     if _option(argv, "--data") is not None or any(
-        "data" in (yaml.safe_load(Path(c).read_text()) or {})
+        "data" in (read_config_file(c) or {})
         for c in _options(argv, "--config")
         if Path(c).is_file()
     ):

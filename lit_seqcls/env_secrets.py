@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from lit_seqcls.errors import UserError
+
 # Variable names that hold credentials: HF_TOKEN, WANDB_API_KEY, AWS_SECRET_ACCESS_KEY, ...
 # Whole words only (TOKENIZERS_PARALLELISM is not a token); *_FILE/_PATH/_DIR name where a
 # secret is kept, which is not itself secret.
@@ -23,7 +25,7 @@ _NOT_SECRET = re.compile(r"_(FILE|PATH|DIR)$", re.I)
 MIN_LENGTH = 8  # shorter values ("1", "true") would match everywhere and protect nothing
 
 
-class SecretInConfigError(ValueError):
+class SecretInConfigError(ValueError, UserError):
     """A value to be written (config, checkpoint) holds a secret from the environment."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import lightning as L
@@ -16,10 +17,13 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassF1Score
 
 from lit_seqcls.batch import PAD_ID, Batch
+from lit_seqcls.checkpoint_io import CheckpointError, load_checkpoint
 from lit_seqcls.encoders import ENCODERS, Encoder
 from lit_seqcls.masking import lengths_to_mask
 from lit_seqcls.metrics import LOSS, STAGES, VAL_ACC, classification_metrics, metric_name
 from lit_seqcls.telemetry import check_equal_batch_counts
+from lit_seqcls.trust import check_checkpoint_hparams
+from lit_seqcls.validation import ConfigValueError, require_fraction, require_positive_int
 
 EncoderFactory = Callable[[int], Encoder]
 """Builds an encoder from the embedding size: ``functools.partial(LSTMEncoder, hidden_size=64)``.
@@ -73,6 +77,12 @@ class SequenceClassifier(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        require_positive_int("vocab_size", vocab_size)
+        require_positive_int("num_classes", num_classes)
+        require_positive_int("embedding_dim", embedding_dim)
+        require_fraction("dropout", dropout)
+        _check_optimization(optimizer, lr_scheduler)
+        _check_encoder_argument(encoder)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"got {len(class_names)} class_names for num_classes={num_classes}")
         # Under LightningCLI the hparams are the parsed config (plain data); from Python we keep
@@ -99,6 +109,18 @@ class SequenceClassifier(L.LightningModule):
         )
         self.losses = nn.ModuleDict({_key(s): MeanMetric() for s in STAGES})
         self.test_f1_per_class = MulticlassF1Score(num_classes, average=None)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Lightning's ``load_from_checkpoint``, after checking the file's hyper-parameters.
+
+        Lightning rebuilds the model from ``hyper_parameters`` through jsonargparse, which calls
+        whatever a ``class_path`` there names; ``lit_seqcls.trust`` refuses anything but the
+        model's own arguments as plain data first (see docs/security.md).
+        """
+        if isinstance(checkpoint_path, str | Path) and Path(checkpoint_path).is_file():
+            check_checkpoint_hparams(load_checkpoint(checkpoint_path), checkpoint_path)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def _reset_head(self) -> None:
         nn.init.normal_(self.embedding.weight, std=0.1)
@@ -135,6 +157,9 @@ class SequenceClassifier(L.LightningModule):
             checkpoint["text_pipeline"] = self.text_pipeline
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Called before the weights are copied: a checkpoint of another vocabulary or class count
+        # gets a sentence, not torch's size-mismatch dump.
+        _check_sizes(checkpoint.get("state_dict", {}), self.embedding.weight, self.head.weight)
         self.text_pipeline = checkpoint.get("text_pipeline", self.text_pipeline)
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> ClassifierOutput:
@@ -227,6 +252,51 @@ class SequenceClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": VAL_ACC},
         }
+
+
+def _check_optimization(
+    optimizer: OptimizerCallable, lr_scheduler: LRSchedulerCallable | None
+) -> None:
+    """Build the optimizer (and scheduler) once on a dummy parameter, so a negative learning rate
+    or a bad scheduler argument fails when the model is built, not after the data is prepared."""
+    try:
+        dummy = optimizer([nn.Parameter(torch.zeros(1))])
+        if lr_scheduler is not None:
+            lr_scheduler(dummy)
+    except ValueError as err:  # torch's own words: "Invalid learning rate: -0.001"
+        raise ConfigValueError(f"invalid optimizer or lr_scheduler setting: {err}") from None
+
+
+def _check_encoder_argument(encoder: Any) -> None:
+    spec_ok = (
+        isinstance(encoder, dict)
+        and isinstance(encoder.get("class_path"), str)
+        and isinstance(encoder.get("init_args", {}), dict)
+    )
+    if not (
+        isinstance(encoder, str) or spec_ok or (callable(encoder) and not isinstance(encoder, dict))
+    ):
+        raise ConfigValueError(
+            f"encoder must be a name ({', '.join(ENCODERS)}), a class path, a "
+            f"{{class_path, init_args}} dictionary or an Encoder factory; got {encoder!r}"
+        )
+
+
+def _check_sizes(state_dict: dict[str, Any], embedding: Tensor, head: Tensor) -> None:
+    saved_vocab = state_dict.get("embedding.weight")
+    saved_head = state_dict.get("head.weight")
+    if saved_vocab is None or saved_head is None:
+        return
+    saved = (saved_vocab.shape[0], saved_head.shape[0])
+    built = (embedding.shape[0], head.shape[0])
+    if saved != built:
+        raise CheckpointError(
+            f"This checkpoint was trained on other data: a vocabulary of {saved[0]:,} tokens and "
+            f"{saved[1]} classes, but the data given builds {built[0]:,} tokens and {built[1]} "
+            "classes, so its weights do not fit. Use the data config it was trained with, or "
+            "give only `--data.data_files.<split>` files so the checkpoint's own tokenizer and "
+            "classes are used (`--data.init_args.from_checkpoint <the checkpoint>`)."
+        )
 
 
 def _key(stage: str) -> str:

@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from lit_seqcls.errors import UserError
+
 # OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _FIRST_LINE_LIMIT = 16 << 20  # bytes of a first line read to recognise a file (a row + its text)
 
 
-class OutputFileError(ValueError):
+class OutputFileError(ValueError, UserError):
     """An output path that would destroy a user's file; the message names it and what to do."""
 
 

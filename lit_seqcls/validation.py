@@ -26,16 +26,20 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
+from lit_seqcls.errors import UserError
+
 __all__ = [
     "ConfigValueError",
     "require_fraction",
     "require_non_negative",
+    "require_non_negative_int",
+    "require_open_fraction",
     "require_positive_int",
     "require_positive_ints",
 ]
 
 
-class ConfigValueError(ValueError):
+class ConfigValueError(ValueError, UserError):
     """A constructor or config argument outside its allowed range; the message names all three."""
 
 
@@ -105,4 +109,32 @@ def require_fraction(name: str, value: object) -> float:
     """
     if not _is_real(value) or not 0 <= value < 1:
         raise ConfigValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return value
+
+
+def require_non_negative_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an integer ``>= 0`` (a count or a seed), else raise.
+
+    Example:
+        >>> require_non_negative_int("num_workers", -1)
+        Traceback (most recent call last):
+            ...
+        lit_seqcls.validation.ConfigValueError: num_workers must be an integer >= 0, got -1
+    """
+    if not _is_int(value) or value < 0:
+        raise ConfigValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def require_open_fraction(name: str, value: object) -> float:
+    """Return ``value`` if ``0 < value < 1`` (a share of the data that leaves some on both sides).
+
+    Example:
+        >>> require_open_fraction("val_fraction", 0.0)
+        Traceback (most recent call last):
+            ...
+        lit_seqcls.validation.ConfigValueError: val_fraction must be a number in (0, 1), got 0.0
+    """
+    if not _is_real(value) or not 0 < value < 1:
+        raise ConfigValueError(f"{name} must be a number in (0, 1), got {value!r}")
     return value

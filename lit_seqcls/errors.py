@@ -1,0 +1,21 @@
+"""``UserError``: the base of every error whose message already says what happened and what to do.
+
+The CLI prints such an error as one block, ``lit-seqcls: error: <message>``, without the Python
+traceback that would bury it (set ``LIT_SEQCLS_DEBUG=1`` to see the traceback too). Anything else
+is a bug and keeps its traceback. Subclasses also derive from the built-in error that fits
+(``ValueError`` for bad input), so ``except ValueError`` keeps working for Python users.
+"""
+
+from __future__ import annotations
+
+DEBUG_ENV = "LIT_SEQCLS_DEBUG"
+
+
+class UserError(Exception):
+    """An error for people: bad input, a refused file or setting; never a bug of ours.
+
+    Example:
+        >>> class BadSetting(ValueError, UserError): ...
+        >>> isinstance(BadSetting("dropout must be in [0, 1), got 1.5"), UserError)
+        True
+    """
