@@ -204,7 +204,9 @@ _plain = st.recursive(
 
 
 @settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     section=st.sampled_from(["hyper_parameters", "text_pipeline"]),
