@@ -15,6 +15,7 @@ saying what to do. ``checkpoint_problem`` is the same check as a value, for choo
 from __future__ import annotations
 
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -145,17 +146,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not isinstance(get_filesystem(path), LocalFileSystem):
             super().save_checkpoint(checkpoint, path)  # object stores: their own transactions
             return
-        with atomic_write(path) as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            problem = checkpoint_problem(f.name)  # the bytes about to replace the old file
-            if problem is not None and "pickled" in problem:
-                raise CheckpointError(_not_plain(checkpoint, path, problem))
-            if problem is not None:
-                raise CheckpointError(
-                    f"Could not write {path}: the new file does not read back ({problem}); "
-                    "is the disk full? The previous checkpoint is kept."
-                )
+        try:
+            with atomic_write(path) as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                self._check_written(checkpoint, path, f.name)
+        except (OSError, RuntimeError) as err:  # full disk, read-only folder, quota
+            # (torch.save reports a failed write as a RuntimeError from its zip writer)
+            raise CheckpointError(
+                f"Could not write checkpoint {path}: {_first_line(err)}{_free_space(path)}. "
+                "Nothing was replaced: "
+                "the checkpoints written before are intact. Free disk space or choose a "
+                "writable --trainer.default_root_dir, then rerun with `--ckpt_path auto` to "
+                "resume from the last good one."
+            ) from err
+
+    def _check_written(self, checkpoint: dict[str, Any], path: Any, tmp: str) -> None:
+        """The bytes about to replace the old file must load back as plain data."""
+        problem = checkpoint_problem(tmp)
+        if problem is not None and "pickled" in problem:
+            raise CheckpointError(_not_plain(checkpoint, path, problem))
+        if problem is not None:
+            raise CheckpointError(
+                f"Could not write {path}: the new file does not read back ({problem}); "
+                "is the disk full? The previous checkpoint is kept."
+            )
 
     def load_checkpoint(
         self, path: Any, map_location: Any = None, weights_only: bool | None = None
@@ -190,6 +205,14 @@ def _non_finite(state_dict: dict[str, Any]) -> list[str]:
         and value.is_floating_point()
         and not bool(torch.isfinite(value).all())
     ]
+
+
+def _free_space(path: Any) -> str:
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return ""
+    return f" ({free / 2**20:,.1f} MiB free there)"
 
 
 def _pickled_globals(path: Path) -> list[str]:

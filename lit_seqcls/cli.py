@@ -78,7 +78,14 @@ class SeqClsCLI(LightningCLI):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         bound_ddp_timeout(trainer.strategy)  # minutes, not 30, when a rank hangs
         # Two runs started at once in one log dir get two version_N folders, never the same one.
-        pin_logger_versions(trainer)
+        try:
+            pin_logger_versions(trainer)
+        except OSError as err:  # a read-only or full file system: say where, before any work
+            raise RunDirectoryError(
+                f"Cannot create this run's folder under {trainer.default_root_dir}: "
+                f"{err.strerror or err}. Choose a writable place with "
+                "--trainer.default_root_dir <dir> (nothing was written)."
+            ) from err
         return trainer
 
     def before_fit(self) -> None:
@@ -89,7 +96,7 @@ class SeqClsCLI(LightningCLI):
         # resumes with the command it was submitted with (lit_seqcls/resume.py).
         clean_run_root(self.trainer)  # temporaries of writers killed in an earlier run
         config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), self.trainer)
-        _check_ckpt_file(config["ckpt_path"])
+        self._resumed_step = _check_ckpt_file(config["ckpt_path"])
         prepare_resume(self.trainer, config["ckpt_path"])
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -124,12 +131,18 @@ class SeqClsCLI(LightningCLI):
         if not self.trainer.is_global_zero or ckpt is None or not ckpt.best_model_path:
             return
         score = (
-            f"{ckpt.monitor}={float(ckpt.best_model_score):.4f}"
+            f" ({ckpt.monitor}={float(ckpt.best_model_score):.4f})"
             if ckpt.best_model_score is not None
             else ""
         )
+        if self.trainer.global_step == getattr(self, "_resumed_step", None):
+            print(
+                "\nNothing left to train: the checkpoint had already finished this run's "
+                f"training (max_epochs={self.trainer.max_epochs}). Raise --trainer.max_epochs to "
+                "train on."
+            )
         print(
-            f"\nBest checkpoint ({score}): {ckpt.best_model_path}\n"
+            f"\nBest checkpoint{score}: {ckpt.best_model_path}\n"
             f"Test it:   lit-seqcls test --config {config} --ckpt_path {ckpt.best_model_path}\n"
         )
 
@@ -189,10 +202,13 @@ def _user_error(err: BaseException) -> UserError | None:
     return None
 
 
-def _check_ckpt_file(ckpt: str | Path | None) -> None:
-    """A ``--ckpt_path`` file must load as plain data with the model's hyper-parameters."""
+def _check_ckpt_file(ckpt: str | Path | None) -> int | None:
+    """A ``--ckpt_path`` file must load as plain data with the model's hyper-parameters.
+
+    Returns the checkpoint's ``global_step`` (``None`` for no file).
+    """
     if ckpt is None or str(ckpt) in CKPT_PATH_WORDS:
-        return
+        return None
     path = Path(ckpt)
     if path.is_dir():
         raise CheckpointError(
@@ -200,8 +216,11 @@ def _check_ckpt_file(ckpt: str | Path | None) -> None:
             f"(e.g. {path / 'last.ckpt'}), or pass `--ckpt_path auto` to resume from the "
             "newest checkpoint under --trainer.default_root_dir."
         )
-    if path.is_file():
-        check_checkpoint_hparams(load_checkpoint(path, mmap=True), path)
+    if not path.is_file():
+        return None  # Lightning says that the file does not exist
+    checkpoint = load_checkpoint(path, mmap=True)
+    check_checkpoint_hparams(checkpoint, path)
+    return checkpoint.get("global_step")
 
 
 def read_config_file(path: str | Path) -> Any:
@@ -221,6 +240,10 @@ def read_config_file(path: str | Path) -> Any:
 
 class ConfigFileError(ValueError, UserError):
     """A ``--config`` file that cannot be read as YAML."""
+
+
+class RunDirectoryError(OSError, UserError):
+    """The run's log folder cannot be created (read-only or full file system)."""
 
 
 def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
