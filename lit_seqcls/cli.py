@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -33,7 +32,7 @@ from lit_seqcls.resume import AUTO, RNGStateCheckpoint, clean_run_root, resolve_
 from lit_seqcls.rundir import pin_logger_versions
 from lit_seqcls.shutdown import GracefulShutdown, bound_ddp_timeout
 from lit_seqcls.telemetry import BatchTelemetry
-from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted
+from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted, read_config_file
 from lit_seqcls.wandb_setup import WandbSaveConfigCallback, prepare_resume
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "default.yaml"
@@ -221,25 +220,6 @@ def _check_ckpt_file(ckpt: str | Path | None) -> int | None:
     checkpoint = load_checkpoint(path, mmap=True)
     check_checkpoint_hparams(checkpoint, path)
     return checkpoint.get("global_step")
-
-
-def read_config_file(path: str | Path) -> Any:
-    """A YAML config file as data; a syntax error names the file, line and column."""
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigFileError(
-            f"config {path}{where} is not valid YAML ({problem}); fix the file and run again."
-        ) from None
-    except UnicodeDecodeError as err:
-        raise ConfigFileError(f"config {path} is not UTF-8 text ({err.reason})") from None
-
-
-class ConfigFileError(ValueError, UserError):
-    """A ``--config`` file that cannot be read as YAML."""
 
 
 class RunDirectoryError(OSError, UserError):

@@ -38,6 +38,7 @@ from lit_seqcls.compare_report import RunResult, write_report
 from lit_seqcls.compare_reporter import EVENT_PREFIX, FIT_FILE, TEST_FILE
 from lit_seqcls.encoders import ENCODERS
 from lit_seqcls.outputs import check_output_dir
+from lit_seqcls.trust import check_untrusted, read_config_file
 
 ENCODER_ARG = "--model.encoder.init_args."
 REPORTER = "lit_seqcls.compare_reporter.ComparisonReporter"
@@ -47,6 +48,8 @@ LOG_TAIL = 2000  # characters of a failed run's log shown in the terminal
 def main(argv: list[str]) -> None:
     """Run the comparison described by ``argv`` (the arguments after ``compare``)."""
     options, passthrough = _parse(argv)
+    for config in options.config:  # refused here once, not in every run's log
+        check_untrusted(read_config_file(config), f"config {config}")
     output_dir = Path(options.output_dir or Path("comparisons") / options.name).resolve()
     # Before any run: never write into a folder of the user's (a rerun updates its own folder).
     check_output_dir(

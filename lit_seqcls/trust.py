@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from jsonargparse import ArgumentError, ArgumentParser
 from lightning import LightningDataModule
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
@@ -126,6 +127,25 @@ def check_checkpoint_hparams(checkpoint: Mapping[str, Any], path: str | Path) ->
         problem = _class_problem(pipeline["datamodule"], (LightningDataModule,))
         if problem is not None:
             _refuse(source, "text_pipeline.datamodule", problem)
+
+
+def read_config_file(path: str | Path) -> Any:
+    """A YAML config file as data; a syntax error names the file, line and column."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigFileError(
+            f"config {path}{where} is not valid YAML ({problem}); fix the file and run again."
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigFileError(f"config {path} is not UTF-8 text ({err.reason})") from None
+
+
+class ConfigFileError(ValueError, UserError):
+    """A ``--config`` file that cannot be read as YAML."""
 
 
 def _parse_as_arguments(cls: type, hparams: Mapping[str, Any], source: str) -> None:

@@ -183,7 +183,7 @@ def test_a_class_of_the_wrong_kind_is_refused_where_the_kind_is_known():
 
 
 def test_the_shipped_configs_and_a_real_checkpoint_pass(plain_checkpoint):
-    from lit_seqcls.cli import read_config_file
+    from lit_seqcls.trust import read_config_file
 
     for config in sorted((ROOT / "configs").rglob("*.yaml")):
         check_untrusted(read_config_file(config), f"config {config}")
@@ -232,3 +232,16 @@ def test_random_plain_data_in_a_checkpoint_never_runs_code_nor_escapes_as_a_trac
     except (ValueError, TypeError) as err:  # the model's own argument checks, never a crash
         assert "Traceback" not in str(err)
     assert set(marker_dir.iterdir()) == before
+
+
+def test_compare_refuses_a_config_naming_a_function_before_any_run(tmp_path, capsys):
+    import yaml
+
+    marker = tmp_path / "pwned"
+    config = tmp_path / "evil.yaml"
+    config.write_text(yaml.safe_dump({"model": {"optimizer": _payload(marker)}}))
+    out = tmp_path / "cmp"
+    args = ["compare", "--config", SYNTHETIC, "--config", str(config), "--encoders", "cnn"]
+    message = _refused([*args, "--output_dir", str(out)], capsys)
+    assert f"config {config}" in message
+    assert not marker.exists() and not out.exists()
