@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from datamodules import schema
 from datamodules.caching import cache_root, dataset_entry, fingerprint, text_entry
+from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import PAD_ID, collate
 from lit_seqcls.bucketing import BucketBatchSampler, resume_point
@@ -40,6 +41,12 @@ from lit_seqcls.tokenization import (
     UnicodeForm,
     load_tokenizer,
     tokenizer_json,
+)
+from lit_seqcls.validation import (
+    require_fraction,
+    require_non_negative_int,
+    require_open_fraction,
+    require_positive_int,
 )
 from lit_seqcls.vectors import load_vectors
 
@@ -109,8 +116,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        _check_settings(locals())  # here, so the CLI stops at instantiation, before any data
         schema.check_vocabulary_settings(max_vocab_size, min_frequency)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or 2 * batch_size
@@ -400,12 +406,43 @@ class TextClassificationDataModule(L.LightningDataModule):
             if name != PREDICT:
                 schema.check_class_limit(self.class_names, self.describe(TRAIN))
                 schema.check_labels(split, self.describe(name), self.class_names)
+        warn_about_shared_texts(raw, self.describe)  # before a validation split is carved
         if TRAIN in raw:
             schema.check_several_classes(raw[TRAIN], self.describe(TRAIN), self.class_names)
             if VAL not in raw:
                 parts = raw[TRAIN].train_test_split(test_size=self.val_fraction, seed=self.seed)
                 raw = datasets.DatasetDict({**raw, TRAIN: parts["train"], VAL: parts["test"]})
         return raw
+
+
+# The range of each numeric argument (``max_vocab_size`` and ``min_frequency``: ``schema``).
+_SETTINGS = {
+    "batch_size": require_positive_int,
+    "eval_batch_size": require_positive_int,
+    "max_tokens": require_positive_int,
+    "max_length": require_positive_int,
+    "val_fraction": require_open_fraction,
+    "pool_size": require_positive_int,
+    "padding_noise": require_fraction,
+    "pad_to_multiple_of": require_positive_int,
+    "num_workers": require_non_negative_int,
+    "seed": require_non_negative_int,
+}
+_UNSET_ALLOWED = {"eval_batch_size", "max_tokens", "max_length"}  # None: 2 × batch_size, no limit
+
+
+def _check_settings(arguments: dict[str, Any]) -> None:
+    """Raise a ``ConfigValueError`` naming the first numeric argument outside its range.
+
+    Example:
+        >>> _check_settings({**dict.fromkeys(_SETTINGS, 1), "val_fraction": 0.1, "max_length": 0})
+        Traceback (most recent call last):
+        ...
+        lit_seqcls.validation.ConfigValueError: max_length must be a positive integer, got 0
+    """
+    for name, check in _SETTINGS.items():
+        if arguments[name] is not None or name not in _UNSET_ALLOWED:
+            check(name, arguments[name])
 
 
 def _sha256(text: str) -> str:

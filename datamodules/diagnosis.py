@@ -26,17 +26,18 @@ from datamodules.schema import DataError, DataFileNotFoundError
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CHUNK = 1 << 16
 _BOM = b"\xef\xbb\xbf"
+SEPARATORS = ",;\t|"  # what a CSV file's header is looked at for, in this order
 
 
-def diagnose(file: Path, builder: str) -> None:
+def diagnose(file: Path, builder: str, sep: str | None = None) -> None:
     """Raise a DataError for the first broken line or record of ``file`` read as ``builder``.
 
     ``builder`` is the ``datasets`` builder (``json``, ``csv``, ``parquet``, ``text``), as
-    ``datamodules.loading.builder_for`` picks it.
+    ``datamodules.loading.builder_for`` picks it; ``sep`` a CSV file's separator, if given.
     """
     if builder == "parquet":
         return _check_parquet(file)
-    json_lines = builder == "json" and not _is_json_document(file)
+    json_lines = builder == "json" and not is_json_document(file)
     columns = 0
     for number, line in lines(file):
         try:
@@ -55,7 +56,7 @@ def diagnose(file: Path, builder: str) -> None:
             'row as {"text": "...", "label": "..."}.'
         )
     if builder == "csv":
-        check_csv_records(file)
+        check_csv_records(file, sep=sep)
 
 
 def _check_json_line(file: Path, number: int, text: str) -> int:
@@ -103,28 +104,19 @@ def _has_lone_surrogate(value: Any) -> bool:
     return isinstance(value, list) and any(_has_lone_surrogate(v) for v in value)
 
 
-def check_csv_records(file: Path, limit: int | None = None) -> None:
+def check_csv_records(file: Path, limit: int | None = None, sep: str | None = None) -> None:
     """Records with more fields than the header (pandas shifts or drops them); none at all."""
-    sep = separator(file)
-    limit_before = csv.field_size_limit(2**31 - 1)  # a long text is fine (the default is 128 KB)
-    try:
-        _count_csv_records(file, sep, limit)
-    finally:
-        csv.field_size_limit(limit_before)
-
-
-def _count_csv_records(file: Path, sep: str, limit: int | None) -> None:
-    with _open(file) as raw, io.TextIOWrapper(raw, "utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.reader(f, delimiter=sep)
-        header = next(reader, [])
+    sep = separator(file, sep)
+    with contextlib.closing(csv_rows(file, sep)) as rows:
+        _, header = next(rows, (0, []))
         records = 0
-        for record in reader:
+        for line, record in rows:
             if not record:
                 continue  # a blank line is no row, for pandas too
             records += 1
             if len(record) > len(header):
                 raise DataError(
-                    f"{file}, line {reader.line_num}: {len(record)} fields, but the header has "
+                    f"{file}, line {line}: {len(record)} fields, but the header has "
                     f"{len(header)} ({sep.join(header)!r:.80}). Quote fields that contain the "
                     f"separator {sep!r} (or a quote or newline), or remove the extra fields."
                 )
@@ -135,6 +127,18 @@ def _count_csv_records(file: Path, sep: str, limit: int | None) -> None:
             f"{file} has a header ({sep.join(header)!r:.80}) but no rows. Add rows, or leave "
             "the file out of `data_files`."
         )
+
+
+def csv_rows(file: Path, sep: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line, fields)`` for each record of a CSV file, the header first (invalid UTF-8 as �)."""
+    limit_before = csv.field_size_limit(2**31 - 1)  # a long text is fine (the default is 128 KB)
+    try:
+        with _open(file) as raw, io.TextIOWrapper(raw, "utf-8-sig", "replace", newline="") as f:
+            reader = csv.reader(f, delimiter=sep)
+            for record in reader:
+                yield reader.line_num, record
+    finally:
+        csv.field_size_limit(limit_before)
 
 
 def _check_parquet(file: Path) -> None:
@@ -169,8 +173,37 @@ def check_exists_and_not_empty(file: Path) -> None:
         )
 
 
-def separator(file: Path) -> str:
-    return "\t" if ".tsv" in [s.lower() for s in file.suffixes] else ","
+def separator(file: Path, given: str | None = None) -> str:
+    """``given``, else the separator that ``file``'s header line uses (see ``sniff_separator``)."""
+    if given is not None:
+        return given
+    return sniff_separator(header_line(file), "\t" if ".tsv" in _suffixes(file) else ",")
+
+
+def sniff_separator(header: str, default: str = ",") -> str:
+    """``default`` if the header holds it, else the one of ``,;\\t|`` it holds most often.
+
+    Excel writes ``;``-separated "CSV" in many locales; a header with none of them is one column.
+
+    Example:
+        >>> sniff_separator("text,label"), sniff_separator("text;label"), sniff_separator("text")
+        (',', ';', ',')
+        >>> sniff_separator("text\\tlabel", default="\\t"), sniff_separator('"a;b",c')
+        ('\\t', ',')
+    """
+    found = [s for s in SEPARATORS if s in header]
+    return default if default in header or not found else max(found, key=header.count)
+
+
+def _suffixes(file: Path) -> list[str]:
+    return [s.lower() for s in file.suffixes]
+
+
+def header_line(file: Path) -> str:
+    """The first line of a text file (up to 64 KB), without a BOM or the newline."""
+    with _open(file) as f:
+        line = f.readline(_CHUNK).removeprefix(_BOM)
+    return line.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def starts_with_bom(file: Path) -> bool:
@@ -178,7 +211,7 @@ def starts_with_bom(file: Path) -> bool:
         return f.read(3) == _BOM
 
 
-def _is_json_document(file: Path) -> bool:
+def is_json_document(file: Path) -> bool:
     # A `.json` file may hold one JSON array/object over many lines rather than JSON Lines.
     with _open(file) as f:
         return f.read(64).replace(_BOM, b"").lstrip().startswith(b"[")

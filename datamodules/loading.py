@@ -8,7 +8,7 @@ code: dataset loading scripts are refused, and paths are only ever opened, never
 
 from __future__ import annotations
 
-import json
+import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,16 +17,19 @@ from unittest import mock
 
 import datasets
 
+from datamodules.column_types import check_csv_files, check_json_files, check_parquet_files
 from datamodules.diagnosis import (
+    SEPARATORS,
     check_csv_records,
     check_exists_and_not_empty,
     diagnose,
-    lines,
+    header_line,
     root_cause,
     separator,
     starts_with_bom,
 )
 from datamodules.schema import DataError
+from lit_seqcls.validation import ConfigValueError
 
 BUILDERS = {
     ".csv": "csv",
@@ -37,12 +40,34 @@ BUILDERS = {
     ".txt": "text",
 }
 _ONE_BLOCK_MAX = 64 << 20  # JSON files up to this size are parsed in one block (see below)
-_JSON_KINDS = {str: "string", bool: "boolean", list: "list", dict: "object"}
 
 
 def as_file_lists(data_files: dict[str, str | list[str]] | None) -> dict[str, list[str]]:
     files = data_files or {}
     return {split: [f] if isinstance(f, str) else list(f) for split, f in files.items()}
+
+
+def check_delimiter(delimiter: str | None) -> str | None:
+    r"""A CSV separator as given (``None``: read from each header); ``\t`` as typed on a command
+    line (a backslash and a t) means a tab.
+
+    Example:
+        >>> check_delimiter(";"), check_delimiter("\\t"), check_delimiter(None)
+        (';', '\t', None)
+        >>> check_delimiter(";;")
+        Traceback (most recent call last):
+        ...
+        lit_seqcls.validation.ConfigValueError: delimiter must be one character ...
+    """
+    if delimiter is None:
+        return None
+    delimiter = "\t" if delimiter == "\\t" else delimiter
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise ConfigValueError(
+            "delimiter must be one character other than a quote or a newline, such as ',', "
+            f"';', '|' or '\\t' (a tab), got {delimiter!r}"
+        )
+    return delimiter
 
 
 def builder_for(files: list[str]) -> str:
@@ -73,32 +98,72 @@ def load_local_files(
     cache_dir: str | None = None,
     text_fields: Sequence[str] = (),
     label_field: str | None = None,
+    delimiter: str | None = None,
 ) -> datasets.DatasetDict:
     """Load local ``data_files``; raise a DataError naming the bad file and line.
 
     ``builder`` (``csv``/``json``/``parquet``/``text``) applies to every file; by default each
     split's format comes from its extensions, so ``train.jsonl`` and ``predict.txt`` mix.
     ``text_fields`` and ``label_field`` tell the CSV reader which columns are text (read as
-    written, even "NA" or "1") and which one may be missing (an empty cell).
+    written, even "NA" or "1") and which one may be missing (an empty cell). ``delimiter``
+    separates CSV fields; by default each file's header line says (``diagnosis.separator``).
     """
-    groups: dict[str, dict[str, list[str]]] = {}
+    kinds = {split: builder or builder_for(files) for split, files in data_files.items()}
+    for path in (Path(f) for fs in data_files.values() for f in fs):
+        check_exists_and_not_empty(path)
+    used = [*text_fields, *([label_field] if label_field else [])]
+    groups: dict[tuple[str, str | None], dict[str, list[str]]] = {}  # (builder, CSV separator)
     for split, files in data_files.items():
-        groups.setdefault(builder or builder_for(files), {})[split] = files
+        sep = _csv_separator(split, files, delimiter, used) if kinds[split] == "csv" else None
+        groups.setdefault((kinds[split], sep), {})[split] = files
     loaded = {}
-    for name, files in groups.items():
+    for (name, sep), files in groups.items():
         paths = [Path(f) for fs in files.values() for f in fs]
-        for path in paths:
-            check_exists_and_not_empty(path)
-        options = _reader_options(name, paths, text_fields, label_field)
-        group = _load_group(name, files, cache_dir, options)
+        if len(paths) > 1 and name == "json":  # files must agree on column types
+            check_json_files(paths, text_fields, used, sample_first=True)
+        if len(paths) > 1 and name == "parquet":
+            check_parquet_files(paths, text_fields, used)
+        options = _reader_options(name, paths, text_fields, label_field, sep)
+        group = _load_group(name, files, cache_dir, options, text_fields)
         if name == "json":
-            _check_json_types(group, files, text_fields, label_field)
+            _check_json_types(group, files, text_fields, used)
         loaded.update(group)
     return datasets.DatasetDict({split: loaded[split] for split in data_files})
 
 
+def _csv_separator(split: str, files: list[str], delimiter: str | None, used: Sequence[str]) -> str:
+    """The separator of a split's CSV files: ``delimiter``, or the one their headers share."""
+    seps = {f: separator(Path(f), delimiter) for f in files}
+    if len(set(seps.values())) > 1:
+        found = ", ".join(f"{f}: {s!r}" for f, s in seps.items())
+        raise DataError(
+            f"the files of split {split!r} are separated differently ({found}); save them with "
+            "one separator, or set it with --data.init_args.delimiter."
+        )
+    for file, sep in seps.items():
+        _check_header(Path(file), sep, used)
+    return next(iter(seps.values()))
+
+
+def _check_header(file: Path, sep: str, used: Sequence[str]) -> None:
+    """A header read as one column that holds another separator: say which one to pass."""
+    header = next(csv.reader([header_line(file)], delimiter=sep), [])
+    others = [s for s in SEPARATORS if s != sep and len(header) == 1 and s in header[0]]
+    if others and header[0] not in used:
+        other = max(others, key=header[0].count)
+        raise DataError(
+            f"{file}, line 1: the header {header[0]!r:.80} is one column, not separated by "
+            f"{sep!r}; it looks {other!r}-separated: pass --data.init_args.delimiter {other!r} "
+            f"(`delimiter: {other!r}` under `data.init_args` in a config)."
+        )
+
+
 def _reader_options(
-    builder: str, files: list[Path], text_fields: Sequence[str], label_field: str | None
+    builder: str,
+    files: list[Path],
+    text_fields: Sequence[str],
+    label_field: str | None,
+    sep: str | None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if builder in ("csv", "json", "text") and any(starts_with_bom(f) for f in files):
@@ -106,8 +171,8 @@ def _reader_options(
     if builder == "json":
         options["chunksize"] = _one_block_chunksize(files)
     if builder == "csv":
-        if all(separator(f) == "\t" for f in files):
-            options["sep"] = "\t"
+        if sep != ",":
+            options["sep"] = sep
         # pandas reads "NA", "null", "None", "nan" and empty cells as missing, and a column of
         # digits as numbers: a review "NA" was refused, a text "1" became the int 1. Only an
         # empty *label* cell is missing; an empty text cell is the empty text.
@@ -139,25 +204,40 @@ def _uncompressed_size(file: Path) -> int:
 
 
 def _load_group(
-    builder: str, data_files: dict[str, list[str]], cache_dir: str | None, options: dict
+    builder: str,
+    data_files: dict[str, list[str]],
+    cache_dir: str | None,
+    options: dict,
+    text_fields: Sequence[str],
 ) -> datasets.DatasetDict:
-    files = [f for fs in data_files.values() for f in fs]
+    files = [Path(f) for fs in data_files.values() for f in fs]
+    sep = options.get("sep", ",")
     if builder == "csv":
         for file in files:  # pandas would silently take an extra first field as the row index
-            check_csv_records(Path(file), limit=1)
+            check_csv_records(file, limit=1, sep=sep)
     try:
         return datasets.load_dataset(builder, data_files=data_files, cache_dir=cache_dir, **options)
     except Exception as err:
         for file in files:
-            diagnose(Path(file), builder)
-        raise DataError(f"could not read {files} as {builder}: {root_cause(err)}") from err
+            diagnose(file, builder, sep)
+        if len(files) > 1:  # a cast to the first file's column types failed: say where
+            _EXPLAIN_FAILURE.get(builder, lambda *_: None)(files, text_fields, sep)
+        names = [str(f) for f in files]
+        raise DataError(f"could not read {names} as {builder}: {root_cause(err)}") from err
+
+
+_EXPLAIN_FAILURE = {
+    "json": lambda files, texts, _: check_json_files(files, texts, None),
+    "parquet": lambda files, texts, _: check_parquet_files(files, texts, None),
+    "csv": lambda files, texts, sep: check_csv_files(files, sep, texts),
+}
 
 
 def _check_json_types(
     loaded: datasets.DatasetDict,
     data_files: dict[str, list[str]],
     text_fields: Sequence[str],
-    label_field: str | None,
+    used: Sequence[str],
 ) -> None:
     """Refuse a used JSON column of mixed types, naming the line where the type changes.
 
@@ -166,30 +246,11 @@ def _check_json_types(
     named the wrong row. A column only one file reads is left alone.
     """
     for split, ds in loaded.items():
-        for column in [*text_fields, *([label_field] if label_field else [])]:
+        for column in used:
             if column in ds.features and type(ds.features[column]).__name__ == "Json":
-                _raise_at_type_change([Path(f) for f in data_files[split]], column, text_fields)
-
-
-def _raise_at_type_change(files: list[Path], column: str, text_fields: Sequence[str]) -> None:
-    first: tuple[str, str] | None = None  # the column's type, and where it was first seen
-    for file in files:
-        for number, line in lines(file):
-            row = json.loads(line) if line.strip() else {}
-            value = row.get(column) if isinstance(row, dict) else None
-            kind = _JSON_KINDS.get(type(value), "number")
-            where = f"{file}, line {number}, field {column!r}: a {kind} ({value!r:.40})"
-            if value is None or (first is not None and kind == first[0]):
-                continue
-            if column in text_fields and kind != "string":
-                raise DataError(f"{where} where a text belongs. Quote it, or fix the row.")
-            if first is not None:
-                raise DataError(
-                    f"{where}, but {first[1]} has a {first[0]}; a column needs one type. "
-                    'Quote the value to make it a string (e.g. "true"), or fix the row.'
-                )
-            first = (kind, f"line {number} of {file.name}")
-    raise DataError(f"{files}: column {column!r} mixes types; give every row the same type.")
+                files = [Path(f) for f in data_files[split]]
+                check_json_files(files, text_fields, [column])
+                raise DataError(f"{files}: column {column!r} mixes types; give every row one type.")
 
 
 def load_hub_or_folder(

@@ -11,6 +11,8 @@ from typing import Any
 
 import datasets
 
+from lit_seqcls.validation import ConfigValueError
+
 TEXT, LABEL = "text", "label"
 FEW_CLASSES = 20  # up to this many classes, a label column is never suspected of being free text
 # Per-class metrics and confusion matrices grow with the classes (a confusion matrix holds
@@ -158,14 +160,14 @@ def check_vocabulary_settings(max_vocab_size: int, min_frequency: int) -> None:
     if not whole or not 3 <= max_vocab_size <= MAX_VOCAB_SIZE:
         size = f" ({_embedding_gb(max_vocab_size)} at embedding_dim 128)" if whole else ""
         shown = f"{max_vocab_size:,}" if whole else f"{max_vocab_size!r:.40}"
-        raise ValueError(
+        raise ConfigValueError(
             f"max_vocab_size={shown} is out of range: it must be an integer from "
             f"3 ([PAD], [UNK] and one word) to {MAX_VOCAB_SIZE:,}. The model's embedding has "
             f"one row per entry{size}; real word vocabularies stay far below the limit. Use "
             "e.g. 30_000 to 200_000, and `min_frequency` to drop rare words."
         )
     if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
-        raise ValueError(
+        raise ConfigValueError(
             f"min_frequency={min_frequency!r:.40} must be a whole number of occurrences, 0 or "
             "more (1 keeps every word seen in training)."
         )

@@ -22,9 +22,11 @@ import datasets
 import numpy as np
 
 from datamodules.base import TextClassificationDataModule
+from lit_seqcls.validation import ConfigValueError, require_non_negative, require_positive_int
 
 Task = Literal["keyword", "majority", "order"]
 _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "pa", "do", "fu", "gi", "he")
+MAX_FILLERS = len(_SYLLABLES) ** 2 + len(_SYLLABLES) ** 3  # distinct 2–3 syllable words: 2,940
 
 
 class SyntheticDataModule(TextClassificationDataModule):
@@ -69,10 +71,27 @@ class SyntheticDataModule(TextClassificationDataModule):
             raise ValueError(f"unknown task {task!r}; choose 'keyword', 'majority' or 'order'")
         if task == "order":
             num_classes = 2
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        if not 1 <= min_length <= median_length <= max_text_length:
-            raise ValueError("need 1 <= min_length <= median_length <= max_text_length")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ConfigValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        for name, value in [
+            ("train_size", train_size),
+            ("test_size", test_size),
+            ("min_length", min_length),
+            ("median_length", median_length),
+            ("max_text_length", max_text_length),
+        ]:
+            require_positive_int(name, value)
+        if not min_length <= median_length <= max_text_length:
+            raise ConfigValueError(
+                "need min_length <= median_length <= max_text_length, got "
+                f"{min_length} <= {median_length} <= {max_text_length}"
+            )
+        require_non_negative("length_spread", length_spread)
+        if require_positive_int("num_filler_words", num_filler_words) > MAX_FILLERS:
+            raise ConfigValueError(
+                f"num_filler_words must be at most {MAX_FILLERS:,} (every distinct word of 2 or "
+                f"3 of the {len(_SYLLABLES)} syllables), got {num_filler_words:,}"
+            )
         self.task = task
         self._num_classes = num_classes
         self.train_size = train_size

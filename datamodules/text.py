@@ -23,6 +23,7 @@ from datamodules.loading import (
     BUILDERS,
     as_file_lists,
     builder_for,
+    check_delimiter,
     load_hub_or_folder,
     load_local_files,
 )
@@ -56,6 +57,8 @@ class TextDataModule(TextClassificationDataModule):
         label_field: the label column (strings or integers).
         label_names_field: a column holding each label's name (e.g. ``label_text``).
         class_names: fix the classes and their order instead of reading them from the data.
+        delimiter: the field separator of CSV files (one character; ``\\t`` for a tab); by
+            default each file's header line says (``,`` ``;`` tab or ``|``).
         **kwargs: the shared data arguments (batch size, tokenizer, caching, bucketing; see
             ``TextClassificationDataModule``).
 
@@ -80,6 +83,7 @@ class TextDataModule(TextClassificationDataModule):
         label_field: str = LABEL,
         label_names_field: str | None = None,
         class_names: list[str] | None = None,
+        delimiter: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,6 +101,7 @@ class TextDataModule(TextClassificationDataModule):
         self.label_field = label_field
         self.label_names_field = label_names_field
         self.fixed_class_names = list(class_names) if class_names is not None else None
+        self.delimiter = check_delimiter(delimiter)
         self._class_names: list[str] | None = None
         self._data_class_names: list[str] | None = None  # as load_splits() read them
 
@@ -150,6 +155,8 @@ class TextDataModule(TextClassificationDataModule):
             "split": self.split,
             "fields": [self.text_fields, self.label_field, self.label_names_field],
             "class_names": self.checkpoint_class_names or self.fixed_class_names,
+            # Only when set, so the keys of entries cached before the argument existed hold.
+            **({"delimiter": self.delimiter} if self.delimiter is not None else {}),
         }
 
     def describe(self, split: str) -> str:
@@ -184,6 +191,7 @@ class TextDataModule(TextClassificationDataModule):
         cache = cache_root(self.cache_dir) / "datasets"
         if self._local:
             fields = {"text_fields": self.text_fields, "label_field": self.label_field}
+            fields["delimiter"] = self.delimiter
             return load_local_files(self.data_files, self.path, str(cache), **fields)
         folder = Path(self.path).expanduser()
         if folder.is_dir():

@@ -13,9 +13,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from lit_seqcls.batch import PAD_ID
+from lit_seqcls.validation import ConfigValueError
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -154,6 +156,7 @@ def load_tokenizer(source: str) -> Tokenizer:
                 "`Tokenizer.save(path)` from the HF `tokenizers` library."
             ) from err
     check_special_tokens(tokenizer, name)
+    check_contiguous_ids(tokenizer, name)
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
@@ -179,6 +182,39 @@ def check_special_tokens(tokenizer: Tokenizer, source: str = "the tokenizer") ->
             f"{UNK_TOKEN!r} -> {tokenizer.token_to_id(UNK_TOKEN)}). "
             "Add them as the first special tokens when training it."
         )
+
+
+def check_contiguous_ids(tokenizer: Tokenizer, source: str = "the tokenizer") -> None:
+    """Raise unless the token ids are exactly ``0 .. vocab_size - 1``, one per entry.
+
+    The model's embedding has ``vocab_size`` rows, so an id past the end (a vocabulary numbered
+    with gaps) would fail only later, inside ``torch.embedding``, as an index error.
+
+    Example:
+        >>> from tokenizers import models
+        >>> vocab = {"[PAD]": 0, "[UNK]": 1, "good": 2, "bad": 7}
+        >>> check_contiguous_ids(Tokenizer(models.WordLevel(vocab, UNK_TOKEN)), "tok.json")
+        Traceback (most recent call last):
+        ...
+        lit_seqcls.validation.ConfigValueError: tok.json: token ids must be 0..3, one per \
+vocabulary entry (the model's embedding has 4 rows), but id 3 is missing and 'bad' has id 7. ...
+    """
+    ids = tokenizer.get_vocab(with_added_tokens=True)
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    values = np.fromiter(ids.values(), np.int64, len(ids))  # (V,): ids are unsigned
+    counts = np.bincount(values[values < size], minlength=size)  # (size,)
+    if len(values) == size and (counts == 1).all():
+        return
+    missing = int(np.argmin(counts)) if (counts == 0).any() else None
+    beyond = min(((i, t) for t, i in ids.items() if i >= size), default=None)
+    problems = [f"id {missing} is missing"] if missing is not None else []
+    problems += [f"{beyond[1]!r:.60} has id {beyond[0]:,}"] if beyond is not None else []
+    raise ConfigValueError(
+        f"{source}: token ids must be 0..{size - 1}, one per vocabulary entry (the model's "
+        f"embedding has {size:,} rows), but {' and '.join(problems)}. Number the vocabulary "
+        "0, 1, 2, ... without gaps (its `model.vocab` and `added_tokens` in the JSON), or "
+        "leave `tokenizer_file` unset to train one."
+    )
 
 
 def _batched(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from datamodules import TextDataModule
+from datamodules import DataError, TextDataModule
+from lit_seqcls.validation import ConfigValueError
 
 GOOD = [{"text": f"text {i}", "label": ["neg", "pos"][i % 2]} for i in range(8)]
 
@@ -160,3 +161,47 @@ def test_hub_dataset_offline_without_cache_says_what_to_do():
         ConnectionError, match=r"'stanfordnlp/imdb'.*HF_DATASETS_OFFLINE=1 HF_HOME=.*--data\.path"
     ):
         _ = TextDataModule(path="stanfordnlp/imdb").splits
+
+
+# ---- CSV separators: read from the header, or given with `delimiter` ----------------------------
+@pytest.mark.parametrize("sep", [";", "|", "\t"])
+def test_a_csv_separated_otherwise_is_read_with_its_separator(sep, tmp_path):
+    # Before: one column 'text;label', and the advice to set `label_field`, which cannot help.
+    path = tmp_path / "train.csv"
+    path.write_text(f"text{sep}label\n" + f"fine, thanks{sep}pos\nnot good, no{sep}neg\n" * 2)
+    dm = TextDataModule(data_files={"train": str(path)}, val_fraction=0.5)
+    texts = [*dm.splits["train"]["text"], *dm.splits["validation"]["text"]]
+    assert sorted(texts) == sorted(["fine, thanks", "not good, no"] * 2)
+    assert dm.class_names == ["neg", "pos"]
+
+
+def test_a_wrong_delimiter_is_refused_saying_which_to_pass(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text;label\nfine;pos\nbad;neg\n")
+    with pytest.raises(
+        DataError,
+        match=(
+            r"train\.csv, line 1: the header 'text;label' is one column, not separated by ',';"
+            r" it looks ';'-separated: pass --data\.init_args\.delimiter ';'"
+        ),
+    ):
+        _ = TextDataModule(data_files={"train": str(path)}, delimiter=",").splits
+    dm = TextDataModule(data_files={"train": str(path)}, delimiter=";", val_fraction=0.5)
+    assert dm.class_names == ["neg", "pos"]
+
+
+def test_files_of_one_split_separated_differently_are_refused(tmp_path):
+    (tmp_path / "a.csv").write_text("text,label\nfine,pos\n")
+    (tmp_path / "b.csv").write_text("text;label\nbad;neg\n")
+    files = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    with pytest.raises(
+        DataError, match=r"split 'train' are separated differently \(\S*a\.csv: ','"
+    ):
+        _ = TextDataModule(data_files={"train": files}).splits
+
+
+@pytest.mark.parametrize("delimiter", [";;", "", '"', "\n"])
+def test_a_delimiter_that_is_not_one_character_is_refused_at_once(delimiter):
+    with pytest.raises(ConfigValueError, match=r"delimiter must be one character .* got "):
+        TextDataModule(data_files={"train": "never_read.csv"}, delimiter=delimiter)
+    assert TextDataModule(data_files={"train": "x.csv"}, delimiter="\\t").delimiter == "\t"

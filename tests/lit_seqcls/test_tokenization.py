@@ -85,6 +85,30 @@ def test_load_tokenizer_from_file_or_json_and_checks_specials(tmp_path):
         load_tokenizer(str(tmp_path / "nope.json"))
 
 
+@pytest.mark.parametrize(
+    ("vocab", "problem"),
+    [
+        ({"[PAD]": 0, "[UNK]": 1, "good": 2, "bad": 7}, r"id 3 is missing and 'bad' has id 7"),
+        ({"[PAD]": 0, "[UNK]": 1, "good": 3}, r"id 2 is missing and 'good' has id 3"),
+    ],
+)
+def test_a_tokenizer_file_with_gaps_in_its_ids_is_refused_naming_the_id(vocab, problem, tmp_path):
+    # Before: it passed the [PAD]/[UNK] check and the embedding (vocab_size rows) failed later,
+    # inside torch.embedding, with an index error on the first batch holding the word.
+    from tokenizers import models
+
+    from datamodules import SyntheticDataModule
+    from lit_seqcls.tokenization import load_tokenizer
+
+    path = tmp_path / "gaps.json"
+    Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")).save(str(path))
+    message = rf"gaps\.json: token ids must be 0\.\.{len(vocab) - 1}, .*but {problem}\. Number"
+    with pytest.raises(ValueError, match=message):
+        load_tokenizer(str(path))
+    with pytest.raises(ValueError, match=message):  # when the model's size is linked, before fit
+        _ = SyntheticDataModule(tokenizer_file=str(path)).vocab_size
+
+
 def test_loaded_tokenizer_padding_does_not_leak_into_ids(tmp_path):
     from lit_seqcls.tokenization import load_tokenizer
 
