@@ -34,7 +34,7 @@ from datamodules.caching import cache_root, dataset_entry, fingerprint, text_ent
 from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import PAD_ID, collate
-from lit_seqcls.bucketing import BucketBatchSampler, resume_point
+from lit_seqcls.bucketing import BucketBatchSampler, ResumableDataLoader, resume_point
 from lit_seqcls.tokenization import (
     TRAINERS,
     TokenizerKind,
@@ -333,7 +333,8 @@ class TextClassificationDataModule(L.LightningDataModule):
             resume_epoch=resume_epoch,
             resume_batches=resume_batches,
         )
-        return DataLoader(
+        # Resumable: Lightning then knows a mid-epoch restart continues exactly (bucketing.py).
+        return (ResumableDataLoader if shuffle else DataLoader)(
             dataset,
             batch_sampler=sampler,
             collate_fn=functools.partial(collate, pad_to_multiple_of=self.pad_to_multiple_of),

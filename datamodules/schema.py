@@ -11,6 +11,7 @@ from typing import Any
 
 import datasets
 
+from lit_seqcls.errors import UserError
 from lit_seqcls.validation import ConfigValueError
 
 TEXT, LABEL = "text", "label"
@@ -23,7 +24,7 @@ MAX_CLASSES = 10_000
 MAX_VOCAB_SIZE = 10_000_000
 
 
-class DataError(ValueError):
+class DataError(ValueError, UserError):
     """Bad input data: the message names the file (or split), the row or line and the field, and
     says what to do. Catch it to tell a user's bad file from a bug in the code.
 
