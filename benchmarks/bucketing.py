@@ -27,10 +27,9 @@ import numpy as np
 import torch
 
 from lit_seqcls import SequenceClassifier
-from lit_seqcls.bucketing import BucketBatchSampler, padding_ratio
+from lit_seqcls.batch import padding_ratio
 from lit_seqcls.encoders import BiLSTMEncoder
-from lit_seqcls.encoding import encode
-from lit_seqcls.tokenization import train_word_tokenizer
+from lit_seqcls.text import BucketBatchSampler, encode, train_word_tokenizer
 
 BATCH = 64
 
@@ -144,8 +143,9 @@ def main() -> None:
         print("| batching | padding ratio | BiLSTM real tokens/s | × random | × hf-megabatch |")
         print("|---|---:|---:|---:|---:|")
         for label, batches in plan.items():
+            padding = padding_ratio(lengths[b] for b in batches)
             print(
-                f"| {label} | {padding_ratio(lengths, batches):.3f} | {speed[label]:,.0f} "
+                f"| {label} | {padding:.3f} | {speed[label]:,.0f} "
                 f"| {speed[label] / (speed['random'] or 1):.2f} "
                 f"| {speed[label] / (speed['hf-megabatch'] or 1):.2f} |"
             )

@@ -34,12 +34,14 @@ from datamodules.caching import cache_root, dataset_entry, fingerprint, text_ent
 from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import PAD_ID, collate
-from lit_seqcls.bucketing import BucketBatchSampler, ResumableDataLoader, resume_point
-from lit_seqcls.tokenization import (
+from lit_seqcls.text import (
     TRAINERS,
+    BucketBatchSampler,
+    ResumableDataLoader,
     TokenizerKind,
     UnicodeForm,
     load_tokenizer,
+    load_vectors,
     tokenizer_json,
 )
 from lit_seqcls.validation import (
@@ -48,7 +50,6 @@ from lit_seqcls.validation import (
     require_open_fraction,
     require_positive_int,
 )
-from lit_seqcls.vectors import load_vectors
 
 TEXT, LABEL = schema.TEXT, schema.LABEL
 TRAIN, VAL, TEST, PREDICT = "train", "validation", "test", "predict"
@@ -444,6 +445,24 @@ def _check_settings(arguments: dict[str, Any]) -> None:
     for name, check in _SETTINGS.items():
         if arguments[name] is not None or name not in _UNSET_ALLOWED:
             check(name, arguments[name])
+
+
+def resume_point(trainer: L.Trainer | None) -> tuple[int | None, int]:
+    """``(epoch, batches trained in it)`` when ``trainer`` resumes mid-epoch, else ``(None, 0)``.
+
+    Lightning restores its loop progress from the checkpoint before it asks for the training
+    dataloader, so the loop itself is the record of where the interrupted epoch stopped; the
+    sampler only has to skip that many of its batches (``BucketBatchSampler.resume_batches``).
+    """
+    if trainer is None:
+        return None, 0
+    # `processed`, not `completed`: a checkpoint written in `on_train_batch_end` (ModelCheckpoint
+    # every N steps, a pre-emption signal) has the step in its weights but not yet `completed`;
+    # Lightning itself counts it as done when it restarts.
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    if not trainer.fit_loop.restarting or done == 0:
+        return None, 0
+    return trainer.current_epoch, done
 
 
 def _sha256(text: str) -> str:

@@ -30,7 +30,7 @@ import torch
 from tokenizers import Tokenizer
 
 from datamodules.schema import LABEL, TEXT
-from lit_seqcls.encoding import TextEncoder
+from lit_seqcls.text.encoding import TextEncoder
 
 PIPELINE_VERSION = 1
 PIPELINE_KEY = "text_pipeline"  # the checkpoint key `SequenceClassifier.on_save_checkpoint` uses
@@ -51,7 +51,7 @@ def encode_split(
 
     Args:
         split: a dataset with a ``text`` column (and ``label``, kept as it is).
-        tokenizer: the tokenizer whose ids to produce (see ``lit_seqcls.encoding.encode``).
+        tokenizer: the tokenizer whose ids to produce (see ``lit_seqcls.text.encoding.encode``).
         normalize: the clean-up applied to each text first.
         max_length: truncate to this many tokens (``None``: no limit).
         fingerprint: the new dataset's ``datasets`` fingerprint (our cache key), if known.
@@ -59,7 +59,7 @@ def encode_split(
             (forked, so only on Linux; one process elsewhere and inside daemon processes).
 
     Example:
-        >>> from lit_seqcls.tokenization import train_word_tokenizer
+        >>> from lit_seqcls.text.tokenization import train_word_tokenizer
         >>> split = datasets.Dataset.from_dict({"text": ["A cat.", ""], "label": [1, 0]})
         >>> out = encode_split(split, train_word_tokenizer(["a cat ."]), str.strip, 8)
         >>> out.column_names, out["length"][:], out["index"][:]

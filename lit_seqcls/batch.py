@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -46,6 +46,11 @@ class Batch:
         """``True`` on real tokens. ``(B, T)``"""
         return lengths_to_mask(self.lengths, self.input_ids.size(1))
 
+    @property
+    def padding_ratio(self) -> float:
+        """Share of pad tokens in ``input_ids`` (see ``padding_ratio``)."""
+        return padding_ratio([self.lengths.tolist()], [self.input_ids.size(1)])
+
     def __len__(self) -> int:
         return self.input_ids.size(0)
 
@@ -81,3 +86,25 @@ def collate(examples: Sequence[dict[str, Any]], pad_to_multiple_of: int = 1) -> 
     has_index = all("index" in ex for ex in examples)
     index = torch.tensor([ex["index"] for ex in examples], dtype=torch.long) if has_index else None
     return Batch(input_ids=input_ids, lengths=lengths, labels=labels, index=index)
+
+
+def padding_ratio(lengths: Iterable[Sequence[int]], widths: Iterable[int] | None = None) -> float:
+    """Pad tokens / all tokens of padded batches: the one definition of "padding ratio".
+
+    Batch ``i`` holds texts of ``lengths[i]`` tokens padded to ``widths[i]`` (the tensor's width),
+    by default to its longest text (what ``collate`` does). It measures a sampler's plan before
+    any tensor exists as well as a batch during training (``Batch.padding_ratio``).
+
+    Example:
+        >>> padding_ratio([[1, 3], [2, 2]])  # 2 of 10 tokens are padding
+        0.2
+        >>> collate([{"input_ids": [1] * 6}, {"input_ids": [2] * 2}], 8).padding_ratio
+        0.5
+    """
+    widths = iter(widths) if widths is not None else None
+    real = padded = 0
+    for batch in lengths:
+        batch = [int(n) for n in batch]
+        real += sum(batch)
+        padded += len(batch) * (next(widths) if widths is not None else max(batch, default=0))
+    return (padded - real) / padded if padded else 0.0

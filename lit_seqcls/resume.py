@@ -6,7 +6,7 @@ from it (~1e-2 in the weights after a few epochs). ``RNGStateCheckpoint`` stores
 torch (CPU and CUDA), numpy and Python generator states as plain data (the checkpoint still loads
 with ``torch.load(weights_only=True)``) and puts them back when ``fit`` resumes. The position in
 the epoch is not stored here: the loop progress already records it and ``BucketBatchSampler``
-skips the batches done (see ``lit_seqcls.bucketing.resume_point``).
+skips the batches done (see ``datamodules.base.resume_point``).
 
 ``--ckpt_path auto`` resumes from the newest checkpoint under ``trainer.default_root_dir`` (a
 pre-emption ``hpc_ckpt_N.ckpt``, an ``interrupted.ckpt``, a ``last.ckpt`` or a top-k checkpoint)

@@ -17,20 +17,17 @@ class BatchTelemetry(L.Callback):
     data; both values are averaged over ``log_every_n_steps`` like every step metric. The CLI adds
     this callback by default.
 
+    The padding ratio is ``Batch.padding_ratio``: pad tokens / all tokens of the batch tensor.
+
     Example:
         >>> from lit_seqcls.batch import collate
-        >>> BatchTelemetry.padding_ratio(collate([{"input_ids": [1, 2, 3]}, {"input_ids": [4]}]))
+        >>> collate([{"input_ids": [1, 2, 3]}, {"input_ids": [4]}]).padding_ratio  # one step's
         0.3333...
     """
 
     def __init__(self) -> None:
         self._last_start: float | None = None
         self._last_tokens = 0
-
-    @staticmethod
-    def padding_ratio(batch: Batch) -> float:
-        """Pad tokens / all tokens of the batch tensor."""
-        return 1.0 - int(batch.lengths.sum()) / batch.input_ids.numel()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_start = None  # the gap across validation and epoch ends is not a step
@@ -40,7 +37,7 @@ class BatchTelemetry(L.Callback):
     ) -> None:
         now = time.perf_counter()
         size = len(batch)
-        pl_module.log("train/padding_ratio", self.padding_ratio(batch), batch_size=size)
+        pl_module.log("train/padding_ratio", batch.padding_ratio, batch_size=size)
         if self._last_start is not None and self._last_tokens:
             seconds = now - self._last_start
             pl_module.log("train/tokens_per_sec", self._last_tokens / seconds, batch_size=size)

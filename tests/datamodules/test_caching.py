@@ -9,7 +9,7 @@ import pytest
 
 import datamodules.base as base
 from datamodules import TextDataModule
-from lit_seqcls.tokenization import tokenizer_json
+from lit_seqcls.text.tokenization import tokenizer_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -122,7 +122,7 @@ def test_cache_dir_is_used_and_holds_plain_files(files, tmp_path):
 def test_cached_ids_are_the_tokenizers_own_in_any_number_of_processes(tmp_path):
     from datamodules import IMDBDataModule
     from datamodules.pipeline import encode_split
-    from lit_seqcls.tokenization import UNK_ID
+    from lit_seqcls.text.tokenization import UNK_ID
 
     dm = IMDBDataModule(path=str(FIXTURES / "imdb"), max_length=64, include_unsupervised=True)
     dm.prepare_data()

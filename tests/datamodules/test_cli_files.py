@@ -14,8 +14,8 @@ import torch
 from datamodules import TextDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.cli import main
-from lit_seqcls.encoding import encode
-from lit_seqcls.tokenization import load_tokenizer
+from lit_seqcls.text.encoding import encode
+from lit_seqcls.text.tokenization import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 CNN = str(ROOT / "configs" / "model" / "cnn.yaml")

@@ -10,7 +10,7 @@ import datasets
 import pytest
 
 from datamodules import TextDataModule
-from lit_seqcls.tokenization import UNK_ID
+from lit_seqcls.text.tokenization import UNK_ID
 
 WORDS = ["good", "bad"]
 

@@ -16,9 +16,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
-from lit_seqcls.bucketing import ResumableDataLoader
 from lit_seqcls.encoders import GRUEncoder
 from lit_seqcls.resume import RNG_KEY, RNGStateCheckpoint
+from lit_seqcls.text.bucketing import ResumableDataLoader
 
 EPOCHS = 4
 NOT_RESUMABLE = "your dataloader is not resumable"  # Lightning's warning on a mid-epoch resume

@@ -13,7 +13,7 @@ from lit_seqcls.telemetry import BatchTelemetry, check_equal_batch_counts
 
 def test_padding_ratio_counts_pad_tokens_of_the_tensor():
     batch = collate([{"input_ids": [1] * 6}, {"input_ids": [2] * 2}], pad_to_multiple_of=8)
-    assert BatchTelemetry.padding_ratio(batch) == pytest.approx(1 - 8 / 16)
+    assert batch.padding_ratio == pytest.approx(1 - 8 / 16)
 
 
 def test_fit_logs_padding_ratio_and_tokens_per_second(tmp_path, small_synthetic_kwargs):

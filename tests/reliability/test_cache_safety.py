@@ -27,7 +27,7 @@ import tqdm
 
 import datamodules.base as base
 from datamodules import TextDataModule
-from lit_seqcls.tokenization import load_tokenizer
+from lit_seqcls.text.tokenization import load_tokenizer
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks and kills processes")
 FORK = multiprocessing.get_context("fork") if sys.platform == "linux" else None

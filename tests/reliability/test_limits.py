@@ -11,7 +11,7 @@ import pytest
 
 from datamodules import SyntheticDataModule, TextDataModule, schema
 from datamodules.schema import DataError
-from lit_seqcls.tokenization import tokenizer_json, train_word_tokenizer
+from lit_seqcls.text.tokenization import tokenizer_json, train_word_tokenizer
 
 
 def _jsonl(path: Path, rows: list[dict]) -> str:

@@ -1,7 +1,7 @@
 """A huge text costs what its first ``max_length`` tokens cost, and the cut never changes ids.
 
 ``TextEncoder`` cuts a text longer than ``max_length × CHARS_PER_TOKEN`` characters before the
-tokenizer sees it (``lit_seqcls.tokenization``). These tests hold it to the tokenizer's own ids
+tokenizer sees it (``lit_seqcls.text.tokenization``). These tests hold it to the tokenizer's own ids
 on texts built to sit on either side of the cut, and to a small, bounded cost on a 50 MB line.
 """
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lit_seqcls.encoding import _MAX_GROWTH, CHARS_PER_TOKEN, _cut, encode
-from lit_seqcls.tokenization import (
+from lit_seqcls.text.encoding import _MAX_GROWTH, CHARS_PER_TOKEN, _cut, encode
+from lit_seqcls.text.tokenization import (
     UNK_ID,
     train_bpe_tokenizer,
     train_word_tokenizer,

@@ -1,5 +1,5 @@
 """Tokenization with HF `tokenizers`: train (word-level or BPE) on the training split, or load a
-user's ``tokenizer.json``. Encoding texts to ids: ``lit_seqcls.encoding``.
+user's ``tokenizer.json``. Encoding texts to ids: ``lit_seqcls.text.encoding``.
 
 The pipeline is the usual three stages of `tokenizers` (normalizer → pre-tokenizer → model), built
 from its primitives so that the whole thing serialises to one JSON string: that string is what a
@@ -66,7 +66,7 @@ def train_word_tokenizer(
         >>> tok = train_word_tokenizer(["The cat sat.", "the dog"], vocab_size=100)
         >>> tok.token_to_id("[PAD]"), tok.token_to_id("[UNK]"), tok.get_vocab_size()
         (0, 1, 7)
-        >>> from lit_seqcls.encoding import encode
+        >>> from lit_seqcls.text.encoding import encode
         >>> encode(tok, ["THE CAT barked", ""], max_length=8)
         [[2, 4, 1], [1]]
     """
@@ -92,7 +92,7 @@ def train_bpe_tokenizer(
         >>> tok = train_bpe_tokenizer(["lower lowest newer newest"] * 3, vocab_size=40)
         >>> tok.token_to_id("[PAD]"), tok.token_to_id("[UNK]")
         (0, 1)
-        >>> from lit_seqcls.encoding import encode
+        >>> from lit_seqcls.text.encoding import encode
         >>> len(encode(tok, ["lowers"], None)[0]) >= 1
         True
     """

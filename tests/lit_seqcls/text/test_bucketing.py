@@ -3,7 +3,7 @@ import pytest
 from lightning.fabric.utilities.types import _Stateful
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lit_seqcls.bucketing import BucketBatchSampler, ResumableDataLoader
+from lit_seqcls.text.bucketing import BucketBatchSampler, ResumableDataLoader
 
 
 def _lengths(n, seed=0):

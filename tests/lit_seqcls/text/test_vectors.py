@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from lit_seqcls.vectors import load_vectors
+from lit_seqcls.text.vectors import load_vectors
 
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "the": 2, "cat": 3, "zebra": 4}
 

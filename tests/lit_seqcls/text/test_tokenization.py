@@ -3,8 +3,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from lit_seqcls.encoding import encode
-from lit_seqcls.tokenization import UNK_ID, check_special_tokens, train_word_tokenizer
+from lit_seqcls.text.encoding import encode
+from lit_seqcls.text.tokenization import UNK_ID, check_special_tokens, train_word_tokenizer
 
 TEXTS = ["The cat sat on the mat.", "A dog barked at the cat!", "Café au lait"]
 
@@ -56,7 +56,7 @@ def test_check_special_tokens_rejects_foreign_tokenizer():
 
 
 def test_bpe_splits_unknown_words_into_subwords_instead_of_unk():
-    from lit_seqcls.tokenization import train_bpe_tokenizer
+    from lit_seqcls.text.tokenization import train_bpe_tokenizer
 
     tok = train_bpe_tokenizer(["lower lowest newer newest wider widest"] * 5, vocab_size=60)
     assert tok.token_to_id("[PAD]") == 0 and tok.token_to_id("[UNK]") == UNK_ID
@@ -69,7 +69,7 @@ def test_bpe_splits_unknown_words_into_subwords_instead_of_unk():
 def test_load_tokenizer_from_file_or_json_and_checks_specials(tmp_path):
     from tokenizers import models
 
-    from lit_seqcls.tokenization import load_tokenizer, tokenizer_json
+    from lit_seqcls.text.tokenization import load_tokenizer, tokenizer_json
 
     tok = train_word_tokenizer(TEXTS)
     path = tmp_path / "tokenizer.json"
@@ -98,7 +98,7 @@ def test_a_tokenizer_file_with_gaps_in_its_ids_is_refused_naming_the_id(vocab, p
     from tokenizers import models
 
     from datamodules import SyntheticDataModule
-    from lit_seqcls.tokenization import load_tokenizer
+    from lit_seqcls.text.tokenization import load_tokenizer
 
     path = tmp_path / "gaps.json"
     Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")).save(str(path))
@@ -110,7 +110,7 @@ def test_a_tokenizer_file_with_gaps_in_its_ids_is_refused_naming_the_id(vocab, p
 
 
 def test_loaded_tokenizer_padding_does_not_leak_into_ids(tmp_path):
-    from lit_seqcls.tokenization import load_tokenizer
+    from lit_seqcls.text.tokenization import load_tokenizer
 
     tok = train_word_tokenizer(TEXTS)
     tok.enable_padding(length=20)
@@ -118,7 +118,7 @@ def test_loaded_tokenizer_padding_does_not_leak_into_ids(tmp_path):
 
 
 def test_tokenizer_json_ignores_the_truncation_encode_sets():
-    from lit_seqcls.tokenization import tokenizer_json
+    from lit_seqcls.text.tokenization import tokenizer_json
 
     tok = train_word_tokenizer(TEXTS)
     before = tokenizer_json(tok)
@@ -148,7 +148,7 @@ RANDOM_TEXT = st.lists(st.sampled_from(TRICKY) | st.text(max_size=4), max_size=4
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    from lit_seqcls.tokenization import train_bpe_tokenizer
+    from lit_seqcls.text.tokenization import train_bpe_tokenizer
 
     corpus = ["".join(TRICKY[i:] + TRICKY[:i]) for i in range(len(TRICKY))] + TEXTS_FOR_VOCAB
     return {
@@ -182,8 +182,8 @@ def test_every_ascii_character_splits_as_the_tokenizer_does():
 def test_the_fast_path_serves_our_word_pipeline_only():
     from tokenizers import models, pre_tokenizers
 
-    from lit_seqcls.encoding import _AsciiWordLevel
-    from lit_seqcls.tokenization import train_bpe_tokenizer
+    from lit_seqcls.text.encoding import _AsciiWordLevel
+    from lit_seqcls.text.tokenization import train_bpe_tokenizer
 
     assert _AsciiWordLevel.of(train_word_tokenizer(TEXTS)) is not None
     assert _AsciiWordLevel.of(train_bpe_tokenizer(TEXTS, vocab_size=50)) is None

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lit_seqcls.bucketing import BucketBatchSampler
+from lit_seqcls.text.bucketing import BucketBatchSampler
 
 lengths_st = st.lists(st.integers(1, 300), min_size=1, max_size=500)
 mode_st = st.sampled_from(

@@ -15,8 +15,9 @@ Evaluation sorts everything by length, never repeats or drops a text, does not s
 gives every rank the same number of batches too (batches shrink a little instead) whenever the
 texts can be split that finely.
 
-A resumed run continues an interrupted epoch exactly: the datamodule builds the sampler with
-``resume_point(trainer)`` and the sampler skips the batches already trained on. Lightning cannot
+A resumed run continues an interrupted epoch exactly: the datamodule builds the sampler with the
+position Lightning restored (``datamodules.base.resume_point``) and the sampler skips the batches
+already trained on. Lightning cannot
 see that and warns that the loader "is not resumable ... unreliable results" unless the
 *DataLoader* has ``state_dict``/``load_state_dict``; ``ResumableDataLoader`` is a ``DataLoader``
 that has them, so the warning is gone exactly where it is false.
@@ -28,7 +29,6 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -257,14 +257,14 @@ class ResumableDataLoader(DataLoader):
     """A ``DataLoader`` over a ``BucketBatchSampler`` that Lightning counts as resumable.
 
     Where the interrupted epoch stopped is in Lightning's loop progress (every checkpoint has
-    it) and the sampler skips those batches (``resume_point``); Lightning only looks for
-    ``state_dict``/``load_state_dict`` on the loader, its public protocol for resumable loaders,
-    and otherwise warns on every mid-epoch resume that results are unreliable. The state kept
-    is the sampler's ``plan_key``: resuming with a plan cut differently (another batch size,
+    it) and the sampler skips those batches (``datamodules.base.resume_point``); Lightning only
+    looks for ``state_dict``/``load_state_dict`` on the loader, its public protocol for resumable
+    loaders, and otherwise warns on every mid-epoch resume that results are unreliable. The state
+    kept is the sampler's ``plan_key``: resuming with a plan cut differently (another batch size,
     ``max_tokens``, seed, data or rank count) warns instead, because that resume is not exact.
 
     Use it for the training loader, with ``batch_sampler=BucketBatchSampler(...,
-    resume_epoch=..., resume_batches=...)`` from ``resume_point(trainer)``. A checkpoint
+    resume_epoch=..., resume_batches=...)`` from the restored loop position. A checkpoint
     written with it holds one loader state, so resuming it with a plain ``DataLoader`` fails in
     Lightning ("found 1 states").
 
@@ -327,33 +327,3 @@ def _world(sampler: Sampler | None, num_replicas: int | None, rank: int | None) 
     if not 0 <= this < world:
         raise ValueError(f"rank {this} is outside [0, {world})")
     return world, this
-
-
-def resume_point(trainer: L.Trainer | None) -> tuple[int | None, int]:
-    """``(epoch, batches trained in it)`` when ``trainer`` resumes mid-epoch, else ``(None, 0)``.
-
-    Lightning restores its loop progress from the checkpoint before it asks for the training
-    dataloader, so the loop itself is the record of where the interrupted epoch stopped; the
-    sampler only has to skip that many of its batches (see ``resume_batches``).
-    """
-    if trainer is None:
-        return None, 0
-    # `processed`, not `completed`: a checkpoint written in `on_train_batch_end` (ModelCheckpoint
-    # every N steps, a pre-emption signal) has the step in its weights but not yet `completed`;
-    # Lightning itself counts it as done when it restarts.
-    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-    if not trainer.fit_loop.restarting or done == 0:
-        return None, 0
-    return trainer.current_epoch, done
-
-
-def padding_ratio(lengths: np.ndarray, batches: Sequence[Sequence[int]]) -> float:
-    """Share of padding in the padded batch tensors: pad tokens / all tokens.
-
-    Example:
-        >>> padding_ratio(np.array([1, 3, 2, 2]), [[0, 1], [2, 3]])  # 2 of 10 are padding
-        0.2
-    """
-    real = sum(int(lengths[b].sum()) for b in batches)
-    padded = sum(len(b) * int(lengths[b].max()) for b in batches)
-    return (padded - real) / padded if padded else 0.0

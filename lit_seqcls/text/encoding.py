@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from tokenizers import Tokenizer
 
-from lit_seqcls.tokenization import UNK_TOKEN, train_word_tokenizer  # noqa: F401 (doctests)
+from lit_seqcls.text.tokenization import UNK_TOKEN, train_word_tokenizer  # noqa: F401 (doctests)
 
 CHARS_PER_TOKEN = 64  # texts longer than max_length × this are cut before tokenizing
 _MAX_GROWTH = 64  # a cut that leaves too few tokens grows ×4, up to 4,096 characters per token
