@@ -13,6 +13,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
@@ -67,14 +68,13 @@ def _fit(dm, root, max_epochs, ckpt_path=None, extra=(), rng=True, init_seed=0):
     return model, val.history
 
 
-class _ResumableSynthetic(SyntheticDataModule):
-    """The same batches, through a ``ResumableDataLoader`` (what Lightning checks for)."""
+class _PlainSynthetic(SyntheticDataModule):
+    """The same batches, through a plain ``DataLoader`` (Lightning cannot tell it resumes)."""
 
     def train_dataloader(self):
-        plain = super().train_dataloader()
-        return ResumableDataLoader(
-            plain.dataset, batch_sampler=plain.batch_sampler, collate_fn=plain.collate_fn
-        )
+        own = super().train_dataloader()
+        assert isinstance(own, ResumableDataLoader)  # the DataModules' own training loader
+        return DataLoader(own.dataset, batch_sampler=own.batch_sampler, collate_fn=own.collate_fn)
 
 
 DATA = dict(train_size=90, test_size=10, median_length=6, max_text_length=12, seed=3, batch_size=8)
@@ -88,8 +88,8 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def resumable_data():
-    dm = _ResumableSynthetic(**DATA)
+def plain_data():
+    dm = _PlainSynthetic(**DATA)
     dm.setup()
     return dm
 
@@ -129,18 +129,20 @@ def test_two_epochs_plus_two_resumed_equal_four(data, uninterrupted, tmp_path):
     _assert_same(_resumed_at_epoch(data, tmp_path), uninterrupted)
 
 
-def test_resume_after_a_mid_epoch_kill_equals_an_uninterrupted_run(data, uninterrupted, tmp_path):
-    run, messages = _resumed_mid_epoch(data, tmp_path)
+def test_resume_after_a_mid_epoch_kill_equals_an_uninterrupted_run(
+    plain_data, uninterrupted, tmp_path
+):
+    run, messages = _resumed_mid_epoch(plain_data, tmp_path)
     _assert_same(run, uninterrupted)
     # With a plain DataLoader Lightning cannot tell; this guards the test below.
     assert any(NOT_RESUMABLE in m for m in messages), messages
 
 
 def test_a_resumable_loader_resumes_exactly_without_the_unreliable_warning(
-    resumable_data, uninterrupted, tmp_path
+    data, uninterrupted, tmp_path
 ):
     """Before #14 every mid-epoch resume warned "unreliable results", though it is exact."""
-    run, messages = _resumed_mid_epoch(resumable_data, tmp_path)
+    run, messages = _resumed_mid_epoch(data, tmp_path)
     _assert_same(run, uninterrupted)
     assert not [m for m in messages if NOT_RESUMABLE in m or "planned differently" in m]
 
