@@ -214,7 +214,7 @@ def test_real_texts_get_the_tokenizers_own_ids(max_length):
 
     import pyarrow.parquet as pq
 
-    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    data = Path(__file__).resolve().parents[4] / "shared" / "data"
     if not data.is_dir():
         pytest.skip(f"{data} is not here")
     imdb = [
