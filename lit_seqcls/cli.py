@@ -2,15 +2,15 @@
 
 The DataModule is chosen by ``class_path`` (``--data SyntheticDataModule`` or a YAML file); its
 vocabulary size, pad id, class count and class names flow into the model through argument links,
-so the user never types them. ``configs/trainer/default.yaml`` from the source checkout is applied
-first when it exists, so the shipped training defaults hold even for a bare command line.
+so the user never types them. The shipped ``trainer/default.yaml`` (package data, see
+``shipped_configs``) is applied first, so its training defaults hold even for a bare command line,
+installed or in a checkout; ``--config lit_seqcls:<group>/<file>.yaml`` names any shipped config.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_seqcls.checkpoint_io import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from lit_seqcls.console import quiet_console
 from lit_seqcls.env_secrets import SecretInConfigError, find_secrets, secrets_message
 from lit_seqcls.errors import DEBUG_ENV, UserError
 from lit_seqcls.guards import NonFiniteGuard
@@ -30,12 +31,13 @@ from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.prediction import PredictionWriter
 from lit_seqcls.resume import AUTO, RNGStateCheckpoint, clean_run_root, resolve_ckpt_path
 from lit_seqcls.rundir import pin_logger_versions
+from lit_seqcls.shipped_configs import resolve_config_names, shipped_root
 from lit_seqcls.shutdown import GracefulShutdown, bound_ddp_timeout
 from lit_seqcls.telemetry import BatchTelemetry
 from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted, read_config_file
 from lit_seqcls.wandb_setup import WandbSaveConfigCallback, prepare_resume
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "default.yaml"
+DEFAULT_CONFIG = shipped_root() / "trainer" / "default.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 PLUGIN_GROUP = "lit_seqcls.datamodules"
 LINKED_FROM_DATA = ("vocab_size", "num_classes", "pad_id", "class_names")
@@ -150,16 +152,24 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of the ``lit-seqcls`` console script (and ``python -m lit_seqcls``).
 
     ``lit-seqcls compare ...`` is not a LightningCLI subcommand (it runs several ``fit``/``test``
-    processes); it is handed to ``lit_seqcls.compare`` before LightningCLI parses anything.
+    processes); it is handed to ``lit_seqcls.compare`` before LightningCLI parses anything, and
+    ``lit-seqcls configs [DEST]`` (copy the shipped configs out) to ``lit_seqcls.shipped_configs``.
+    ``--config lit_seqcls:<name>`` becomes the shipped file's path first, for either.
     """
     argv = sys.argv[1:] if args is None else args
     try:
+        if argv and argv[0] == "configs":
+            from lit_seqcls.shipped_configs import main as copy_configs
+
+            copy_configs(argv[1:])
+            return
+        resolved = resolve_config_names(argv)  # `--config lit_seqcls:model/cnn.yaml`
         if argv and argv[0] == "compare":
             from lit_seqcls.compare import main as compare  # imported only for this command
 
-            compare(argv[1:])
+            compare(resolved[1:])
         else:
-            _run_cli(args)
+            _run_cli(args if resolved == argv else resolved)
     except Exception as err:
         user_error = _user_error(err)
         if user_error is None or os.environ.get(DEBUG_ENV):
@@ -168,25 +178,29 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(f"lit-seqcls: error: {user_error}\n(set {DEBUG_ENV}=1 to see the traceback)")
 
 
-def _run_cli(args: list[str] | None) -> None:
-    # Lightning 2.6 builds torch's deprecated `LeafSpec` in its loops, and torch 2.13 warns
-    # about it in every run: noise a user can do nothing about.
-    warnings.filterwarnings(
-        "ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning
-    )
-    load_datamodule_plugins()
-    defaults = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
-    SeqClsCLI(
-        SequenceClassifier,
-        L.LightningDataModule,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,  # the model takes `optimizer`/`lr_scheduler` itself
+def cli_kwargs() -> dict[str, Any]:
+    """How ``lit-seqcls`` configures ``SeqClsCLI`` (tests build the same parser from it)."""
+    # A missing file would silently drop the defaults (gradient clipping): a broken install.
+    if not DEFAULT_CONFIG.is_file():
+        raise FileNotFoundError(f"{DEFAULT_CONFIG} is missing: reinstall lit-seqcls")
+    return {
+        "subclass_mode_data": True,
+        "auto_configure_optimizers": False,  # the model takes `optimizer`/`lr_scheduler` itself
         # Added to any configured callbacks; RNG states in checkpoints make resuming exact.
-        trainer_defaults={"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
-        save_config_callback=WandbSaveConfigCallback,  # + full nested config to W&B
-        parser_kwargs={sub: {"default_config_files": defaults} for sub in SUBCOMMANDS},
-        args=args,
-    )
+        "trainer_defaults": {"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
+        # Lightning's own choice without a seed (0), minus its "No seed found" warning.
+        "seed_everything_default": 0,
+        "save_config_callback": WandbSaveConfigCallback,  # + full nested config to W&B
+        "parser_kwargs": {
+            sub: {"default_config_files": [str(DEFAULT_CONFIG)]} for sub in SUBCOMMANDS
+        },
+    }
+
+
+def _run_cli(args: list[str] | None) -> None:
+    load_datamodule_plugins()
+    with quiet_console():  # progress bars and what a user can act on; not Lightning's tips
+        SeqClsCLI(SequenceClassifier, L.LightningDataModule, **cli_kwargs(), args=args)
 
 
 def _user_error(err: BaseException) -> UserError | None:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-import yaml
 
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.cli import SeqClsCLI
-from lit_seqcls.shutdown import DEFAULT_DDP_TIMEOUT
+from lit_seqcls.runtime.shutdown import DEFAULT_DDP_TIMEOUT
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DDP_CPU = CONFIGS / "trainer" / "ddp_cpu.yaml"
@@ -59,13 +58,6 @@ def _trainer(args: list[str]) -> L.Trainer:
 def test_the_process_group_timeout_is_minutes_not_half_an_hour(args, expected, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
     assert _trainer(args).strategy._timeout == expected  # what init_process_group receives
-
-
-def test_the_ddp_configs_state_the_cli_default():
-    for name in ("ddp.yaml", "ddp_cpu.yaml"):
-        strategy = yaml.safe_load((CONFIGS / "trainer" / name).read_text())["trainer"]["strategy"]
-        hours, minutes, seconds = map(int, strategy["init_args"]["timeout"].split(":"))
-        assert timedelta(hours=hours, minutes=minutes, seconds=seconds) == DEFAULT_DDP_TIMEOUT
 
 
 def start_ddp_fit(workdir: Path, *extra: str) -> tuple[subprocess.Popen, int, Path]:
