@@ -99,7 +99,8 @@ def test_a_config_cannot_run_code_through_the_cli(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     cnn = str(ROOT / "configs" / "model" / "cnn.yaml")
     args = ["fit", "--config", cnn, "--trainer.fast_dev_run=1"]
-    with pytest.raises(FileNotFoundError, match=r"data file __import__\(.*\) does not exist"):
+    # A DataError is a UserError: the CLI prints it as one block and exits.
+    with pytest.raises(SystemExit, match=r"data file __import__\(.*\) does not exist"):
         main([*args, "--data", "datamodules.TextDataModule", "--data.path", "json",
               "--data.data_files.train", _code(marker)])  # fmt: skip
     # A YAML tag that would call a function is refused by the parser, never constructed.
