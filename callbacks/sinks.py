@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
-from lit_seqcls.outputs import spreadsheet_safe
+from lit_seqcls.checkpoints import load_checkpoint
+from lit_seqcls.runtime import gather_objects as gather_objects  # the callbacks' cross-rank gather
+from lit_seqcls.runtime import spreadsheet_safe
 
 STAGE_SPLITS = {"val": "validation", "test": "test"}  # stage prefix → DataModule split name
 STAGE_TITLES = {"val": "validation", "test": "test"}
@@ -50,15 +50,6 @@ def log_to_wandb(trainer: L.Trainer, data: dict[str, Any]) -> None:
         run.log({**data, "trainer/global_step": trainer.global_step})
 
 
-def gather_objects(trainer: L.Trainer, obj: Any) -> list[Any]:
-    """Every rank's ``obj`` (picklable), in rank order. A collective under DDP."""
-    if trainer.world_size == 1 or not (dist.is_available() and dist.is_initialized()):
-        return [obj]
-    out: list[Any] = [None] * trainer.world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Write a CSV file; text cells (class names, texts) are made ``spreadsheet_safe``."""
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -83,8 +74,8 @@ def evaluated_epoch(trainer: L.Trainer) -> int:
         return trainer.current_epoch
     ckpt = trainer.ckpt_path
     if ckpt and Path(ckpt).is_file():
-        # mmap: only the few bytes of the "epoch" entry are read, not the weights.
-        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        # The package's one reader (checksums, plain data only); mmap: weights are not loaded.
+        checkpoint = load_checkpoint(ckpt, mmap=True)
         return int(checkpoint.get("epoch", 0))
     return max(trainer.current_epoch - 1, 0)
 

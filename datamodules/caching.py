@@ -1,9 +1,10 @@
 """Cache keys and crash-safe cache files shared by every rank and every job.
 
 Every rank computes the same key from the same inputs (source fingerprint, tokenizer, settings),
-so all of them find the same files. Writers hold an exclusive file lock and write to a temporary
-name that is flushed to disk and then renamed into place: a reader sees either nothing or a
-complete file, never half of one, whether a writer is killed or two jobs prepare at once.
+so all of them find the same files. Writers hold an exclusive file lock and write through
+``lit_seqcls.runtime.atomic`` (a temporary name, flushed to disk, then renamed into place): a
+reader sees either nothing or a complete file, never half of one, whether a writer is killed or
+two jobs prepare at once.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import datasets
+
+from lit_seqcls.runtime.atomic import atomic_directory, atomic_write
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -107,25 +109,15 @@ def dataset_entry(path: Path, build: Callable[[], datasets.DatasetDict]) -> data
         return datasets.load_from_disk(str(path))
 
 
-# Writers (call them under `locked(path)`) follow one protocol: remove what a killed writer
-# left, write everything under a temporary name, flush it to disk, then rename it to `path`.
-# The rename is the commit: `path` is absent or complete, even after a kill or a power cut.
+# Writers (call them under `locked(path)`) remove what a killed writer left, then write through
+# lit_seqcls.runtime.atomic: a temporary name, flushed to disk, renamed to `path`. The rename is
+# the commit: `path` is absent or complete, even after a kill or a power cut.
 
 
 def write_text_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def save_dataset_atomically(data: datasets.DatasetDict, path: Path) -> None:
@@ -134,19 +126,9 @@ def save_dataset_atomically(data: datasets.DatasetDict, path: Path) -> None:
     A folder already at ``path`` is incomplete (a complete one is read, not rebuilt), e.g.
     from a version that wrote in place: it is replaced.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
+    with atomic_directory(path) as tmp:
         data.save_to_disk(str(tmp))
-        for file in tmp.rglob("*"):
-            _fsync(file)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    _fsync_dir(path.parent)
 
 
 def _remove_leftovers(path: Path) -> None:
@@ -156,16 +138,3 @@ def _remove_leftovers(path: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems cannot sync a directory
-        _fsync(path)

@@ -9,7 +9,7 @@ process boundary or reaches Arrow.
 
 ``TextClassificationDataModule.text_pipeline`` is plain data (the tokenizer JSON, max length,
 normalisation, class names) that the model stores in every checkpoint, so a checkpoint alone can
-turn raw text into predictions; ``torch.load(weights_only=True)`` reads it.
+turn raw text into predictions; ``lit_seqcls.checkpoints.load_checkpoint`` reads it.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 import datasets
 import numpy as np
 import pyarrow as pa
-import torch
 from tokenizers import Tokenizer
 
 from datamodules.schema import LABEL, TEXT
+from lit_seqcls.checkpoints import load_checkpoint
 from lit_seqcls.text.encoding import TextEncoder
 
 PIPELINE_VERSION = 1
@@ -148,11 +148,11 @@ def _env(name: str, value: str) -> Iterator[None]:
 
 
 def read_checkpoint_pipeline(path: str | Path) -> dict[str, Any]:
-    """The text pipeline stored in checkpoint ``path`` (plain data; loads with weights_only)."""
+    """The text pipeline stored in checkpoint ``path`` (read by the package's one safe reader)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path, mmap=True)  # mmap: the weights are not read
     pipeline = checkpoint.get(PIPELINE_KEY)
     if not isinstance(pipeline, dict) or "tokenizer" not in pipeline:
         raise ValueError(

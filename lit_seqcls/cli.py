@@ -21,21 +21,31 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lit_seqcls.checkpoint_io import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from lit_seqcls.checkpoints import CheckpointError, load_checkpoint
 from lit_seqcls.console import quiet_console
-from lit_seqcls.env_secrets import SecretInConfigError, find_secrets, secrets_message
 from lit_seqcls.errors import DEBUG_ENV, UserError
-from lit_seqcls.guards import NonFiniteGuard
 from lit_seqcls.metrics import VAL_ACC
 from lit_seqcls.model import SequenceClassifier
-from lit_seqcls.prediction import PredictionWriter
-from lit_seqcls.resume import AUTO, RNGStateCheckpoint, clean_run_root, resolve_ckpt_path
-from lit_seqcls.rundir import pin_logger_versions
+from lit_seqcls.runtime import (
+    AUTO,
+    AtomicCheckpointIO,
+    BatchTelemetry,
+    GracefulShutdown,
+    NonFiniteGuard,
+    PredictionWriter,
+    RNGStateCheckpoint,
+    SecretInConfigError,
+    WandbSaveConfigCallback,
+    bound_ddp_timeout,
+    clean_run_root,
+    find_secrets,
+    pin_logger_versions,
+    prepare_resume,
+    resolve_ckpt_path,
+    secrets_message,
+)
 from lit_seqcls.shipped_configs import resolve_config_names, shipped_root
-from lit_seqcls.shutdown import GracefulShutdown, bound_ddp_timeout
-from lit_seqcls.telemetry import BatchTelemetry
 from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted, read_config_file
-from lit_seqcls.wandb_setup import WandbSaveConfigCallback, prepare_resume
 
 DEFAULT_CONFIG = shipped_root() / "trainer" / "default.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")

@@ -37,7 +37,7 @@ from typing import Any
 from lit_seqcls.compare_report import RunResult, write_report
 from lit_seqcls.compare_reporter import EVENT_PREFIX, FIT_FILE, TEST_FILE
 from lit_seqcls.encoders import ENCODERS
-from lit_seqcls.outputs import check_output_dir
+from lit_seqcls.runtime.outputs import check_output_dir
 from lit_seqcls.trust import check_untrusted, read_config_file
 
 ENCODER_ARG = "--model.encoder.init_args."

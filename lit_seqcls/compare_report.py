@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_seqcls.compare_plots import PLOTS, accuracy_by_length, bucket_label, save_plots
-from lit_seqcls.outputs import spreadsheet_safe
+from lit_seqcls.runtime.outputs import spreadsheet_safe
 
 
 @dataclasses.dataclass

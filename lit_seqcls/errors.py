@@ -19,3 +19,14 @@ class UserError(Exception):
         >>> isinstance(BadSetting("dropout must be in [0, 1), got 1.5"), UserError)
         True
     """
+
+
+def first_line(err: BaseException) -> str:
+    """``"<error type>: <first line of its message>"``: an error as a short reason in a sentence.
+
+    Example:
+        >>> first_line(OSError("No space left on device\\nand more"))
+        'OSError: No space left on device'
+    """
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")

@@ -17,11 +17,10 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassF1Score
 
 from lit_seqcls.batch import PAD_ID, Batch
-from lit_seqcls.checkpoint_io import CheckpointError, load_checkpoint
+from lit_seqcls.checkpoints import CheckpointError, load_checkpoint
 from lit_seqcls.encoders import ENCODERS, Encoder
 from lit_seqcls.masking import lengths_to_mask
 from lit_seqcls.metrics import LOSS, STAGES, VAL_ACC, classification_metrics, metric_name
-from lit_seqcls.telemetry import check_equal_batch_counts
 from lit_seqcls.trust import check_checkpoint_hparams
 from lit_seqcls.validation import ConfigValueError, require_fraction, require_positive_int
 
@@ -169,9 +168,6 @@ class SequenceClassifier(L.LightningModule):
         pooled, attention = self.encoder(embedded, lengths, mask)  # (B, H), (B, T) | None
         logits = self.head(self.dropout(pooled))  # (B, C)
         return ClassifierOutput(logits, attention)
-
-    def on_train_start(self) -> None:
-        check_equal_batch_counts(self.trainer)  # an error now instead of a hang at epoch end
 
     def training_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self._common_step(batch, "train")

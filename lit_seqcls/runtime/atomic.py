@@ -1,4 +1,4 @@
-"""Crash-safe file writes: a temporary file in the target's directory, renamed into place.
+"""Crash-safe writes: a temporary file (or folder) in the target's directory, renamed into place.
 
 ``os.replace`` is atomic within one file system, so a process killed at any moment leaves either
 the old file or the new one, never a truncated one. The temporary file must be in the same
@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -67,6 +68,38 @@ def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None
     _fsync_directory(path.parent)  # ... and the rename itself survives a power cut
 
 
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """``atomic_write`` for a folder: fill the yielded temporary folder; on success its files are
+    fsynced and it replaces ``path`` (a folder already there is taken as incomplete).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "entry"
+        >>> with atomic_directory(path) as tmp:
+        ...     _ = (tmp / "data.json").write_text("{}")
+        >>> [p.name for p in path.iterdir()], sorted(p.name for p in path.parent.iterdir())
+        (['data.json'], ['entry'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
+    tmp = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}{TMP_SUFFIX}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for entry in [*tmp.rglob("*"), tmp]:
+            _fsync(entry)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_directory(path.parent)
+
+
 def remove_stale_temporaries(root: str | Path) -> list[Path]:
     """Remove the temporary files of killed writers anywhere under ``root``; return their paths.
 
@@ -87,7 +120,7 @@ def remove_stale_temporaries(root: str | Path) -> list[Path]:
     now = time.time()
     removed = []
     for tmp in sorted(Path(root).rglob(f".*{TMP_SUFFIX}")):
-        if tmp.is_file() and _is_stale(tmp, now):
+        if tmp.is_file() and _is_stale(tmp, now):  # files only: a folder is not a run's temporary
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
@@ -99,7 +132,7 @@ def _remove_stale_temporaries(path: Path) -> None:
     for tmp in path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"):
         match = _TMP_NAME.fullmatch(tmp.name)
         if match and match["target"] == path.name and _is_stale(tmp, now):
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
 
 
 def _is_stale(tmp: Path, now: float) -> bool:
@@ -125,10 +158,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove(tmp: Path) -> None:
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_directory(directory: Path) -> None:
     with contextlib.suppress(OSError):  # not every file system lets a directory be opened
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(directory)

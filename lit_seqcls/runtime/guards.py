@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from lit_seqcls.consensus import finish_together, gather_flags
+from lit_seqcls.runtime.distributed import finish_together, gather_flags
 
 Action = Literal["stop", "skip"]
 

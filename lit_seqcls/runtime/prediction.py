@@ -8,11 +8,11 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from lit_seqcls.atomic import atomic_write
-from lit_seqcls.outputs import check_output_file, first_line_is_json_with
+from lit_seqcls.runtime.atomic import atomic_write
+from lit_seqcls.runtime.distributed import gather_objects
+from lit_seqcls.runtime.outputs import check_output_file, first_line_is_json_with
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -23,9 +23,9 @@ class PredictionWriter(BasePredictionWriter):
     position in the input), whatever the bucketing order or the number of ranks. Only rank zero
     writes, to a temporary file renamed into place, so a crash never leaves half a file.
 
-    Before predicting anything it refuses (``lit_seqcls.outputs.OutputFileError``) an output that
-    is one of the run's inputs (the DataModule's ``input_files()``, checked in ``setup``; the
-    checkpoint, once Lightning has restored it) or an existing file that is not an earlier
+    Before predicting anything it refuses (``lit_seqcls.runtime.OutputFileError``) an output
+    that is one of the run's inputs (the DataModule's ``input_files()``, checked in ``setup``;
+    the checkpoint, once Lightning has restored it) or an existing file that is not an earlier
     predictions file.
 
     Args:
@@ -75,10 +75,7 @@ class PredictionWriter(BasePredictionWriter):
         rows = [
             row for batch in _flatten(predictions) for row in _rows(batch, pl_module.class_names)
         ]
-        if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
-            gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]
-            dist.all_gather_object(gathered, rows)  # a collective: every rank calls it
-            rows = [row for part in gathered for row in part]
+        rows = [row for part in gather_objects(trainer, rows) for row in part]  # a collective
         if not trainer.is_global_zero:
             return
         rows.sort(key=lambda r: r["index"])

@@ -25,12 +25,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lit_seqcls.atomic import remove_stale_temporaries
-from lit_seqcls.checkpoint_io import checkpoint_problem
+from lit_seqcls.checkpoints import checkpoint_problem
+from lit_seqcls.runtime.atomic import remove_stale_temporaries
+from lit_seqcls.runtime.distributed import gather_objects
 
 RNG_KEY = "rng_states"  # top-level checkpoint key: one state dict per rank, indexed by rank
 AUTO = "auto"
@@ -65,7 +65,7 @@ class RNGStateCheckpoint(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         # Called on every rank (Lightning builds the checkpoint everywhere, rank zero writes it).
-        checkpoint[RNG_KEY] = _gather(_collect_states())
+        checkpoint[RNG_KEY] = _gather(trainer, _collect_states())
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -127,15 +127,12 @@ def _apply_states(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def _gather(state: dict[str, Any]) -> list[dict[str, Any]]:
+def _gather(trainer: L.Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:
     """Every rank's states, in rank order (a collective under DDP: all ranks call it)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return [state]
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, state)
     # torch.set_rng_state wants CPU byte tensors, whatever the backend did with them on the way.
     return [
-        {**s, "torch": s["torch"].cpu(), "cuda": [t.cpu() for t in s["cuda"]]} for s in gathered
+        {**s, "torch": s["torch"].cpu(), "cuda": [t.cpu() for t in s["cuda"]]}
+        for s in gather_objects(trainer, state)
     ]
 
 
@@ -143,7 +140,7 @@ def newest_checkpoint(root: str | Path) -> Path | None:
     """The most recently written ``*.ckpt`` under ``root`` that loads, or None.
 
     W&B's own copies are ignored; a truncated, corrupted or unsafe file (see
-    ``lit_seqcls.checkpoint_io.checkpoint_problem``) is skipped with a warning naming it, so a
+    ``lit_seqcls.checkpoints.checkpoint_problem``) is skipped with a warning naming it, so a
     job killed while writing resumes from the checkpoint before.
 
     Example:

@@ -36,7 +36,7 @@ from lightning.pytorch.strategies import DDPStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lit_seqcls.consensus import finish_together, gather_flags
+from lit_seqcls.runtime.distributed import finish_together, gather_flags, is_distributed
 
 DEFAULT_DDP_TIMEOUT = timedelta(minutes=5)
 INTERRUPTED_CKPT = "interrupted.ckpt"
@@ -227,7 +227,7 @@ def _checkpoint_dir(trainer: L.Trainer) -> Path:
 
 def _peer_failure(exception: BaseException) -> bool:
     """Whether ``exception`` is a failed DDP collective (a peer gone, or a timeout)."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if not is_distributed():
         return False
     if isinstance(exception, dist.DistError):
         return True

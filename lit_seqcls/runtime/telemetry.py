@@ -1,13 +1,17 @@
-"""What bucketing buys, measured while training: padding share and real tokens per second."""
+"""What bucketing buys, measured while training: padding share and real tokens per second.
+
+``BatchTelemetry`` also checks once, at the start of ``fit``, that every DDP rank has the same
+number of training batches (``check_equal_batch_counts``): a mismatch would hang, not fail.
+"""
 
 from __future__ import annotations
 
 import time
 
 import lightning as L
-import torch
 
 from lit_seqcls.batch import Batch
+from lit_seqcls.runtime.distributed import check_equal_batch_counts
 
 
 class BatchTelemetry(L.Callback):
@@ -29,6 +33,9 @@ class BatchTelemetry(L.Callback):
         self._last_start: float | None = None
         self._last_tokens = 0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        check_equal_batch_counts(trainer)  # an error now instead of a hang at epoch end
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_start = None  # the gap across validation and epoch ends is not a step
 
@@ -42,24 +49,3 @@ class BatchTelemetry(L.Callback):
             seconds = now - self._last_start
             pl_module.log("train/tokens_per_sec", self._last_tokens / seconds, batch_size=size)
         self._last_start, self._last_tokens = now, int(batch.lengths.sum())
-
-
-def check_equal_batch_counts(trainer: L.Trainer) -> None:
-    """Fail on every rank with a clear message if the ranks would run different step counts.
-
-    A rank that runs out of batches first leaves the others waiting in a gradient all-reduce
-    until the process-group timeout (30 minutes by default): one cheap collective at the start of
-    fit turns that hang into an error.
-    """
-    if trainer.world_size < 2:
-        return
-    count = torch.tensor([float(trainer.num_training_batches)], device=trainer.strategy.root_device)
-    counts = trainer.strategy.all_gather(count).flatten().tolist()  # a collective: every rank
-    if len(set(counts)) > 1:
-        per_rank = ", ".join(f"rank {r}: {c:g}" for r, c in enumerate(counts))
-        raise RuntimeError(
-            f"The ranks have different numbers of training batches ({per_rank}), so DDP would "
-            "hang at the end of the epoch. Use the package's DataModules (their batch sampler "
-            "evens the counts out), or make your train_dataloader give every rank the same "
-            "number of batches."
-        )

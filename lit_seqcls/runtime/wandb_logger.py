@@ -31,8 +31,8 @@ from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
-from lit_seqcls.checkpoint_io import load_checkpoint
-from lit_seqcls.consensus import exit_code
+from lit_seqcls.checkpoints import load_checkpoint
+from lit_seqcls.runtime.distributed import exit_code
 
 RUN_ID_KEY = "wandb_run_id"  # top-level checkpoint key written by `WandbRunId`
 CONFIG_FILE = "lightning_config.yaml"  # W&B keeps its own `config.yaml` in the run's files

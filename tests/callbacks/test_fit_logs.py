@@ -23,7 +23,7 @@ from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.attribution import token_weights
 from lit_seqcls.encoders import AttentionEncoder, GRUEncoder
-from lit_seqcls.wandb_setup import WandbLogger
+from lit_seqcls.runtime.wandb_logger import WandbLogger
 
 DATA = {
     "num_classes": 3, "train_size": 240, "test_size": 60, "median_length": 12,

@@ -91,6 +91,7 @@ UNEVEN = """
 import lightning as L, torch
 from torch.utils.data import DataLoader
 from lit_seqcls import SequenceClassifier, collate
+from lit_seqcls.runtime import BatchTelemetry  # holds the check; the CLI adds it to every trainer
 
 class Uneven(L.LightningDataModule):
     def train_dataloader(self):
@@ -100,7 +101,8 @@ class Uneven(L.LightningDataModule):
 
 trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, logger=False,
                     enable_checkpointing=False, enable_progress_bar=False,
-                    use_distributed_sampler=False, limit_val_batches=0)
+                    use_distributed_sampler=False, limit_val_batches=0,
+                    callbacks=[BatchTelemetry()])
 trainer.fit(SequenceClassifier(10, 2, encoder="cnn", embedding_dim=4), Uneven())
 """
 

@@ -22,19 +22,15 @@ import pytest
 import torch
 
 from lit_seqcls import SequenceClassifier
-from lit_seqcls import prediction as prediction_module
-from lit_seqcls.atomic import atomic_write
-from lit_seqcls.checkpoint_io import (
-    AtomicCheckpointIO,
-    CheckpointError,
-    checkpoint_problem,
-    load_checkpoint,
-)
+from lit_seqcls.checkpoints import CheckpointError, checkpoint_problem, load_checkpoint
 from lit_seqcls.cli import SeqClsCLI, main
-from lit_seqcls.guards import NonFiniteGuard
-from lit_seqcls.prediction import _write_jsonl_atomically
-from lit_seqcls.resume import newest_checkpoint, resolve_ckpt_path
-from lit_seqcls.shutdown import GracefulShutdown
+from lit_seqcls.runtime import AtomicCheckpointIO
+from lit_seqcls.runtime import prediction as prediction_module
+from lit_seqcls.runtime.atomic import atomic_write
+from lit_seqcls.runtime.guards import NonFiniteGuard
+from lit_seqcls.runtime.prediction import _write_jsonl_atomically
+from lit_seqcls.runtime.resume import newest_checkpoint, resolve_ckpt_path
+from lit_seqcls.runtime.shutdown import GracefulShutdown
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"

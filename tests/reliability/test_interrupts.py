@@ -21,9 +21,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
-from lit_seqcls.checkpoint_io import AtomicCheckpointIO, load_checkpoint
-from lit_seqcls.shutdown import INTERRUPTED_CKPT, GracefulShutdown, TrainingInterrupted
-from lit_seqcls.wandb_setup import WandbLogger
+from lit_seqcls.checkpoints import load_checkpoint
+from lit_seqcls.runtime import AtomicCheckpointIO
+from lit_seqcls.runtime.shutdown import INTERRUPTED_CKPT, GracefulShutdown, TrainingInterrupted
+from lit_seqcls.runtime.wandb_logger import WandbLogger
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -18,9 +18,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
-from lit_seqcls.checkpoint_io import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from lit_seqcls.checkpoints import CheckpointError, load_checkpoint
 from lit_seqcls.cli import main
-from lit_seqcls.guards import NonFiniteGuard, NonFiniteLossError
+from lit_seqcls.runtime import AtomicCheckpointIO
+from lit_seqcls.runtime.guards import NonFiniteGuard, NonFiniteLossError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -194,7 +195,7 @@ import lightning as L, torch
 sys.path.insert(0, {tests!r})
 from test_nonfinite import _Poisoned
 from datamodules import SyntheticDataModule
-from lit_seqcls.guards import NonFiniteGuard
+from lit_seqcls.runtime.guards import NonFiniteGuard
 
 action, out = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)

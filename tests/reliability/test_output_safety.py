@@ -22,8 +22,8 @@ from lit_seqcls import SequenceClassifier
 from lit_seqcls import compare as compare_module
 from lit_seqcls.cli import main
 from lit_seqcls.compare_report import RunResult
-from lit_seqcls.outputs import OutputFileError, check_output_file, spreadsheet_safe
-from lit_seqcls.prediction import PredictionWriter
+from lit_seqcls.runtime.outputs import OutputFileError, check_output_file, spreadsheet_safe
+from lit_seqcls.runtime.prediction import PredictionWriter
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 CUSTOMERS = 'id,text\n1,a good film\n2,bad bad film\n3,=HYPERLINK("http://x")\n'

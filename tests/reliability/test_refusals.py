@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lit_seqcls import checkpoint_io, rundir
 from lit_seqcls.cli import main
+from lit_seqcls.runtime import checkpoint_io, rundir
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [

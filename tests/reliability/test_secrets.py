@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_seqcls.checkpoint_io import AtomicCheckpointIO
 from lit_seqcls.cli import main
-from lit_seqcls.env_secrets import SecretInConfigError, find_secrets, secret_values
+from lit_seqcls.runtime import AtomicCheckpointIO
+from lit_seqcls.runtime.secrets import SecretInConfigError, find_secrets, secret_values
 
 WANDB_KEY = "fake0wandb0api0key0" + "7" * 21  # W&B keys are 40 characters
 HF_TOKEN = "hf_FakeTokenForTheSecretsTest0123"

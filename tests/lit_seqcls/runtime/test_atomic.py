@@ -7,8 +7,8 @@ import os
 import signal
 import time
 
-from lit_seqcls import atomic
-from lit_seqcls.atomic import STALE_AFTER_S, atomic_write, remove_stale_temporaries
+from lit_seqcls.runtime import atomic
+from lit_seqcls.runtime.atomic import STALE_AFTER_S, atomic_write, remove_stale_temporaries
 
 
 def _write_then_die(path):

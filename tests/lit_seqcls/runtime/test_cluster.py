@@ -23,10 +23,10 @@ import torch
 import yaml
 
 from lit_seqcls.cli import main
-from lit_seqcls.resume import RNG_KEY
-from lit_seqcls.shutdown import INTERRUPTED_CKPT
+from lit_seqcls.runtime.resume import RNG_KEY
+from lit_seqcls.runtime.shutdown import INTERRUPTED_CKPT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = ROOT / "configs"
 TINY = [
     "--config", str(CONFIGS / "data" / "synthetic.yaml"),

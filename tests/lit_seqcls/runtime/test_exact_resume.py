@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.encoders import GRUEncoder
-from lit_seqcls.resume import RNG_KEY, RNGStateCheckpoint
+from lit_seqcls.runtime.resume import RNG_KEY, RNGStateCheckpoint
 from lit_seqcls.text.bucketing import ResumableDataLoader
 
 EPOCHS = 4

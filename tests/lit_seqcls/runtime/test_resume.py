@@ -8,7 +8,7 @@ import torch
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
-from lit_seqcls.resume import resolve_ckpt_path
+from lit_seqcls.runtime.resume import resolve_ckpt_path
 
 
 class _Interrupt(L.Callback):

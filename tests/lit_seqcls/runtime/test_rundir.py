@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 from lightning.pytorch.loggers import CSVLogger
 
-from lit_seqcls.rundir import _BroadcastVersion, claim_version, pin_logger_versions
+from lit_seqcls.runtime.rundir import _BroadcastVersion, claim_version, pin_logger_versions
 
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 

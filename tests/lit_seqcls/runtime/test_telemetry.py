@@ -8,7 +8,7 @@ from lightning.pytorch.loggers import CSVLogger
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.batch import collate
-from lit_seqcls.telemetry import BatchTelemetry, check_equal_batch_counts
+from lit_seqcls.runtime import BatchTelemetry, check_equal_batch_counts
 
 
 def test_padding_ratio_counts_pad_tokens_of_the_tensor():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lit_seqcls.cli import main
-from lit_seqcls.wandb_setup import (
+from lit_seqcls.runtime.wandb_logger import (
     CONFIG_FILE,
     RUN_ID_KEY,
     WandbLogger,
