@@ -10,30 +10,7 @@ import numpy as np
 
 from callbacks import figures, sinks
 from callbacks.evaluation import EvaluationCallback
-
-
-def length_buckets(
-    totals: dict[int, int], correct: dict[int, int], num_buckets: int
-) -> list[tuple[int, int, int, int]]:
-    """``(min_len, max_len, n, n_correct)`` per bucket of about ``len / num_buckets`` texts.
-
-    Buckets never split one length, so there may be fewer than ``num_buckets``.
-
-    Example:
-        >>> length_buckets({3: 2, 5: 1, 9: 1}, {3: 2, 9: 1}, 2)
-        [(3, 3, 2, 2), (5, 9, 2, 1)]
-    """
-    lengths = sorted(totals)
-    total = sum(totals.values())
-    buckets, lo, n, ok, done = [], None, 0, 0, 0  # done: texts in closed buckets
-    for i, length in enumerate(lengths):
-        lo = length if lo is None else lo
-        n, ok = n + totals[length], ok + correct.get(length, 0)
-        # Close the bucket once it crosses the next multiple of total / num_buckets.
-        if (done + n) * num_buckets // total > done * num_buckets // total or i == len(lengths) - 1:
-            buckets.append((lo, length, n, ok))
-            lo, done, n, ok = None, done + n, 0, 0
-    return buckets
+from lit_seqcls.metrics import length_buckets
 
 
 class LengthAnalysisLogger(EvaluationCallback):
@@ -41,7 +18,8 @@ class LengthAnalysisLogger(EvaluationCallback):
 
     Logs a W&B bar chart (``<stage>/accuracy_by_length``) and table
     (``<stage>/accuracy_by_length_table``) and writes PNG and CSV under
-    ``<log dir>/media/accuracy_by_length/``. Buckets hold about equally many texts.
+    ``<log dir>/media/accuracy_by_length/``. Buckets hold about equally many texts
+    (``lit_seqcls.metrics.length_buckets``, the definition ``lit-seqcls compare`` uses too).
 
     Args:
         num_buckets: number of length buckets.

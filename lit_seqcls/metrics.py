@@ -1,6 +1,9 @@
-"""Metric names (one source of truth for logging, ``monitor``, callbacks) and the metric set."""
+"""Metric names (one source of truth for logging, ``monitor``, callbacks), the metric set, and
+the length buckets of "accuracy by text length"."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
@@ -40,3 +43,29 @@ def classification_metrics(num_classes: int, stage: str) -> MetricCollection:
         },
         prefix=f"{stage}/",
     )
+
+
+def length_buckets(
+    totals: Mapping[int, int], correct: Mapping[int, int], num_buckets: int
+) -> list[tuple[int, int, int, int]]:
+    """``(min_len, max_len, n, n_correct)`` per bucket of about ``len / num_buckets`` texts.
+
+    The one definition of the buckets of "accuracy by length" (``LengthAnalysisLogger`` and
+    ``lit-seqcls compare``): ``totals[n]`` texts of ``n`` tokens, ``correct[n]`` of them right;
+    in length order, a bucket closes once the texts so far cross the next multiple of
+    ``len / num_buckets``. Buckets never split one length, so there may be fewer.
+
+    Example:
+        >>> length_buckets({3: 2, 5: 1, 9: 1}, {3: 2, 9: 1}, 2)
+        [(3, 3, 2, 2), (5, 9, 2, 1)]
+    """
+    lengths = sorted(totals)
+    total = sum(totals.values())
+    buckets, lo, n, ok, done = [], None, 0, 0, 0  # done: texts in closed buckets
+    for i, length in enumerate(lengths):
+        lo = length if lo is None else lo
+        n, ok = n + totals[length], ok + correct.get(length, 0)
+        if (done + n) * num_buckets // total > done * num_buckets // total or i == len(lengths) - 1:
+            buckets.append((lo, length, n, ok))
+            lo, done, n, ok = None, done + n, 0, 0
+    return buckets

@@ -19,9 +19,9 @@ import pytest
 from callbacks import sinks
 from datamodules import TextDataModule
 from lit_seqcls import SequenceClassifier
-from lit_seqcls import compare as compare_module
 from lit_seqcls.cli import main
-from lit_seqcls.compare_report import RunResult
+from lit_seqcls.compare import RunResult
+from lit_seqcls.compare import runner as compare_module
 from lit_seqcls.runtime.outputs import OutputFileError, check_output_file, spreadsheet_safe
 from lit_seqcls.runtime.prediction import PredictionWriter
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from lit_seqcls.cli import main
-from lit_seqcls.compare import _parse
-from lit_seqcls.compare_plots import PLOTS, accuracy_by_length
-from lit_seqcls.compare_report import RunResult, load_results, write_report
+from lit_seqcls.compare import PLOTS, RunResult, accuracy_by_length, load_results, write_report
+from lit_seqcls.compare.runner import _parse
 from lit_seqcls.encoders import ENCODERS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
 TINY = [
     "--data.init_args.train_size=160",

@@ -12,7 +12,7 @@ encoder (``--model.encoder``), the seed (``--seed_everything``), the run's log d
 process, so one that crashes is reported in the table and the others still run.
 
 The output directory gets ``comparison.md``, ``comparison.csv`` (one row per encoder, mean ± std
-over seeds), ``runs.csv`` (one row per run), four PNGs (see ``lit_seqcls.compare_report``) and
+over seeds), ``runs.csv`` (one row per run), four PNGs (see ``lit_seqcls.compare.report``) and
 ``runs/<encoder>-seed<seed>/`` with each run's logs, checkpoints and ``fit.log``/``test.log``.
 An existing output directory is used only if it is empty or holds an earlier comparison (then
 its files are updated); one holding other files is refused unless ``--overwrite`` is given.
@@ -34,14 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lit_seqcls.compare_report import RunResult, write_report
-from lit_seqcls.compare_reporter import EVENT_PREFIX, FIT_FILE, TEST_FILE
+from lit_seqcls.compare.report import write_report
+from lit_seqcls.compare.reporter import EVENT_PREFIX, FIT_FILE, TEST_FILE
+from lit_seqcls.compare.results import RunResult
 from lit_seqcls.encoders import ENCODERS
 from lit_seqcls.runtime.outputs import check_output_dir
 from lit_seqcls.trust import check_untrusted, read_config_file
 
 ENCODER_ARG = "--model.encoder.init_args."
-REPORTER = "lit_seqcls.compare_reporter.ComparisonReporter"
+REPORTER = "lit_seqcls.compare.ComparisonReporter"
 LOG_TAIL = 2000  # characters of a failed run's log shown in the terminal
 
 

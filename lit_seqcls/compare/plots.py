@@ -1,19 +1,18 @@
-"""The four PNGs of ``lit-seqcls compare``, and accuracy by text length (also a table).
+"""The four PNGs of ``lit-seqcls compare``.
 
 - ``compare_scores.png``: test accuracy and macro-F1 per encoder, error bars = std over seeds;
 - ``compare_val_curves.png``: validation accuracy and loss per epoch, all encoders on one figure;
-- ``compare_length_buckets.png``: test accuracy by text length (token-count quintiles);
+- ``compare_length_buckets.png``: test accuracy by text length (``results.accuracy_by_length``);
 - ``compare_time_vs_acc.png``: training time against test accuracy.
 
-Each plot takes the successful runs and the per-encoder summary rows of ``compare_report``.
+Each plot takes the successful runs and the per-encoder summary rows (``results.summarize``).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
@@ -21,10 +20,8 @@ matplotlib.use("Agg")  # files only; never open a window (also on machines witho
 import matplotlib.pyplot as plt
 import numpy as np
 
-if TYPE_CHECKING:
-    from lit_seqcls.compare_report import RunResult
+from lit_seqcls.compare.results import RunResult, accuracy_by_length, bucket_label
 
-NUM_BUCKETS = 5
 MARKERS = ("o", "s", "^", "D", "v", "P")
 PLOTS = ("scores", "val_curves", "length_buckets", "time_vs_acc")
 
@@ -105,53 +102,6 @@ def _plot_val_curves(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Fig
     if axes[0].get_legend_handles_labels()[0]:  # none while no run has finished
         axes[0].legend(title="encoder")
     return fig
-
-
-def accuracy_by_length(
-    results: Sequence[RunResult], num_buckets: int = NUM_BUCKETS
-) -> tuple[list[tuple[int, int, int]], dict[str, list[float]]]:
-    """Test accuracy per encoder in length buckets of about equal size (pooled over seeds).
-
-    Returns the buckets as ``(shortest, longest, texts per run)`` and each encoder's accuracy per
-    bucket (NaN where it has no text).
-
-    Example:
-        >>> from lit_seqcls.compare_report import RunResult
-        >>> runs = [RunResult("cnn", 0, status="ok", lengths=[1, 2, 3, 4], correct=[1, 1, 0, 1])]
-        >>> accuracy_by_length(runs, num_buckets=2)
-        ([(1, 2, 2), (3, 4, 2)], {'cnn': [1.0, 0.5]})
-    """
-    ok = [r for r in results if r.status == "ok" and r.lengths]
-    lengths = np.concatenate([r.lengths for r in ok]) if ok else np.array([1])
-    # Quantile edges: every bucket holds about the same number of test texts.
-    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)).round())
-    if len(edges) < 2:  # every text has the same length: one bucket
-        edges = np.array([edges[0] - 1, edges[0]])
-
-    def bucket_of(length: np.ndarray) -> np.ndarray:
-        # Bucket 0 is [e0, e1], bucket i > 0 is (e_i, e_i+1].
-        return np.clip(np.searchsorted(edges, length, side="left") - 1, 0, len(edges) - 2)
-
-    counts = np.bincount(bucket_of(lengths), minlength=len(edges) - 1) // max(len(ok), 1)
-    buckets = [
-        (int(a) + (i > 0), int(b), int(n))
-        for i, ((a, b), n) in enumerate(zip(itertools.pairwise(edges), counts, strict=True))
-    ]
-    accuracy = {}
-    for encoder in dict.fromkeys(r.encoder for r in ok):
-        runs = [r for r in ok if r.encoder == encoder]
-        bucket = bucket_of(np.concatenate([r.lengths for r in runs]))
-        correct = np.concatenate([r.correct for r in runs])
-        accuracy[encoder] = [
-            float(correct[bucket == b].mean()) if (bucket == b).any() else float("nan")
-            for b in range(len(buckets))
-        ]
-    return buckets, accuracy
-
-
-def bucket_label(bucket: tuple[int, int, int], sep: str = "\n") -> str:
-    low, high, count = bucket
-    return f"{low}–{high}{sep}(n={count})" if low < high else f"{low}{sep}(n={count})"
 
 
 def _plot_length_buckets(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Figure:

@@ -1,0 +1,160 @@
+"""The records of ``lit-seqcls compare``: one ``RunResult`` per run, and what is computed from them.
+
+``summarize`` gives one row per encoder (mean ± std over the seeds that finished);
+``accuracy_by_length`` gives test accuracy per encoder in length buckets, with the buckets of
+``lit_seqcls.metrics.length_buckets`` (the same definition the ``LengthAnalysisLogger`` callback
+uses). The tables (``report``) and the plots (``plots``) both read these; neither imports the
+other's records any more, which ended their import cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lit_seqcls.metrics import length_buckets
+
+NUM_BUCKETS = 5
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What one encoder × seed run produced; ``status`` is ``"ok"`` or says what failed.
+
+    Example:
+        >>> RunResult("gru", 0, status="fit failed (exit 1)").summary()
+        'fit failed (exit 1)'
+    """
+
+    encoder: str
+    seed: int
+    run_dir: str = ""
+    status: str = "not run"
+    test_acc: float | None = None
+    test_f1: float | None = None
+    train_time_s: float | None = None
+    params: int | None = None
+    encoder_params: int | None = None
+    samples_per_s: float | None = None
+    tokens_per_s: float | None = None
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    lengths: list[int] = dataclasses.field(default_factory=list)
+    correct: list[int] = dataclasses.field(default_factory=list)
+
+    def add_fit(self, fit: dict[str, Any]) -> None:
+        """Take training time, throughput, sizes and validation history from the reporter."""
+        for name in ("train_time_s", "params", "encoder_params", "samples_per_s", "tokens_per_s"):
+            setattr(self, name, fit.get(name))
+        self.history = fit.get("history", [])
+
+    def add_test(self, test: dict[str, Any]) -> None:
+        """Take the test metrics and per-example lengths and correctness from the reporter."""
+        self.test_acc = test["metrics"].get("test/acc")
+        self.test_f1 = test["metrics"].get("test/f1_macro")
+        self.lengths = test["examples"]["length"]
+        self.correct = test["examples"]["correct"]
+
+    def summary(self) -> str:
+        if self.status != "ok":
+            return self.status
+        return f"test acc {self.test_acc:.3f}, macro-F1 {self.test_f1:.3f}"
+
+
+def load_results(output_dir: Path) -> list[RunResult]:
+    """The runs saved by ``write_report`` (``results.json``), e.g. to redraw the plots."""
+    raw = json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
+    return [RunResult(**r) for r in raw]
+
+
+def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:
+    """One row per encoder (first-seen order): mean and std over its successful runs.
+
+    Example:
+        >>> runs = [RunResult("cnn", s, status="ok", test_acc=a, test_f1=a) for s, a in
+        ...         [(0, 0.8), (1, 0.9)]] + [RunResult("cnn", 2, status="test failed")]
+        >>> row = summarize(runs)[0]
+        >>> row["test_acc"], round(row["test_acc_mean"], 2), round(row["test_acc_std"], 3)
+        ('0.850 ± 0.071', 0.85, 0.071)
+        >>> row["status"]
+        'ok 2/3; seed 2: test failed'
+    """
+    encoders = list(dict.fromkeys(r.encoder for r in results))
+    rows = []
+    for encoder in encoders:
+        runs = [r for r in results if r.encoder == encoder]
+        ok = [r for r in runs if r.status == "ok"]
+        row: dict[str, Any] = {"encoder": encoder}
+        for name in ("test_acc", "test_f1", "train_time_s", "samples_per_s", "tokens_per_s"):
+            mean, std = _mean_std([getattr(r, name) for r in ok])
+            row[f"{name}_mean"], row[f"{name}_std"] = mean, std
+        row["test_acc"] = _pm(row["test_acc_mean"], row["test_acc_std"], len(ok))
+        row["test_f1"] = _pm(row["test_f1_mean"], row["test_f1_std"], len(ok))
+        row["params"] = next((r.params for r in runs if r.params is not None), None)
+        row["encoder_params"] = next(
+            (r.encoder_params for r in runs if r.encoder_params is not None), None
+        )
+        row["seeds"] = len(runs)
+        failed = [f"seed {r.seed}: {r.status}" for r in runs if r.status != "ok"]
+        if not failed:
+            row["status"] = "ok"
+        elif ok:
+            row["status"] = f"ok {len(ok)}/{len(runs)}; " + "; ".join(failed)
+        else:
+            row["status"] = "; ".join(failed)
+        rows.append(row)
+    return rows
+
+
+def accuracy_by_length(
+    results: Sequence[RunResult], num_buckets: int = NUM_BUCKETS
+) -> tuple[list[tuple[int, int, int]], dict[str, list[float]]]:
+    """Test accuracy per encoder in length buckets of about equal size (pooled over seeds).
+
+    The buckets are ``length_buckets`` over the test texts of every successful run, so each
+    encoder is measured on the same texts. Returns them as ``(shortest, longest, texts per run)``
+    and each encoder's accuracy per bucket (NaN where it has no text).
+
+    Example:
+        >>> runs = [RunResult("cnn", 0, status="ok", lengths=[1, 2, 3, 4], correct=[1, 1, 0, 1])]
+        >>> accuracy_by_length(runs, num_buckets=2)
+        ([(1, 2, 2), (3, 4, 2)], {'cnn': [1.0, 0.5]})
+    """
+    ok = [r for r in results if r.status == "ok" and r.lengths]
+    pooled = Counter(n for r in ok for n in r.lengths)
+    buckets = [(lo, hi, n // len(ok)) for lo, hi, n, _ in length_buckets(pooled, {}, num_buckets)]
+    accuracy = {}
+    for encoder in dict.fromkeys(r.encoder for r in ok):
+        runs = [r for r in ok if r.encoder == encoder]
+        texts = Counter(n for r in runs for n in r.lengths)
+        right = Counter(n for r in runs for n, c in zip(r.lengths, r.correct, strict=True) if c)
+        accuracy[encoder] = [_share(right, texts, lo, hi) for lo, hi, _ in buckets]
+    return buckets, accuracy
+
+
+def bucket_label(bucket: tuple[int, int, int], sep: str = "\n") -> str:
+    low, high, count = bucket
+    return f"{low}–{high}{sep}(n={count})" if low < high else f"{low}{sep}(n={count})"
+
+
+def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _pm(mean: float | None, std: float | None, n: int) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
+
+
+def _share(right: Counter[int], texts: Counter[int], lo: int, hi: int) -> float:
+    total = sum(n for length, n in texts.items() if lo <= length <= hi)
+    hits = sum(n for length, n in right.items() if lo <= length <= hi)
+    return hits / total if total else float("nan")
