@@ -54,9 +54,12 @@ def shipped_config(name: str) -> Path:
     name = name.removeprefix(PREFIX)
     names = shipped_names()
     if name not in names:
+        group = name.split("/")[0]
+        near = [n for n in names if n.startswith(f"{group}/")] or names
         raise ShippedConfigError(
-            f"{PREFIX}{name} is not a config shipped with lit-seqcls. The shipped ones are "
-            f"{', '.join(PREFIX + n for n in names)}; `lit-seqcls configs DEST` copies them out."
+            f"{PREFIX}{name} is not a config shipped with lit-seqcls; shipped "
+            f"{f'in {group}/' if near != names else 'ones'}: "
+            f"{', '.join(PREFIX + n for n in near)} (`lit-seqcls configs --list` names all)."
         )
     return shipped_root() / name
 

@@ -74,7 +74,9 @@ def test_shipped_names_resolve_and_others_are_refused():
         f"--config={shipped_root() / 'data' / 'imdb.yaml'}",
     ]  # fmt: skip
     assert resolve_config_names(["fit", "--model.encoder", "lit_seqcls:x"])[2] == "lit_seqcls:x"
-    for name in ("model/transformer.yaml", "../cli.py", "/etc/passwd", "model"):
+    with pytest.raises(ShippedConfigError, match=r"not a config shipped.*in model/: .*model/cnn"):
+        shipped_config("lit_seqcls:model/transformer.yaml")
+    for name in ("../cli.py", "/etc/passwd", "model", "configs/model/cnn.yaml"):
         with pytest.raises(ShippedConfigError, match=r"not a config shipped.*lit_seqcls:model/cnn"):
             shipped_config(f"lit_seqcls:{name}")
 
