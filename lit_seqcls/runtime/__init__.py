@@ -9,54 +9,33 @@ the rules for where outputs may be written (``outputs``). Always-on callbacks li
 optional analysis callbacks live in the top-level ``callbacks`` package.
 """
 
-from lit_seqcls.runtime.atomic import atomic_write, remove_stale_temporaries
+from lit_seqcls.runtime.atomic import atomic_directory, atomic_write
 from lit_seqcls.runtime.checkpoint_io import AtomicCheckpointIO
-from lit_seqcls.runtime.distributed import (
-    check_equal_batch_counts,
-    exit_code,
-    finish_together,
-    gather_flags,
-    gather_objects,
-    is_distributed,
-)
+from lit_seqcls.runtime.distributed import check_equal_batch_counts, gather_objects
 from lit_seqcls.runtime.guards import NonFiniteGuard, NonFiniteLossError
-from lit_seqcls.runtime.outputs import (
-    OutputFileError,
-    check_output_dir,
-    check_output_file,
-    spreadsheet_safe,
-)
+from lit_seqcls.runtime.outputs import OutputFileError, check_output_dir, spreadsheet_safe
 from lit_seqcls.runtime.prediction import PredictionWriter
 from lit_seqcls.runtime.resume import (
     AUTO,
-    RNG_KEY,
     RNGStateCheckpoint,
     clean_run_root,
     newest_checkpoint,
     resolve_ckpt_path,
 )
-from lit_seqcls.runtime.rundir import claim_version, pin_logger_versions
+from lit_seqcls.runtime.rundir import pin_logger_versions
 from lit_seqcls.runtime.secrets import SecretInConfigError, find_secrets, secrets_message
 from lit_seqcls.runtime.shutdown import (
     DEFAULT_DDP_TIMEOUT,
-    INTERRUPTED_CKPT,
     GracefulShutdown,
     TrainingInterrupted,
     bound_ddp_timeout,
 )
 from lit_seqcls.runtime.telemetry import BatchTelemetry
-from lit_seqcls.runtime.wandb_logger import (
-    WandbLogger,
-    WandbRunId,
-    WandbSaveConfigCallback,
-    prepare_resume,
-)
+from lit_seqcls.runtime.wandb_logger import WandbLogger, WandbSaveConfigCallback, prepare_resume
 
 __all__ = [
     "AUTO",
     "DEFAULT_DDP_TIMEOUT",
-    "INTERRUPTED_CKPT",
-    "RNG_KEY",
     "AtomicCheckpointIO",
     "BatchTelemetry",
     "GracefulShutdown",
@@ -68,25 +47,18 @@ __all__ = [
     "SecretInConfigError",
     "TrainingInterrupted",
     "WandbLogger",
-    "WandbRunId",
     "WandbSaveConfigCallback",
+    "atomic_directory",
     "atomic_write",
     "bound_ddp_timeout",
     "check_equal_batch_counts",
     "check_output_dir",
-    "check_output_file",
-    "claim_version",
     "clean_run_root",
-    "exit_code",
     "find_secrets",
-    "finish_together",
-    "gather_flags",
     "gather_objects",
-    "is_distributed",
     "newest_checkpoint",
     "pin_logger_versions",
     "prepare_resume",
-    "remove_stale_temporaries",
     "resolve_ckpt_path",
     "secrets_message",
     "spreadsheet_safe",

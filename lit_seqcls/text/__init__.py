@@ -6,18 +6,12 @@ long texts cut first), ``vectors`` builds an embedding matrix from pretrained wo
 """
 
 from lit_seqcls.text.bucketing import BucketBatchSampler, ResumableDataLoader
-from lit_seqcls.text.encoding import CHARS_PER_TOKEN, TextEncoder, encode
+from lit_seqcls.text.encoding import TextEncoder, encode
 from lit_seqcls.text.tokenization import (
-    PAD_TOKEN,
-    SPECIAL_TOKENS,
     TRAINERS,
     UNK_ID,
-    UNK_TOKEN,
     TokenizerKind,
     UnicodeForm,
-    build_word_tokenizer,
-    check_contiguous_ids,
-    check_special_tokens,
     load_tokenizer,
     tokenizer_json,
     train_bpe_tokenizer,
@@ -26,21 +20,14 @@ from lit_seqcls.text.tokenization import (
 from lit_seqcls.text.vectors import PretrainedVectors, load_vectors
 
 __all__ = [
-    "CHARS_PER_TOKEN",
-    "PAD_TOKEN",
-    "SPECIAL_TOKENS",
     "TRAINERS",
     "UNK_ID",
-    "UNK_TOKEN",
     "BucketBatchSampler",
     "PretrainedVectors",
     "ResumableDataLoader",
     "TextEncoder",
     "TokenizerKind",
     "UnicodeForm",
-    "build_word_tokenizer",
-    "check_contiguous_ids",
-    "check_special_tokens",
     "encode",
     "load_tokenizer",
     "load_vectors",
