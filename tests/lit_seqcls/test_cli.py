@@ -131,7 +131,7 @@ def test_fit_test_predict_round_trip_in_new_processes(tmp_path, run_cli):
 
     config = re.search(r"--config (\S+config\.yaml)", out).group(1)
     out = run_cli("test", "--config", config, "--ckpt_path", ckpt, cwd=tmp_path)
-    assert re.search(r"test/acc\s+\d\.\d+", out)
+    assert re.search(r"test/acc[\s│|]+\d\.\d+", out)  # plain or rich table
 
     predictions = tmp_path / "predictions.jsonl"
     run_cli(
