@@ -16,6 +16,9 @@
    2 and 4 workers: RSS, PSS and USS per process from /proc/<pid>/smaps_rollup (RSS counts the
    memory-mapped Arrow pages again in every worker; PSS shares them out; USS is private).
 
+4. ``--only shadow_vs_rust``: a cold start with the shadow tokenizer vs the tokenizer's own
+   ``encode_batch_fast`` (``benchmarks/shadow_vs_rust.py``; IMDB and 20 Newsgroups, #15).
+
     python benchmarks/data_pipeline.py                     # ../shared/data, ~7 min on 2 cores
     python benchmarks/data_pipeline.py --data DIR --rounds 1
 """
@@ -40,13 +43,19 @@ import datasets
 
 from datamodules import IMDBDataModule
 from datamodules.pipeline import BYTES_PER_PROC, _processes, encode_split
-from lit_seqcls.encoding import TextEncoder
-from lit_seqcls.tokenization import UNK_ID, load_tokenizer, train_word_tokenizer
 
 try:
     from benchmarks.common import ROOT, machine
+    from benchmarks.shadow_vs_rust import _module, shadow_vs_rust
 except ImportError:  # run as a script: benchmarks/ is on sys.path, the repository root is not
     from common import ROOT, machine
+    from shadow_vs_rust import _module, shadow_vs_rust
+
+# lit_seqcls modules are moving into subpackages (#15): either place
+TextEncoder = _module("lit_seqcls.text.encoding", "lit_seqcls.encoding").TextEncoder
+_tokenization = _module("lit_seqcls.text.tokenization", "lit_seqcls.tokenization")
+UNK_ID, load_tokenizer = _tokenization.UNK_ID, _tokenization.load_tokenizer
+train_word_tokenizer = _tokenization.train_word_tokenizer
 
 MAX_LENGTH, MIN_FREQUENCY = 800, 2  # configs/data/imdb.yaml
 PLAIN = "plain-Python regex + dict → lists"
@@ -375,7 +384,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
-        "--only", nargs="+", choices=["throughput", "starts", "memory"], help="run these only"
+        "--only",
+        nargs="+",
+        choices=["throughput", "starts", "memory", "shadow_vs_rust"],
+        help="run these only (shadow_vs_rust: benchmarks/shadow_vs_rust.py, IMDB and 20NG)",
     )
     parser.add_argument("--start", help=argparse.SUPPRESS)  # internal: one start, in a child
     parser.add_argument("--iterate", help=argparse.SUPPRESS)
@@ -395,8 +407,10 @@ def main() -> None:
             "throughput": lambda: throughput(args.data, args.rounds, home),
             "starts": lambda: starts(args.data, args.rounds, cache, home),
             "memory": lambda: iteration_memory(args.data, cache, home),
+            "shadow_vs_rust": lambda: shadow_vs_rust(args.data, max(args.rounds, 3)),
         }
-        sections = [run() for name, run in parts.items() if name in (args.only or parts)]
+        chosen = args.only or ["throughput", "starts", "memory"]  # shadow_vs_rust: ~15 min more
+        sections = [run() for name, run in parts.items() if name in chosen]
     print(f"## Data pipeline (IMDB)\n\n{machine()}; load average {load:.1f} → "
           f"{os.getloadavg()[0]:.1f}\n")  # fmt: skip
     print("\n\n".join(sections))
