@@ -1,0 +1,376 @@
+"""How sure is the ranking? Confidence intervals and paired tests over the same test examples.
+
+Every run of a comparison predicts the same test examples, so the encoders are compared *paired*:
+each resample or permutation treats one test example the same way for every encoder. Pure NumPy,
+vectorised (IMDB's 25,000 test examples, 2,000 resamples: well under a second on 2 cores) and
+deterministic for a given ``seed``.
+
+- **Confidence intervals** (``bootstrap_intervals``): percentile intervals of test accuracy and
+  macro-F1. Each resample draws ``n`` test examples with replacement, the same draw for every
+  encoder. With several seeds it is a two-level bootstrap: each resample also draws the encoder's
+  seeds with replacement and averages their scores on the resampled examples, so the interval
+  covers both the test sample and training randomness.
+- **Tests against the best** (``accuracy_p_value``, ``macro_f1_p_value``): with one seed each,
+  exact McNemar (a two-sided binomial test on the discordant examples: one encoder right, the
+  other wrong); with several, a paired permutation (sign-flip) test of the difference in
+  per-example correctness averaged over each encoder's seeds. For macro-F1, a paired permutation
+  test that swaps the two encoders' predictions of an example (all seeds at once, seed k paired
+  with seed k); its statistic is the difference in mean macro-F1.
+- ``compare`` puts them together: the best encoder is the one with the highest mean test
+  accuracy, and an encoder whose accuracy test against it gives p ≥ ``alpha`` is *tied* with it.
+  Choosing the best on the test set and then testing against it is a post-hoc comparison: the
+  p-values are not corrected for it (nor for testing several encoders).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lit_seqcls.compare.counting import ClassSums, chunk_rows, macro_f1_of_counts, resample_counts
+
+ALPHA = 0.05
+BOOTSTRAP_RESAMPLES = 2_000
+PERMUTATIONS = 10_000  # the accuracy test is cheap at any count
+F1_PERMUTATIONS = 2_000  # each one recounts every class's F1
+
+
+@dataclass
+class EncoderStats:
+    """One encoder's scores, intervals and test against the best (``p_*`` of the best are 1).
+
+    ``acc`` and ``f1`` are means over seeds; ``acc_ci``/``f1_ci`` 95% percentile intervals (with
+    the default ``level``); ``acc_test`` names the test that gave ``p_acc``.
+    """
+
+    name: str
+    seeds: int
+    acc: float
+    acc_ci: tuple[float, float]
+    f1: float
+    f1_ci: tuple[float, float]
+    p_acc: float
+    p_f1: float
+    acc_test: str
+    best: bool
+    tied: bool
+
+
+def macro_f1(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Mean F1 over the classes that occur in ``labels`` or ``preds`` (as torchmetrics and
+    scikit-learn average it).
+
+    Example:
+        >>> macro_f1(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))  # F1 2/3 and 4/5
+        0.7333333333333334
+    """
+    k = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
+    hit = (labels == preds).astype(np.float32)
+    tp, predicted, actual = ClassSums([labels, preds, labels], k, [hit, None, None])(
+        np.ones((1, len(labels)), dtype=np.float32)
+    )
+    return float(macro_f1_of_counts(tp, predicted, actual)[0])
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: ``2·P(X ≤ min(b, c))`` for ``X ~ Binomial(b + c, ½)``.
+
+    Args:
+        b: examples only the first encoder gets right.
+        c: examples only the second encoder gets right.
+
+    Example:
+        >>> round(mcnemar_exact(10, 2), 4), mcnemar_exact(3, 3), mcnemar_exact(0, 0)
+        (0.0386, 1.0, 1.0)
+    """
+    n, m = b + c, min(b, c)
+    if n == 0 or 2 * m >= n:
+        return 1.0
+    k = np.arange(1, m + 1)
+    log_comb = np.concatenate([[0.0], np.cumsum(np.log((n - k + 1) / k))])  # log C(n, 0..m)
+    top = log_comb.max()  # log-sum-exp: C(25000, k) overflows a float
+    log_tail = top + math.log(np.exp(log_comb - top).sum()) - n * math.log(2)
+    return min(1.0, 2 * math.exp(log_tail))
+
+
+def bootstrap_intervals(
+    labels: np.ndarray,
+    runs: Mapping[str, np.ndarray],
+    n_boot: int = BOOTSTRAP_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+    """Percentile intervals of accuracy and macro-F1 per encoder: ``{name: (acc_ci, f1_ci)}``.
+
+    Args:
+        labels: (N,) true class ids of the test examples.
+        runs: encoder name → (S, N) predicted class ids, one row per seed, examples in the
+            order of ``labels``.
+        n_boot: resamples; every encoder sees the same resampled examples (paired).
+        level: coverage of the interval.
+        seed: seed of the resampling.
+
+    Example:
+        >>> labels = np.array([0, 1] * 50)
+        >>> ci = bootstrap_intervals(labels, {"a": labels[None]}, n_boot=200)["a"]
+        >>> ci
+        ((1.0, 1.0), (1.0, 1.0))
+    """
+    rng = np.random.default_rng(seed)
+    runs = {name: np.asarray(p).reshape(-1, len(labels)) for name, p in runs.items()}
+    acc, f1 = _bootstrap_scores(labels, np.concatenate(list(runs.values())), n_boot, rng)  # (B, R)
+    tail = (1 - level) / 2 * 100
+    rows = np.arange(n_boot)[:, None]
+    out, start, picks = {}, 0, {}
+    for name, preds in runs.items():
+        s = len(preds)
+        if s not in picks:  # second level: resample the seeds (the same draw for equal counts)
+            picks[s] = rng.integers(0, s, size=(n_boot, s)) if s > 1 else np.zeros((n_boot, 1))
+        cols = start + picks[s].astype(np.intp)  # (B, S) columns of this encoder's runs
+        start += s
+        out[name] = tuple(
+            tuple(float(x) for x in np.percentile(v[rows, cols].mean(axis=1), [tail, 100 - tail]))
+            for v in (acc, f1)
+        )
+    return out
+
+
+def accuracy_p_value(
+    labels: np.ndarray,
+    preds_a: np.ndarray,
+    preds_b: np.ndarray,
+    n_perm: int = PERMUTATIONS,
+    seed: int = 0,
+) -> tuple[float, str]:
+    """Paired test of equal accuracy: (p-value, name of the test).
+
+    One seed each (``preds`` of shape (N,) or (1, N)): exact McNemar. Several: a sign-flip
+    permutation test on ``d_i`` = per-example correctness of ``a`` averaged over its seeds minus
+    that of ``b``; ``p = (1 + #{|Σ ±d_i| ≥ |Σ d_i|}) / (1 + n_perm)``.
+
+    Example:
+        >>> y = np.array([0, 1, 0, 1])
+        >>> accuracy_p_value(y, y, y)
+        (1.0, 'McNemar exact')
+    """
+    ca = np.asarray(preds_a).reshape(-1, len(labels)) == labels  # (Sa, N)
+    cb = np.asarray(preds_b).reshape(-1, len(labels)) == labels  # (Sb, N)
+    if len(ca) == 1 and len(cb) == 1:
+        return mcnemar_exact(int((ca & ~cb).sum()), int((~ca & cb).sum())), "McNemar exact"
+    # d_i · Sa · Sb: integers, so ties with the observed statistic compare exactly.
+    d = len(cb) * ca.sum(axis=0) - len(ca) * cb.sum(axis=0)  # (N,)
+    # Flipping the signs of the n_v examples with |d_i| = v changes Σ d_i by a multiple of v
+    # whose count of flips is Binomial(n_v, ½): draw those counts instead of N coin flips.
+    values, counts = np.unique(d[d != 0], return_counts=True)  # (V,) each
+    observed = abs(int(d.sum()))
+    rng = np.random.default_rng(seed)
+    flips = rng.binomial(counts, 0.5, size=(n_perm, len(values)))  # (n_perm, V)
+    statistic = np.abs(observed * np.sign(d.sum()) - 2 * flips @ values)  # (n_perm,)
+    return (1 + int((statistic >= observed).sum())) / (1 + n_perm), "permutation"
+
+
+def macro_f1_p_value(
+    labels: np.ndarray,
+    preds_a: np.ndarray,
+    preds_b: np.ndarray,
+    n_perm: int = PERMUTATIONS,
+    seed: int = 0,
+) -> float:
+    """Paired permutation test of equal mean macro-F1.
+
+    Each permutation swaps, per test example with probability ½, the predictions of ``a`` and
+    ``b`` (all seeds at once; seed k of ``a`` is paired with seed k of ``b``, and only the first
+    ``min(Sa, Sb)`` seeds of each take part). Statistic: ``|mean F1(a) - mean F1(b)|``.
+
+    Example:
+        >>> y = np.array([0, 1, 2, 1])
+        >>> macro_f1_p_value(y, y, y)
+        1.0
+    """
+    n = len(labels)
+    a = np.asarray(preds_a).reshape(-1, n)
+    b = np.asarray(preds_b).reshape(-1, n)
+    s = min(len(a), len(b))
+    a, b = a[:s], b[:s]
+    k = int(max(labels.max(initial=0), a.max(initial=0), b.max(initial=0))) + 1
+    ones = np.ones((1, n), dtype=np.float32)
+    label_n = ClassSums([labels], k)(ones)[0]  # (1, K): swaps leave it alone
+    hits_a, hits_b = (a == labels).astype(np.float32), (b == labels).astype(np.float32)
+    base = [  # per seed: (tp, predicted) counts of a, then of b; each (1, K)
+        ClassSums([labels, a[i], labels, b[i]], k, [hits_a[i], None, hits_b[i], None])(ones)
+        for i in range(s)
+    ]
+    # Examples with the same label and predictions are interchangeable: swapping X_g of the
+    # n_g in pattern g, X_g ~ Binomial(n_g, ½), is the same draw as n_g coin flips. Patterns
+    # where a and b agree change nothing when swapped and are left out.
+    rows = np.vstack([labels, a, b]).T  # (N, 1 + 2S)
+    patterns, size = np.unique(rows[(a != b).any(axis=0)], axis=0, return_counts=True)
+    y, pa, pb = patterns[:, 0], patterns[:, 1 : 1 + s].T, patterns[:, 1 + s :].T  # (G,), (S, G)
+    keys, scales = [], []  # what swapping one example of a pattern moves from b to a, per seed
+    for i in range(s):
+        keys += [y, pb[i], pa[i]]  # hits by true class, predictions by class (in and out)
+        scales += [(pb[i] == y) - (pa[i] == y).astype(np.float32), None, -np.ones(len(y))]
+    moved = ClassSums(keys, k, scales)
+
+    def statistic(x: np.ndarray) -> np.ndarray:  # x: (r, G) examples swapped per pattern
+        sums = moved(x)  # (3S, r, K)
+        diff = 0.0
+        for i, (tp_a, pr_a, tp_b, pr_b) in enumerate(base):
+            d_tp, d_pred = sums[3 * i], sums[3 * i + 1] + sums[3 * i + 2]
+            diff = diff + macro_f1_of_counts(tp_a + d_tp, pr_a + d_pred, label_n)
+            diff = diff - macro_f1_of_counts(tp_b - d_tp, pr_b - d_pred, label_n)
+        return np.abs(diff) / s  # (r,)
+
+    observed = statistic(np.zeros((1, len(y))))[0]
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for chunk in chunk_rows(n_perm, len(y)):
+        swapped = rng.binomial(size, 0.5, size=(chunk, len(y)))  # (r, G)
+        hits += int((statistic(swapped) >= observed - 1e-9).sum())  # float F1: a tolerance
+    return (1 + hits) / (1 + n_perm)
+
+
+def compare(
+    labels: np.ndarray,
+    runs: Mapping[str, np.ndarray],
+    candidates: Sequence[str] | None = None,
+    n_boot: int = BOOTSTRAP_RESAMPLES,
+    n_perm: int = PERMUTATIONS,
+    n_perm_f1: int = F1_PERMUTATIONS,
+    alpha: float = ALPHA,
+    seed: int = 0,
+) -> list[EncoderStats]:
+    """Scores, 95% intervals and tests against the best, one ``EncoderStats`` per run name.
+
+    Args:
+        labels: (N,) true class ids.
+        runs: name → (S, N) predicted class ids (one row per seed), paired with ``labels``.
+        candidates: the names that may be the best (default all; the comparison leaves out its
+            linear reference row, which is tested against the best like the encoders).
+        n_boot: bootstrap resamples of the intervals.
+        n_perm: permutations of the accuracy test with several seeds (one seed: exact McNemar).
+        n_perm_f1: permutations of the macro-F1 test.
+        alpha: an encoder whose accuracy test against the best gives p ≥ ``alpha`` is tied.
+        seed: makes every random draw reproducible.
+
+    Example:
+        >>> y = np.array([0, 1] * 20)
+        >>> rows = compare(y, {"a": y, "b": np.where(np.arange(40) < 2, 1 - y, y)}, n_boot=100)
+        >>> [(r.name, r.acc, r.best, r.tied, r.acc_test) for r in rows]
+        [('a', 1.0, True, True, '—'), ('b', 0.95, False, True, 'McNemar exact')]
+    """
+    labels = np.asarray(labels)
+    runs = {n: np.asarray(p).reshape(-1, len(labels)) for n, p in runs.items()}
+    if not runs:
+        return []
+    acc = {n: float((p == labels).mean()) for n, p in runs.items()}
+    f1 = {n: float(np.mean([macro_f1(labels, row) for row in p])) for n, p in runs.items()}
+    pool = [n for n in (runs if candidates is None else candidates) if n in runs] or list(runs)
+    best = max(pool, key=lambda n: acc[n])  # the first of equals, in the given order
+    intervals = bootstrap_intervals(labels, runs, n_boot=n_boot, seed=seed)
+    rows = []
+    for name, preds in runs.items():
+        if name == best:
+            p_acc, test, p_f1 = 1.0, "—", 1.0
+        else:
+            p_acc, test = accuracy_p_value(labels, preds, runs[best], n_perm, seed)
+            p_f1 = macro_f1_p_value(labels, preds, runs[best], n_perm_f1, seed)
+        acc_ci, f1_ci = intervals[name]
+        rows.append(
+            EncoderStats(
+                name=name,
+                seeds=len(preds),
+                acc=acc[name],
+                acc_ci=acc_ci,
+                f1=f1[name],
+                f1_ci=f1_ci,
+                p_acc=p_acc,
+                p_f1=p_f1,
+                acc_test=test,
+                best=name == best,
+                tied=p_acc >= alpha,
+            )
+        )
+    return rows
+
+
+def describe(
+    rows: Sequence[EncoderStats],
+    n_boot: int = BOOTSTRAP_RESAMPLES,
+    n_perm: int = PERMUTATIONS,
+    n_perm_f1: int = F1_PERMUTATIONS,
+    alpha: float = ALPHA,
+) -> str:
+    """What ``compare`` computed for ``rows``, in words: the footnote of the comparison table.
+
+    Example:
+        >>> y = np.array([0, 1] * 20)
+        >>> print(describe(compare(y, {"a": y, "b": 1 - y}, n_boot=10), n_boot=10))
+        95% CIs: percentile bootstrap over the test examples (10 resamples; every row ...
+    """
+    several = any(r.seeds > 1 for r in rows)
+    tests = {r.acc_test for r in rows} - {"—"}
+    acc_tests = []
+    if "McNemar exact" in tests:
+        acc_tests.append(
+            "exact McNemar (two-sided binomial test on the test examples that exactly one of "
+            "the two gets right)" + (" where both have one seed" if several else "")
+        )
+    if "permutation" in tests:
+        acc_tests.append(
+            f"a paired sign-flip permutation test ({n_perm:,} permutations) of per-example "
+            "correctness averaged over each row's seeds"
+        )
+    best = next((r.name for r in rows if r.best), "—")
+    return (
+        f"95% CIs: percentile bootstrap over the test examples ({n_boot:,} resamples; every row "
+        "resamples the same examples, so the rows are paired)"
+        + (
+            "; with several seeds a two-level bootstrap: each resample also draws the row's "
+            "seeds with replacement and averages their scores"
+            if several
+            else ""
+        )
+        + f". p vs best: each row against the best row ({best}, the highest mean test "
+        "accuracy) on the same test examples; accuracy: "
+        + (" and ".join(acc_tests) or "no other row")
+        + f"; macro-F1: a paired permutation test ({n_perm_f1:,} permutations) swapping the "
+        "two rows' predictions of an example (all seeds at once, seed k with seed k). "
+        f"Tied with best: accuracy p ≥ {alpha:g}. The best was chosen on the same test set "
+        "it is then tested on (a post-hoc comparison), and the p-values are not corrected "
+        "for testing several rows."
+    )
+
+
+def _bootstrap_scores(
+    labels: np.ndarray, preds: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and macro-F1 of every run (row of ``preds``) on ``n_boot`` paired resamples.
+
+    Examples with the same label and the same prediction in every run are interchangeable, so a
+    resample is counted per distinct pattern (P of them, often far fewer than N) and each score
+    is a sum of pattern counts. Returns two (B, R) arrays.
+    """
+    n, runs = len(labels), len(preds)
+    k = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
+    patterns, which = np.unique(np.vstack([labels, preds]).T, axis=0, return_inverse=True)
+    which = which.reshape(-1).astype(np.int32)  # (N,) pattern of each example
+    y, p = patterns[:, 0], patterns[:, 1:].T  # (P,), (R, P)
+    keys, scales = [y], [None]
+    for r in range(runs):
+        keys += [y, p[r]]  # hits by true class; predictions by class
+        scales += [(p[r] == y).astype(np.float32), None]
+    sums = ClassSums(keys, k, scales)
+    acc, f1 = np.empty((n_boot, runs)), np.empty((n_boot, runs))
+    done = 0
+    for rows in chunk_rows(n_boot, n):
+        tables = sums(resample_counts(which, len(y), rows, rng))  # (1 + 2R, r, K)
+        tp, predicted = tables[1::2], tables[2::2]  # (R, r, K) each
+        acc[done : done + rows] = (tp.sum(axis=2) / n).T
+        for r in range(runs):
+            f1[done : done + rows, r] = macro_f1_of_counts(tp[r], predicted[r], tables[0])
+        done += rows
+    return acc, f1
