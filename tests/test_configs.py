@@ -29,7 +29,9 @@ from lit_seqcls.shipped_configs import shipped_root
 ROOT = shipped_root()
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 DEFAULTS = ROOT / "trainer" / "default.yaml"  # the CLI applies it first (its default config)
-CLI_CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if p.parent.name != "sweeps")
+# sweeps/ (W&B sweep files) and tune/ (search spaces, tests/lit_seqcls/compare/test_search_space.py)
+# are not CLI configs.
+CLI_CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if p.parent.name not in ("sweeps", "tune"))
 DATA = ROOT / "data" / "synthetic.yaml"
 # The configs a file is documented to follow (default: a data config, as in README's commands).
 LAYERED_AFTER = {"data": [], "trainer/ddp.yaml": [DATA, ROOT / "trainer" / "gpu.yaml"]}

@@ -1,0 +1,158 @@
+"""``compare --tune``: a real tiny study, and the study's rules with a stand-in ``fit`` process.
+
+The stand-in prints the reporter's epoch events with the ``val/acc`` a test asks for, so pruning,
+failures, the budget and resuming are checked in a second instead of a minute per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+optuna = pytest.importorskip("optuna")
+
+from lit_seqcls.compare import tuning  # noqa: E402
+from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune  # noqa: E402
+from lit_seqcls.trust import check_untrusted  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[3]
+DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
+TINY = [
+    "--data.init_args.train_size=160",
+    "--data.init_args.test_size=40",
+    "--data.init_args.median_length=8",
+    "--data.init_args.max_text_length=20",
+    "--trainer.max_epochs=1",
+]
+# The stand-in `fit`: records its arguments and W&B group, then reports FAKE_PLAN[trial]
+# (a list of val/acc, one per epoch, or an exit code) as the reporter would.
+FAKE_FIT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    args = sys.argv[1:]
+    root = [a.split("=", 1)[1] for a in args if a.startswith("--trainer.default_root_dir=")][0]
+    trial = int(root.rsplit("-", 1)[1])
+    with open(os.environ["FAKE_CALLS"], "a") as calls:
+        calls.write(json.dumps({"args": args, "group": os.environ.get("WANDB_RUN_GROUP")}) + "\\n")
+    plan = json.loads(os.environ["FAKE_PLAN"])[trial]
+    if isinstance(plan, int):
+        sys.exit(plan)
+    for epoch, acc in enumerate(plan, start=1):
+        event = {"event": "epoch", "epoch": epoch, "max_epochs": len(plan), "val/acc": acc}
+        print("@@compare " + json.dumps(event), flush=True)
+        time.sleep(0.05)
+    print("fake fit finished", flush=True)
+    """
+)
+
+
+@pytest.fixture
+def fake_fit(tmp_path, monkeypatch):
+    """Route trials to the stand-in; ``set(plan)`` chooses what each trial reports; returns the
+    calls so far (each trial's arguments and W&B group)."""
+    script = tmp_path / "fake_fit.py"
+    script.write_text(FAKE_FIT)
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(tuning, "LAUNCHER", [sys.executable, str(script)])
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+
+    class Fake:
+        def set(self, plan: list) -> None:
+            monkeypatch.setenv("FAKE_PLAN", json.dumps(plan))
+
+        @property
+        def calls(self) -> list[dict]:
+            return (
+                [json.loads(line) for line in calls.read_text().splitlines()]
+                if calls.exists()
+                else []
+            )
+
+    return Fake()
+
+
+def _study(out: Path, encoder: str = "cnn") -> optuna.Study:
+    storage = f"sqlite:///{out / TUNING_DIR / f'{encoder}.db'}"
+    return optuna.load_study(study_name=encoder, storage=storage)
+
+
+def _states(out: Path) -> list[str]:
+    return [t.state.name for t in _study(out).trials]
+
+
+def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    tuned = tune("cnn", 2, [DATA], [*TINY, "--model.embedding_dim=8"], out, group="g")
+    assert tuned.config == out / "tuning" / "cnn.yaml" and "of 2 trials" in tuned.status
+    assert "embedding_dim: --model.embedding_dim is given, not searched" in capsys.readouterr().out
+
+    with sqlite3.connect(out / "tuning" / "cnn.db") as db:  # a plain SQLite file: resumable
+        assert db.execute("select count(*) from trials").fetchone() == (2,)
+    study = _study(out)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert set(study.best_params) == {"lr", "weight_decay", "dropout", "num_filters"}
+    assert all(t.intermediate_values.keys() == {1} for t in study.trials)  # val/acc per epoch
+
+    config = yaml.safe_load(tuned.config.read_text())
+    check_untrusted(config, "tuned config")  # usable with --config
+    model = config["model"]
+    assert model["encoder"]["class_path"].endswith("CNNEncoder")
+    assert model["encoder"]["init_args"]["num_filters"] == study.best_params["num_filters"]
+    assert model["optimizer"]["init_args"]["lr"] == study.best_params["lr"]
+    assert model["dropout"] == study.best_params["dropout"]
+    assert "the test set played no part" in tuned.config.read_text()
+
+    for trial in (0, 1):  # every trial is a `fit` process, never `test`
+        log = (out / "tuning" / "cnn" / f"trial-{trial:03d}" / "fit.log").read_text()
+        command = log.splitlines()[0].split()
+        assert command[command.index("lit_seqcls") + 1] == "fit"
+        assert "test" not in command and not any(a.startswith("--ckpt_path") for a in command)
+        assert f"--model.dropout={study.trials[trial].params['dropout']}" in command
+        assert "--seed_everything=0" in command
+    assert not list((out / "tuning").rglob("*.ckpt"))  # trials keep no weights
+
+
+def test_a_trial_reporting_a_bad_val_acc_is_pruned_and_its_process_stopped(tmp_path, fake_fit):
+    fake_fit.set([[0.9] * 3, [0.1] * 40, [0.95] * 3])
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=2)
+    tuned = tune("cnn", 3, [DATA], [], tmp_path, group="cmp-group", pruner=pruner)
+    assert _states(tmp_path) == ["COMPLETE", "PRUNED", "COMPLETE"]
+    log = (tmp_path / "tuning" / "cnn" / "trial-001" / "fit.log").read_text()
+    assert '"epoch": 2' in log and '"epoch": 3' not in log  # not before epoch 2, then at once
+    assert "fake fit finished" not in log and "[pruned by lit-seqcls compare --tune" in log
+    assert _study(tmp_path).best_value == 0.95 and "1 pruned" in tuned.status
+    calls = fake_fit.calls
+    assert [c["args"][0] for c in calls] == ["fit"] * 3  # `fit` only, in the trials' group
+    assert {c["group"] for c in calls} == {"cmp-group"}
+
+
+def test_failed_trials_count_and_no_finished_trial_gives_no_config(tmp_path, fake_fit):
+    fake_fit.set([3, []])  # a crash, and a fit that reports no val/acc
+    tuned = tune("gru", 2, [DATA], [], tmp_path)
+    assert tuned.config is None and tuned.status.startswith("tuning failed: none of 2 trials")
+    assert not (tmp_path / "tuning" / "gru.yaml").exists()
+    errors = [t.user_attrs["error"] for t in _study(tmp_path, "gru").trials]
+    assert errors[0].startswith("exit 3") and errors[1].startswith("no val/acc")
+
+
+def test_a_rerun_continues_the_study_and_keeps_the_budget_equal(tmp_path, fake_fit):
+    fake_fit.set([[0.5], [0.6], [0.7], [0.8]])
+    tune("cnn", 2, [DATA], [], tmp_path)
+    study = _study(tmp_path)
+    study.ask()  # a trial cut short by an interrupted comparison: left RUNNING in the db
+    tune("cnn", 3, [DATA], [], tmp_path)  # the budget grows by one: one more trial
+    assert _states(tmp_path) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert len(fake_fit.calls) == 3  # the interrupted one does not count, the others stay
+    assert "of 3 trials" in (tmp_path / "tuning" / "cnn.yaml").read_text()
+    tune("cnn", 3, [DATA], [], tmp_path)  # done: nothing runs, the config is written again
+    assert len(fake_fit.calls) == 3
+    with pytest.raises(TuningError, match=r"holds 3 trials, more than --tune 2"):
+        tune("cnn", 2, [DATA], [], tmp_path)
+    with pytest.raises(TuningError, match=r"made with other settings \(overrides differ\)"):
+        tune("cnn", 3, [DATA], ["--trainer.max_epochs=5"], tmp_path)
