@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -92,6 +93,7 @@ def tune(
     group: str = "comparison",
     spaces: str | Path | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
+    fresh: bool = False,
 ) -> Tuned:
     """Run ``encoder``'s study up to ``trials`` counted trials; write the best settings as YAML.
 
@@ -105,10 +107,13 @@ def tune(
         group: W&B group of the trials (used only when the configs add a W&B logger).
         spaces: folder of ``<encoder>.yaml`` search spaces (default: the shipped ones).
         pruner: Optuna pruner (default: median pruner from epoch ``PRUNE_FROM_EPOCH`` on).
+        fresh: delete this encoder's study, trials and config first (``compare --fresh``).
     """
     optuna = _import_optuna()
     space = _searched(load_space(space_file(encoder, spaces), encoder), overrides, encoder)
     folder = output_dir / TUNING_DIR
+    if fresh:
+        _remove(folder, encoder)
     folder.mkdir(parents=True, exist_ok=True)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
@@ -141,6 +146,13 @@ def _import_optuna() -> Any:
             "--tune needs Optuna: pip install 'lit-seqcls[tune]' (or pip install optuna)."
         ) from err
     return optuna
+
+
+def _remove(folder: Path, encoder: str) -> None:
+    """Delete ``encoder``'s study, trial folders and tuned config (nothing else)."""
+    shutil.rmtree(folder / encoder, ignore_errors=True)
+    for suffix in (".db", ".yaml"):
+        (folder / f"{encoder}{suffix}").unlink(missing_ok=True)
 
 
 def _searched(space: list[Param], overrides: Sequence[str], encoder: str) -> list[Param]:

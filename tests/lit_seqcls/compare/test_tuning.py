@@ -156,3 +156,5 @@ def test_a_rerun_continues_the_study_and_keeps_the_budget_equal(tmp_path, fake_f
         tune("cnn", 2, [DATA], [], tmp_path)
     with pytest.raises(TuningError, match=r"made with other settings \(overrides differ\)"):
         tune("cnn", 3, [DATA], ["--trainer.max_epochs=5"], tmp_path)
+    tune("cnn", 1, [DATA], ["--trainer.max_epochs=5"], tmp_path, fresh=True)  # starts over
+    assert _states(tmp_path) == ["COMPLETE"] and len(fake_fit.calls) == 4
