@@ -113,7 +113,7 @@ def hand_written(encoder: str, train: bool) -> float:
     dm = SyntheticDataModule(task="keyword", batch_size=64, **DATA)
     dm.prepare_data()
     dm.setup("fit")
-    model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder=encoder, pad_id=dm.pad_id)
+    model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder=encoder)
     optimizer = model.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     loader = dm.train_dataloader() if train else dm.val_dataloader()

@@ -52,7 +52,7 @@ def compare(encoder: str, width: int, steps: int) -> tuple[float, float, float]:
         dropout=0.0,
     )
     packed = copy.deepcopy(masked)
-    packed.encoder.implementation = "packed"
+    packed.network.encoder.implementation = "packed"
     runs = {"masked": masked, "packed": packed}
     optimizers = {k: torch.optim.AdamW(m.parameters()) for k, m in runs.items()}
     generator = torch.Generator().manual_seed(width)

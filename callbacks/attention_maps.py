@@ -117,7 +117,7 @@ class AttentionMapLogger(Callback):
         self._write(trainer, rows, method, out_dir)
 
     def _method(self, pl_module: L.LightningModule) -> str:
-        has_attention = getattr(pl_module.encoder, "returns_attention", False)
+        has_attention = getattr(pl_module.network.encoder, "returns_attention", False)
         return "attention" if self.use_attention and has_attention else self.importance
 
     def _rows(self, trainer: L.Trainer, pl_module: Any, method: str) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ class ConfusionMatrixLogger(EvaluationCallback):
         header = ["true \\ predicted", *names]
         rows = [[names[i], *counts[i].tolist()] for i in range(len(names))]
         sinks.write_csv(out_dir / f"{stem}.csv", header, rows)
-        title = f"Confusion matrix, {sinks.STAGE_TITLES[stage]}, epoch {epoch}"
+        title = f"Confusion matrix, {sinks.STAGE_SPLITS[stage]}, epoch {epoch}"
         png = figures.save(
             figures.confusion_matrix_figure(counts, names, title), out_dir / f"{stem}.png"
         )

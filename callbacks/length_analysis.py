@@ -69,7 +69,7 @@ class LengthAnalysisLogger(EvaluationCallback):
         sinks.write_csv(out_dir / f"{stem}.csv", header, rows)
         overall = float(np.sum([b[3] for b in buckets]) / np.sum(counts))
         title = (
-            f"Accuracy by text length, {sinks.STAGE_TITLES[stage]}, epoch "
+            f"Accuracy by text length, {sinks.STAGE_SPLITS[stage]}, epoch "
             f"{epoch} (overall {overall:.1%})"
         )
         fig = figures.length_accuracy_figure(labels, accuracy, counts, title)

@@ -19,8 +19,8 @@ from lit_seqcls.checkpoints import load_checkpoint
 from lit_seqcls.runtime import gather_objects as gather_objects  # the callbacks' cross-rank gather
 from lit_seqcls.runtime import spreadsheet_safe
 
-STAGE_SPLITS = {"val": "validation", "test": "test"}  # stage prefix → DataModule split name
-STAGE_TITLES = {"val": "validation", "test": "test"}
+# Stage prefix → DataModule split name, which is also how titles name the stage.
+STAGE_SPLITS = {"val": "validation", "test": "test"}
 
 
 def local_dir(trainer: L.Trainer, name: str) -> Path | None:

@@ -33,7 +33,7 @@ from datamodules import schema
 from datamodules.caching import cache_root, dataset_entry, fingerprint, text_entry
 from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
-from lit_seqcls.batch import PAD_ID, collate
+from lit_seqcls.batch import collate
 from lit_seqcls.text import (
     TRAINERS,
     BucketBatchSampler,
@@ -202,10 +202,6 @@ class TextClassificationDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         schema.check_class_limit(self.class_names, self.describe(TRAIN))
         return len(self.class_names)
-
-    @property
-    def pad_id(self) -> int:
-        return PAD_ID
 
     @property
     def vocab_size(self) -> int:

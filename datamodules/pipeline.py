@@ -29,11 +29,10 @@ import pyarrow as pa
 from tokenizers import Tokenizer
 
 from datamodules.schema import LABEL, TEXT
-from lit_seqcls.checkpoints import load_checkpoint
+from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, load_checkpoint
 from lit_seqcls.text.encoding import TextEncoder
 
 PIPELINE_VERSION = 1
-PIPELINE_KEY = "text_pipeline"  # the checkpoint key `SequenceClassifier.on_save_checkpoint` uses
 CHUNK_ROWS = 1000  # rows per task: small enough to balance the workers, large enough to batch
 BYTES_PER_PROC = 8 << 20  # a worker per 8 MB of text (~0.5 s of work) at most: a fork costs ~50 ms
 MAX_PROCS = 32
@@ -153,7 +152,7 @@ def read_checkpoint_pipeline(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     checkpoint = load_checkpoint(path, mmap=True)  # mmap: the weights are not read
-    pipeline = checkpoint.get(PIPELINE_KEY)
+    pipeline = checkpoint.get(TEXT_PIPELINE_KEY)
     if not isinstance(pipeline, dict) or "tokenizer" not in pipeline:
         raise ValueError(
             f"checkpoint {path} holds no text pipeline (it was saved without a DataModule that "

@@ -1,7 +1,7 @@
 """Which tokens decided: attention weights, or gradient-based importance for any encoder.
 
 ``token_weights`` returns one non-negative weight per real token that sums to 1 per text and is
-exactly 0 on padding, so the same pictures work for all six encoders:
+exactly 0 on padding, so the same pictures work for every encoder:
 
 - ``attention``: the encoder's own attention weights (only encoders that return them).
 - ``integrated_gradients`` (Sundararajan et al., 2017): the gradient of the predicted class's
@@ -14,7 +14,8 @@ exactly 0 on padding, so the same pictures work for all six encoders:
 For the gradient methods the weight is ``|attribution| / sum |attribution|`` over the text: a
 share of the evidence, not its sign. Gradients are taken with respect to the embedding output
 only (``torch.autograd.grad``), so no parameter ``.grad`` is touched (nor any DDP hook fired),
-and they work inside Lightning's ``inference_mode`` evaluation loops.
+and they work inside Lightning's ``inference_mode`` evaluation loops. They run the network's own
+forward from the embeddings on (``TextClassifierNetwork.classify``), in eval mode.
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lit_seqcls.masking import lengths_to_mask
-from lit_seqcls.model import SequenceClassifier
+from lit_seqcls.network import TextClassifierNetwork
 
 Method = Literal["attention", "integrated_gradients", "gradient_x_input"]
 
 
 @torch.inference_mode(False)
 def token_weights(
-    model: SequenceClassifier,
+    model: nn.Module,
     input_ids: Tensor,
     lengths: Tensor,
     method: Method = "integrated_gradients",
@@ -41,7 +42,8 @@ def token_weights(
     """Per-token weights and the class probabilities, with the model in eval mode.
 
     Args:
-        model: the classifier (its ``embedding``, ``encoder`` and ``head`` are used).
+        model: a ``TextClassifierNetwork``, or a module holding one as ``network`` (the
+            ``SequenceClassifier``).
         input_ids: padded token ids. ``(B, T)``
         lengths: real tokens per text. ``(B,)``
         method: ``attention``, ``integrated_gradients`` or ``gradient_x_input`` (module docs).
@@ -52,24 +54,26 @@ def token_weights(
         softmax probabilities ``(B, C)``; the gradient methods explain the argmax class.
 
     Example:
-        >>> model = SequenceClassifier(vocab_size=20, num_classes=2, encoder="cnn")
+        >>> from lit_seqcls.encoders import CNNEncoder
+        >>> model = TextClassifierNetwork(20, 2, CNNEncoder(8, num_filters=4), embedding_dim=8)
         >>> ids, lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
         >>> w, probs = token_weights(model, ids, lengths, "gradient_x_input")
         >>> w.shape, w[1, 2].item(), [round(s, 5) for s in w.sum(1).tolist()]
         (torch.Size([2, 3]), 0.0, [1.0, 1.0])
     """
-    was_training = model.training
-    model.eval()
+    network: TextClassifierNetwork = getattr(model, "network", model)
+    was_training = network.training
+    network.eval()
     try:
         input_ids, lengths = input_ids.clone(), lengths.clone()  # out of inference mode
         mask = lengths_to_mask(lengths, input_ids.size(1))  # (B, T)
         with torch.no_grad():
-            output = model(input_ids, lengths)
+            output = network(input_ids, lengths)
         probs = output.logits.float().softmax(dim=-1)  # (B, C)
         if method == "attention":
             if output.attention is None:
                 raise ValueError(
-                    f"{type(model.encoder).__name__} returns no attention weights; use "
+                    f"{type(network.encoder).__name__} returns no attention weights; use "
                     "method='integrated_gradients' or 'gradient_x_input'"
                 )
             weights = output.attention.float()
@@ -77,31 +81,29 @@ def token_weights(
             # Midpoint rule on the path: error O(1/steps²) where a right-hand sum has O(1/steps).
             ig = method == "integrated_gradients"
             alphas = (torch.arange(steps) + 0.5) / steps if ig else torch.ones(1)
-            scores = _attributions(model, input_ids, lengths, mask, probs.argmax(-1), alphas)
+            scores = _attributions(network, input_ids, lengths, probs.argmax(-1), alphas)
             weights = scores.abs()
         weights = weights.masked_fill(~mask, 0.0)  # (B, T)
         return weights / weights.sum(-1, keepdim=True).clamp_min(1e-12), probs
     finally:
-        model.train(was_training)
+        network.train(was_training)
 
 
 def _attributions(
-    model: SequenceClassifier,
+    network: TextClassifierNetwork,
     input_ids: Tensor,
     lengths: Tensor,
-    mask: Tensor,
     target: Tensor,
     alphas: Tensor,
 ) -> Tensor:
     """Path-averaged ``gradient × embedding`` summed over the embedding dimension. ``(B, T)``"""
-    embedded = model.embedding(input_ids).detach()  # (B, T, E)
+    embedded = network.embedding(input_ids).detach()  # (B, T, E)
     total = torch.zeros_like(embedded)  # (B, T, E)
     # cuDNN's RNN backward refuses to run in eval mode; the native kernels give the same numbers.
     with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         for alpha in alphas:
             scaled = (embedded * alpha).requires_grad_(True)  # (B, T, E)
-            pooled, _ = model.encoder(scaled, lengths, mask)  # (B, H)
-            logits = model.head(pooled)  # (B, C)
+            logits = network.classify(scaled, lengths).logits  # (B, C)
             picked = logits.gather(1, target.unsqueeze(1)).sum()
             (grad,) = torch.autograd.grad(picked, scaled)  # (B, T, E)
             total += grad

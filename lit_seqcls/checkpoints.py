@@ -18,6 +18,9 @@ import torch
 
 from lit_seqcls.errors import UserError, first_line
 
+# The checkpoint key under which the model keeps its DataModule's text pipeline (plain data).
+TEXT_PIPELINE_KEY = "text_pipeline"
+
 
 class CheckpointError(ValueError, UserError):
     """A checkpoint that cannot be used: truncated, corrupted, not plain data, or non-finite.

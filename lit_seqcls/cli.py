@@ -1,7 +1,7 @@
 """``lit-seqcls fit|validate|test|predict``: LightningCLI over SequenceClassifier and a DataModule.
 
 The DataModule is chosen by ``class_path`` (``--data SyntheticDataModule`` or a YAML file); its
-vocabulary size, pad id, class count and class names flow into the model through argument links,
+vocabulary size, class count and class names flow into the model through argument links,
 so the user never types them. The shipped ``trainer/default.yaml`` (package data, see
 ``shipped_configs``) is applied first, so its training defaults hold even for a bare command line,
 installed or in a checkout; ``--config lit_seqcls:<group>/<file>.yaml`` names any shipped config.
@@ -21,7 +21,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lit_seqcls.checkpoints import CheckpointError, load_checkpoint
+from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, CheckpointError, load_checkpoint
 from lit_seqcls.console import quiet_console
 from lit_seqcls.errors import DEBUG_ENV, UserError
 from lit_seqcls.metrics import VAL_ACC
@@ -50,7 +50,7 @@ from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted, read_con
 DEFAULT_CONFIG = shipped_root() / "trainer" / "default.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 PLUGIN_GROUP = "lit_seqcls.datamodules"
-LINKED_FROM_DATA = ("vocab_size", "num_classes", "pad_id", "class_names")
+LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names")
 CKPT_PATH_WORDS = (AUTO, "last", "best", "hpc", "registry")  # resolved later, not file names
 
 
@@ -73,7 +73,7 @@ class SeqClsCLI(LightningCLI):
                 "checkpoint.monitor": VAL_ACC,
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": True,
-                "checkpoint.filename": "epoch{epoch:02d}-val_acc{val/acc:.4f}",
+                "checkpoint.filename": "epoch{epoch:02d}-val_acc{" + VAL_ACC + ":.4f}",
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
@@ -269,7 +269,7 @@ def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
         if Path(c).is_file()
     ):
         return argv
-    pipeline = load_checkpoint(ckpt).get("text_pipeline")
+    pipeline = load_checkpoint(ckpt).get(TEXT_PIPELINE_KEY)
     if not isinstance(pipeline, dict) or "datamodule" not in pipeline:
         return argv
     data = ["--data", pipeline["datamodule"], "--data.init_args.from_checkpoint", ckpt]

@@ -14,8 +14,11 @@ LOSS = "loss"
 ACC = "acc"
 F1 = "f1_macro"
 
+# The logged keys read elsewhere (checkpoint monitor, scheduler, compare's reports).
 VAL_ACC = f"val/{ACC}"  # what ModelCheckpoint and EarlyStopping monitor by default
 VAL_LOSS = f"val/{LOSS}"
+TEST_ACC = f"test/{ACC}"
+TEST_F1 = f"test/{F1}"
 
 
 def metric_name(stage: str, name: str) -> str:

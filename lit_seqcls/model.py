@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import lightning as L
 import torch
@@ -17,31 +14,25 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassF1Score
 
 from lit_seqcls.batch import PAD_ID, Batch
-from lit_seqcls.checkpoints import CheckpointError, load_checkpoint
-from lit_seqcls.encoders import ENCODERS, Encoder
-from lit_seqcls.masking import lengths_to_mask
+from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, CheckpointError, load_checkpoint
+from lit_seqcls.encoders import EncoderFactory, resolve, spec
 from lit_seqcls.metrics import LOSS, STAGES, VAL_ACC, classification_metrics, metric_name
+from lit_seqcls.network import ClassifierOutput, TextClassifierNetwork
 from lit_seqcls.trust import check_checkpoint_hparams
 from lit_seqcls.validation import ConfigValueError, require_fraction, require_positive_int
 
-EncoderFactory = Callable[[int], Encoder]
-"""Builds an encoder from the embedding size: ``functools.partial(LSTMEncoder, hidden_size=64)``.
-
-On the command line / in YAML it is a ``class_path`` plus ``init_args`` without ``input_size``.
-"""
+__all__ = ["ClassifierOutput", "EncoderFactory", "SequenceClassifier"]
 
 
 StepOutput = dict[str, Tensor]
 """Every step returns ``loss`` (scalar), detached ``logits`` ``(B, C)`` and ``preds`` ``(B,)``."""
 
 
-class ClassifierOutput(NamedTuple):
-    logits: Tensor  # (B, C)
-    attention: Tensor | None  # (B, T), only for encoders that attend
-
-
 class SequenceClassifier(L.LightningModule):
-    """Embedding → encoder → dropout → linear head, trained with cross-entropy.
+    """Trains a ``TextClassifierNetwork`` (embedding → encoder → dropout → head) with cross-entropy.
+
+    The system owns loss, metrics, optimisation, logging and what a checkpoint holds; the network
+    (``self.network``, a plain ``nn.Module``) owns the forward pass.
 
     Args:
         vocab_size: rows of the embedding; linked from the DataModule by the CLI.
@@ -51,7 +42,8 @@ class SequenceClassifier(L.LightningModule):
             ``init_args``; the embedding size is passed for you).
         embedding_dim: size of the token embeddings.
         dropout: dropout on the embeddings and on the pooled text vector.
-        pad_id: the padding token id, whose embedding stays zero; linked from the DataModule.
+        pad_id: retired: the pad id is always 0 (``batch.PAD_ID``, checked where a tokenizer is
+            loaded). Accepted only so that checkpoints saved with it still load; must be 0.
         class_names: names of the classes in label order (for logs and predictions); linked.
         optimizer: optimizer factory; AdamW (torch defaults) unless configured.
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
@@ -81,26 +73,28 @@ class SequenceClassifier(L.LightningModule):
         require_positive_int("embedding_dim", embedding_dim)
         require_fraction("dropout", dropout)
         _check_optimization(optimizer, lr_scheduler)
-        _check_encoder_argument(encoder)
+        if pad_id != PAD_ID:
+            raise ConfigValueError(
+                f"pad_id must be {PAD_ID}: the padding id is fixed, leave the argument out "
+                f"(got {pad_id!r})"
+            )
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"got {len(class_names)} class_names for num_classes={num_classes}")
         # Under LightningCLI the hparams are the parsed config (plain data); from Python we keep
         # the encoder as a plain-data spec so checkpoints load with `weights_only=True`.
-        self.save_hyperparameters(ignore=["encoder", "optimizer", "lr_scheduler"])
+        self.save_hyperparameters(ignore=["encoder", "optimizer", "lr_scheduler", "pad_id"])
+        self.network = TextClassifierNetwork(
+            vocab_size, num_classes, resolve(encoder, embedding_dim), embedding_dim, dropout
+        )
         if "encoder" not in self.hparams:
-            self.hparams["encoder"] = _encoder_spec(encoder)
+            plain = isinstance(encoder, str | dict)
+            self.hparams["encoder"] = encoder if plain else spec(self.network.encoder)
         self.class_names = class_names or [str(i) for i in range(num_classes)]
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         # Plain data from the DataModule (tokenizer JSON, class names, ...), saved in checkpoints
         # so that a checkpoint alone turns raw text into predictions.
         self.text_pipeline: dict[str, Any] | None = None
-
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.encoder = _build_encoder(encoder, embedding_dim)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.encoder.output_dim, num_classes)
-        self._reset_head()
 
         # Metric objects are modules (their states move with the model); keyed by stage.
         self.metrics = nn.ModuleDict(
@@ -121,13 +115,6 @@ class SequenceClassifier(L.LightningModule):
             check_checkpoint_hparams(load_checkpoint(checkpoint_path), checkpoint_path)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
-    def _reset_head(self) -> None:
-        nn.init.normal_(self.embedding.weight, std=0.1)
-        with torch.no_grad():
-            self.embedding.weight[self.hparams.pad_id].zero_()
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-
     def setup(self, stage: str) -> None:
         # Duck-typed, so the core never imports `datamodules/`: a DataModule may offer its text
         # pipeline (kept for checkpoints) and pretrained vectors (used to start training).
@@ -137,37 +124,23 @@ class SequenceClassifier(L.LightningModule):
             self.text_pipeline = pipeline
         vectors = getattr(datamodule, "pretrained_embeddings", None) if stage == "fit" else None
         if vectors is not None:
-            self.load_pretrained_embeddings(vectors)
-
-    def load_pretrained_embeddings(self, weights: Tensor) -> None:
-        """Copy ``weights`` ``(vocab_size, embedding_dim)`` into the embedding (pad row stays 0)."""
-        if weights.shape != self.embedding.weight.shape:
-            raise ValueError(
-                f"pretrained vectors have shape {tuple(weights.shape)} but the embedding is "
-                f"{tuple(self.embedding.weight.shape)} (vocab_size, embedding_dim); set "
-                f"`--model.embedding_dim {weights.size(1)}` to match the vectors."
-            )
-        with torch.no_grad():
-            self.embedding.weight.copy_(weights)
-            self.embedding.weight[self.hparams.pad_id].zero_()
+            self.network.load_pretrained_embeddings(vectors)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.text_pipeline is not None:
-            checkpoint["text_pipeline"] = self.text_pipeline
+            checkpoint[TEXT_PIPELINE_KEY] = self.text_pipeline
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Called before the weights are copied: a checkpoint of another vocabulary or class count
-        # gets a sentence, not torch's size-mismatch dump.
-        _check_sizes(checkpoint.get("state_dict", {}), self.embedding.weight, self.head.weight)
-        self.text_pipeline = checkpoint.get("text_pipeline", self.text_pipeline)
+        # Called before the weights are copied (by `load_from_checkpoint` and by a Trainer's
+        # `ckpt_path`), so the keys can still be renamed and the sizes checked.
+        state_dict = checkpoint.get("state_dict", {})
+        _rename_flat_keys(state_dict)
+        _check_sizes(state_dict, self.network)
+        self.text_pipeline = checkpoint.get(TEXT_PIPELINE_KEY, self.text_pipeline)
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> ClassifierOutput:
         """Logits ``(B, C)`` for padded ``input_ids`` ``(B, T)`` with real ``lengths`` ``(B,)``."""
-        mask = lengths_to_mask(lengths, input_ids.size(1))  # (B, T)
-        embedded = self.dropout(self.embedding(input_ids))  # (B, T, E)
-        pooled, attention = self.encoder(embedded, lengths, mask)  # (B, H), (B, T) | None
-        logits = self.head(self.dropout(pooled))  # (B, C)
-        return ClassifierOutput(logits, attention)
+        return self.network(input_ids, lengths)
 
     def training_step(self, batch: Batch, batch_idx: int) -> StepOutput:
         return self._common_step(batch, "train")
@@ -263,28 +236,24 @@ def _check_optimization(
         raise ConfigValueError(f"invalid optimizer or lr_scheduler setting: {err}") from None
 
 
-def _check_encoder_argument(encoder: Any) -> None:
-    spec_ok = (
-        isinstance(encoder, dict)
-        and isinstance(encoder.get("class_path"), str)
-        and isinstance(encoder.get("init_args", {}), dict)
-    )
-    if not (
-        isinstance(encoder, str) or spec_ok or (callable(encoder) and not isinstance(encoder, dict))
-    ):
-        raise ConfigValueError(
-            f"encoder must be a name ({', '.join(ENCODERS)}), a class path, a "
-            f"{{class_path, init_args}} dictionary or an Encoder factory; got {encoder!r}"
-        )
+# Before the network became its own module (#15) its parts sat on the system: `embedding.weight`
+# is now `network.embedding.weight`. Renamed on load, so older checkpoints keep working.
+_FLAT_PREFIXES = ("embedding.", "encoder.", "head.")
 
 
-def _check_sizes(state_dict: dict[str, Any], embedding: Tensor, head: Tensor) -> None:
-    saved_vocab = state_dict.get("embedding.weight")
-    saved_head = state_dict.get("head.weight")
+def _rename_flat_keys(state_dict: dict[str, Any]) -> None:
+    for key in [k for k in state_dict if k.startswith(_FLAT_PREFIXES)]:
+        state_dict[f"network.{key}"] = state_dict.pop(key)
+
+
+def _check_sizes(state_dict: dict[str, Any], network: TextClassifierNetwork) -> None:
+    """A checkpoint of another vocabulary or class count gets a sentence, not torch's dump."""
+    saved_vocab = state_dict.get("network.embedding.weight")
+    saved_head = state_dict.get("network.head.weight")
     if saved_vocab is None or saved_head is None:
         return
     saved = (saved_vocab.shape[0], saved_head.shape[0])
-    built = (embedding.shape[0], head.shape[0])
+    built = (network.embedding.num_embeddings, network.head.out_features)
     if saved != built:
         raise CheckpointError(
             f"This checkpoint was trained on other data: a vocabulary of {saved[0]:,} tokens and "
@@ -298,37 +267,3 @@ def _check_sizes(state_dict: dict[str, Any], embedding: Tensor, head: Tensor) ->
 def _key(stage: str) -> str:
     # "train" cannot be a ModuleDict key: it would shadow `nn.Module.train`.
     return f"{stage}_"
-
-
-def _build_encoder(encoder: EncoderFactory | str | dict, input_size: int) -> Encoder:
-    if isinstance(encoder, str) and encoder in ENCODERS:
-        return ENCODERS[encoder](input_size)
-    if isinstance(encoder, str) and "." not in encoder:
-        raise ValueError(
-            f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)} or give a class_path"
-        )
-    if isinstance(encoder, str | dict):  # a dotted class path, or a spec read from a checkpoint
-        spec = {"class_path": encoder} if isinstance(encoder, str) else encoder
-        module, _, name = spec["class_path"].rpartition(".")
-        cls = getattr(importlib.import_module(module), name, None)
-        if not (isinstance(cls, type) and issubclass(cls, Encoder)):
-            raise ValueError(f"{spec['class_path']!r} is not an Encoder class")
-        return cls(input_size, **spec.get("init_args", {}))
-    built = encoder(input_size)
-    if not isinstance(built, Encoder):
-        raise TypeError(f"the encoder factory returned {type(built).__name__}, not an Encoder")
-    return built
-
-
-def _encoder_spec(encoder: EncoderFactory | str | dict) -> str | dict:
-    """Plain data describing ``encoder`` (a name, or ``class_path`` + ``init_args``)."""
-    if isinstance(encoder, str | dict):
-        return encoder
-    cls, kwargs, part = encoder, {}, encoder
-    while isinstance(part, functools.partial):  # possibly nested partials
-        kwargs = {**part.keywords, **kwargs}
-        # jsonargparse wraps the class as a positional argument of its own helper function.
-        classes = [a for a in (part.func, *part.args) if isinstance(a, type)]
-        cls = classes[0] if classes else part.func
-        part = part.func
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": kwargs}

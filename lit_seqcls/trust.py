@@ -14,7 +14,6 @@ hyper-parameters are plain data with the model's argument names. See docs/securi
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,6 +25,8 @@ from jsonargparse import ArgumentError, ArgumentParser
 from lightning import LightningDataModule
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
+from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY
+from lit_seqcls.class_paths import class_problem
 from lit_seqcls.encoders import Encoder
 from lit_seqcls.errors import UserError
 
@@ -84,7 +85,7 @@ def check_untrusted(
         if only_known and not expected:
             problem = "is not a place where a class can be named"
         else:
-            problem = _class_problem(value, expected)
+            problem = class_problem(value, expected)
         if problem is not None:
             raise UntrustedInputError(
                 f"Refusing {source}: {key} {problem}. A config or checkpoint may only name "
@@ -122,11 +123,11 @@ def check_checkpoint_hparams(checkpoint: Mapping[str, Any], path: str | Path) ->
     if instantiator != LIGHTNING_INSTANTIATOR:
         _refuse(source, "hyper_parameters._instantiator", f"names {instantiator!r}")
     _parse_as_arguments(SequenceClassifier, hparams, source)
-    pipeline = checkpoint.get("text_pipeline")
+    pipeline = checkpoint.get(TEXT_PIPELINE_KEY)
     if isinstance(pipeline, Mapping) and "datamodule" in pipeline:
-        problem = _class_problem(pipeline["datamodule"], (LightningDataModule,))
+        problem = class_problem(pipeline["datamodule"], (LightningDataModule,))
         if problem is not None:
-            _refuse(source, "text_pipeline.datamodule", problem)
+            _refuse(source, f"{TEXT_PIPELINE_KEY}.datamodule", problem)
 
 
 def read_config_file(path: str | Path) -> Any:
@@ -203,34 +204,3 @@ def _expected(key: str, bases: Mapping[str, tuple[type, ...]]) -> tuple[type, ..
         if owner == place or (place and owner.split(".", 1)[-1] == place):
             return classes
     return ()
-
-
-def _class_problem(value: Any, bases: tuple[type, ...]) -> str | None:
-    """Why ``value`` is not an acceptable class path (``None`` if it is)."""
-    if not isinstance(value, str) or not value.strip():
-        return f"is {value!r}, not a class path"
-    try:
-        obj = _resolve(value)
-    except (ImportError, AttributeError, ValueError):
-        return f"names {value!r}, which does not exist here"
-    if not isinstance(obj, type):
-        kind = "a function" if callable(obj) else f"a {type(obj).__name__}"
-        return f"names {value!r}, {kind}, not a class"
-    if bases and not issubclass(obj, bases):
-        names = " or ".join(b.__name__ for b in bases)
-        return f"names {value!r}, which is not a subclass of {names}"
-    return None
-
-
-def _resolve(dotted: str) -> Any:
-    """The object ``a.b.C`` names: the longest importable module prefix, then attributes."""
-    parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for name in parts[cut:]:
-            obj = getattr(obj, name)
-        return obj
-    raise ImportError(dotted)

@@ -1,12 +1,9 @@
 """Text encoders: embedded tokens ``(B, T, E)`` to one vector per text ``(B, output_dim)``.
 
-Each encoder lives in its own module behind the small ``Encoder`` base. ``build_encoder`` makes one
-from its short name, as the ``--model.encoder`` names in the configs and docs spell them.
+Each encoder lives in its own module behind the small ``Encoder`` base. ``ENCODERS`` names them
+as ``--model.encoder`` spells them; ``resolve`` builds one from a name, a class path or a factory,
+and ``spec`` gives the plain data that builds it again (``encoders/registry.py``).
 """
-
-from __future__ import annotations
-
-from typing import Any
 
 from lit_seqcls.encoders.attention import AttentionEncoder
 from lit_seqcls.encoders.base import Encoder
@@ -14,9 +11,9 @@ from lit_seqcls.encoders.bilstm import BiLSTMEncoder
 from lit_seqcls.encoders.cnn import CNNEncoder
 from lit_seqcls.encoders.gru import GRUEncoder
 from lit_seqcls.encoders.lstm import LSTMEncoder
+from lit_seqcls.encoders.registry import ENCODERS, EncoderFactory, EncoderSpec, resolve, spec
 from lit_seqcls.encoders.rnn import RNNEncoder
 from lit_seqcls.encoders.swem import SWEMEncoder
-from lit_seqcls.validation import ConfigValueError
 
 __all__ = [
     "ENCODERS",
@@ -24,42 +21,12 @@ __all__ = [
     "BiLSTMEncoder",
     "CNNEncoder",
     "Encoder",
+    "EncoderFactory",
+    "EncoderSpec",
     "GRUEncoder",
     "LSTMEncoder",
     "RNNEncoder",
     "SWEMEncoder",
-    "build_encoder",
+    "resolve",
+    "spec",
 ]
-
-ENCODERS: dict[str, type[Encoder]] = {
-    "rnn": RNNEncoder,
-    "gru": GRUEncoder,
-    "lstm": LSTMEncoder,
-    "bilstm": BiLSTMEncoder,
-    "attention": AttentionEncoder,
-    "cnn": CNNEncoder,
-    "swem": SWEMEncoder,
-}
-
-
-def build_encoder(name: str, input_size: int, **kwargs: Any) -> Encoder:
-    """Build the encoder called ``name`` (a key of ``ENCODERS``).
-
-    Args:
-        name: one of ``rnn``, ``gru``, ``lstm``, ``bilstm``, ``attention``, ``cnn``, ``swem``.
-        input_size: embedding size ``E``.
-        **kwargs: the encoder's own constructor arguments, e.g. ``hidden_size``.
-
-    Raises:
-        ConfigValueError: for an unknown name; the message lists the valid ones.
-
-    Example:
-        >>> build_encoder("bilstm", 8, hidden_size=16).output_dim
-        32
-    """
-    try:
-        cls = ENCODERS[name]
-    except KeyError:
-        valid = ", ".join(repr(n) for n in ENCODERS)
-        raise ConfigValueError(f"unknown encoder {name!r}; choose one of {valid}") from None
-    return cls(input_size, **kwargs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import inspect
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -17,6 +19,10 @@ class Encoder(nn.Module, abc.ABC):
     The result must not depend on padding: a text alone or inside a padded batch (with ``T``
     possibly larger than the longest text) gives the same output.
 
+    Every encoder remembers the arguments it was built with (all but ``input_size``), however it
+    was built (by name, class path, ``functools.partial``, a lambda or jsonargparse), so that
+    ``encoders.spec`` can save it as plain data; subclasses need do nothing for that.
+
     Attributes:
         output_dim: size ``H`` of the pooled vector.
         returns_attention: whether ``forward`` returns attention weights instead of ``None``.
@@ -24,6 +30,19 @@ class Encoder(nn.Module, abc.ABC):
 
     output_dim: int
     returns_attention: bool = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Encoder:
+        encoder = super().__new__(cls)
+        # copy, deepcopy and pickle call `__new__` without arguments and restore `__dict__`.
+        if args or kwargs:
+            signature = inspect.signature(cls.__init__)
+            try:
+                given = signature.bind(encoder, *args, **kwargs).arguments
+            except TypeError:
+                return encoder  # `__init__` raises the same error, with its own message
+            skip = list(signature.parameters)[:2]  # `self`, `input_size`
+            encoder.__dict__["_init_args"] = {k: v for k, v in given.items() if k not in skip}
+        return encoder
 
     @abc.abstractmethod
     def forward(

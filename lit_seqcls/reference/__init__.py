@@ -16,6 +16,8 @@ reference                     torch module                                 keys
 ``AttentionEncoderReference`` ``encoders.AttentionEncoder``                ``lstm.*``, ...
 ``CNNReference``              ``encoders.CNNEncoder``                      ``convs.0.weight``, ...
 ``SWEMReference``             ``encoders.SWEMEncoder``                     (no parameters)
+``NetworkReference``          ``network.TextClassifierNetwork`` (forward)  ``embedding.weight``,
+                                                                           ``head.weight``, ...
 ============================  ===========================================  ===================
 
 How torch lays out the recurrent parameters (layer ``k``; the suffix ``_reverse`` marks the
@@ -49,6 +51,7 @@ vector of a recurrent encoder is the last layer's final ``h`` of each direction,
 
 from lit_seqcls.reference.attention import AttentionEncoderReference, AttentionPoolingReference
 from lit_seqcls.reference.cnn import CNNReference
+from lit_seqcls.reference.network import NetworkReference
 from lit_seqcls.reference.recurrent import RecurrentReference
 from lit_seqcls.reference.swem import SWEMReference
 
@@ -56,6 +59,7 @@ __all__ = [
     "AttentionEncoderReference",
     "AttentionPoolingReference",
     "CNNReference",
+    "NetworkReference",
     "RecurrentReference",
     "SWEMReference",
 ]

@@ -51,9 +51,10 @@ def test_attention_method_returns_the_encoders_attention():
 
 def test_gradient_x_input_matches_a_hand_written_reference():
     model = _model("lstm").eval()
-    embedded = model.embedding(IDS).detach().requires_grad_(True)  # (B, T, E)
-    pooled, _ = model.encoder(embedded, LENGTHS, lengths_to_mask(LENGTHS, IDS.size(1)))
-    logits = model.head(pooled)
+    network = model.network
+    embedded = network.embedding(IDS).detach().requires_grad_(True)  # (B, T, E)
+    pooled, _ = network.encoder(embedded, LENGTHS, lengths_to_mask(LENGTHS, IDS.size(1)))
+    logits = network.head(pooled)
     target = logits.argmax(-1)
     logits.gather(1, target[:, None]).sum().backward()
     expected = (embedded.grad * embedded).sum(-1).abs()
@@ -68,11 +69,12 @@ def test_integrated_gradients_are_complete():
     mask = lengths_to_mask(LENGTHS, IDS.size(1))
     target = model(IDS, LENGTHS).logits.argmax(-1)
     steps = 32
-    scores = _attributions(model, IDS, LENGTHS, mask, target, (torch.arange(steps) + 0.5) / steps)
+    network = model.network
+    scores = _attributions(network, IDS, LENGTHS, target, (torch.arange(steps) + 0.5) / steps)
     with torch.no_grad():
-        embedded = model.embedding(IDS)
-        full = model.head(model.encoder(embedded, LENGTHS, mask)[0])
-        zero = model.head(model.encoder(torch.zeros_like(embedded), LENGTHS, mask)[0])
+        embedded = network.embedding(IDS)
+        full = network.head(network.encoder(embedded, LENGTHS, mask)[0])
+        zero = network.head(network.encoder(torch.zeros_like(embedded), LENGTHS, mask)[0])
     gap = (full - zero).gather(1, target[:, None]).squeeze(1)
     torch.testing.assert_close(scores.masked_fill(~mask, 0).sum(-1), gap, atol=2e-3, rtol=2e-2)
 
@@ -84,3 +86,15 @@ def test_works_inside_inference_mode_and_leaves_parameter_grads_alone():
         weights, _ = token_weights(model, ids, lengths, "integrated_gradients", steps=4)
     assert weights.shape == IDS.shape
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "gradient_x_input"])
+def test_the_networks_own_forward_in_eval_mode_dropout_off(method):
+    # The system and its bare network give the same weights; a training caller's dropout (0.5
+    # here, on embeddings and pooled vector) never reaches them.
+    model = _model("gru")
+    model.network.dropout.p = 0.5
+    expected, _ = token_weights(model.network.eval(), IDS, LENGTHS, method, steps=4)
+    weights, _ = token_weights(model.train(), IDS, LENGTHS, method, steps=4)
+    torch.testing.assert_close(weights, expected)
+    assert model.network.training

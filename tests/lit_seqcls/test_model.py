@@ -4,8 +4,10 @@ import lightning as L
 import pytest
 import torch
 
-from lit_seqcls import Batch, SequenceClassifier
+from lit_seqcls import Batch, SequenceClassifier, TextClassifierNetwork
+from lit_seqcls.checkpoints import CheckpointError
 from lit_seqcls.encoders import ENCODERS, CNNEncoder, GRUEncoder
+from lit_seqcls.validation import ConfigValueError
 
 
 def _batch(vocab=30, b=6, t=9, classes=3, seed=0):
@@ -24,27 +26,19 @@ def test_every_encoder_by_name_gives_logits_and_padding_embedding_stays_zero(nam
     out = model(batch.input_ids, batch.lengths)
     assert out.logits.shape == (6, 3)
     assert (out.attention is not None) == (name == "attention")
-    assert model.embedding.weight[0].abs().sum() == 0
+    assert model.network.embedding.weight[0].abs().sum() == 0
+    assert model.hparams.encoder == name  # a name is kept as the user gave it
 
 
 def test_encoder_from_a_factory_and_checkpoint_is_plain_data(tmp_path):
     factory = functools.partial(CNNEncoder, num_filters=5, kernel_sizes=(2, 3))
     model = SequenceClassifier(30, 3, encoder=factory, embedding_dim=8, class_names=["a", "b", "c"])
-    assert model.encoder.output_dim == 10
+    assert model.network.encoder.output_dim == 10
     assert model.hparams.encoder == {
         "class_path": "lit_seqcls.encoders.cnn.CNNEncoder",
         "init_args": {"num_filters": 5, "kernel_sizes": (2, 3)},
     }
-    trainer = L.Trainer(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        max_epochs=0,
-    )
-    trainer.strategy.connect(model)
-    path = tmp_path / "m.ckpt"
-    trainer.save_checkpoint(path)
+    path = _save(model, tmp_path / "m.ckpt")
     torch.load(path, weights_only=True)  # raises if anything but plain data was pickled
     again = SequenceClassifier.load_from_checkpoint(path)
     batch = _batch()
@@ -125,6 +119,73 @@ def test_steps_return_loss_and_detached_logits_for_callbacks():
 
 def test_encoder_by_dotted_class_path_string():
     model = SequenceClassifier(30, 3, encoder="lit_seqcls.encoders.CNNEncoder", embedding_dim=8)
-    assert isinstance(model.encoder, CNNEncoder)
-    with pytest.raises(ValueError, match="not an Encoder class"):
+    assert isinstance(model.network.encoder, CNNEncoder)
+    with pytest.raises(ValueError, match="which is not a subclass of Encoder"):
         SequenceClassifier(30, 3, encoder="torch.nn.Linear")
+
+
+def _save(model: SequenceClassifier, path) -> object:
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        max_epochs=0,
+    )
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_the_system_holds_a_plain_network_and_forwards_through_it():
+    model = SequenceClassifier(30, 3, encoder="cnn", embedding_dim=8).eval()
+    assert type(model.network) is TextClassifierNetwork
+    assert not isinstance(model.network, L.LightningModule)
+    assert {name.split(".")[0] for name, _ in model.named_parameters()} == {"network"}
+    batch = _batch()
+    expected = model.network(batch.input_ids, batch.lengths).logits
+    assert torch.equal(model(batch.input_ids, batch.lengths).logits, expected)
+
+
+def _old_format(path, vocab: int | None = None) -> None:
+    """Rewrite a checkpoint as written before #15: flat keys, a `pad_id` hyper-parameter, and
+    LightningCLI's instantiator (the hyper-parameters a CLI run saves)."""
+    checkpoint = torch.load(path, weights_only=True)
+    state = checkpoint["state_dict"]
+    checkpoint["state_dict"] = {k.removeprefix("network."): v for k, v in state.items()}
+    if vocab is not None:
+        checkpoint["state_dict"]["embedding.weight"] = torch.zeros(vocab, 8)
+    checkpoint["hyper_parameters"]["pad_id"] = 0
+    checkpoint["hyper_parameters"]["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
+    torch.save(checkpoint, path)
+
+
+def test_a_checkpoint_saved_before_the_network_module_still_loads(tmp_path):
+    factory = functools.partial(GRUEncoder, hidden_size=6)
+    model = SequenceClassifier(30, 3, encoder=factory, embedding_dim=8).eval()
+    path = _save(model, tmp_path / "old.ckpt")
+    _old_format(path)
+    assert "embedding.weight" in torch.load(path, weights_only=True)["state_dict"]
+    again = SequenceClassifier.load_from_checkpoint(path).eval()
+    batch = _batch()
+    assert torch.equal(
+        again(batch.input_ids, batch.lengths).logits, model(batch.input_ids, batch.lengths).logits
+    )
+    # Built by jsonargparse (the instantiator), the encoder is still saved as plain data.
+    assert again.hparams.encoder["class_path"] == "lit_seqcls.encoders.gru.GRUEncoder"
+    assert again.hparams.encoder["init_args"]["hidden_size"] == 6
+    assert "pad_id" not in again.hparams
+
+
+def test_an_old_checkpoint_of_other_data_is_refused_in_words(tmp_path):
+    path = _save(SequenceClassifier(30, 3, encoder="cnn", embedding_dim=8), tmp_path / "o.ckpt")
+    _old_format(path, vocab=40)
+    model = SequenceClassifier(30, 3, encoder="cnn", embedding_dim=8)
+    with pytest.raises(CheckpointError, match="a vocabulary of 40 tokens and 3 classes"):
+        model.on_load_checkpoint(torch.load(path, weights_only=True))
+
+
+def test_pad_id_is_fixed_at_zero():
+    SequenceClassifier(30, 3, encoder="cnn", pad_id=0)  # what older checkpoints hold
+    with pytest.raises(ConfigValueError, match="pad_id must be 0"):
+        SequenceClassifier(30, 3, encoder="cnn", pad_id=1)

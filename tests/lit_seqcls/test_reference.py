@@ -7,11 +7,14 @@ gradients of every parameter and of the input for a random upstream gradient.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
 from lit_seqcls.encoders import (
+    ENCODERS,
     AttentionEncoder,
     CNNEncoder,
     GRUEncoder,
@@ -21,10 +24,12 @@ from lit_seqcls.encoders import (
 )
 from lit_seqcls.encoders.attention import AdditiveAttention
 from lit_seqcls.masking import lengths_to_mask
+from lit_seqcls.network import TextClassifierNetwork
 from lit_seqcls.reference import (
     AttentionEncoderReference,
     AttentionPoolingReference,
     CNNReference,
+    NetworkReference,
     RecurrentReference,
     SWEMReference,
 )
@@ -190,6 +195,44 @@ def test_reference_swem_agrees_with_finite_differences(pooling):
     d_x, _ = swem.backward(d_out)
     for index in _probe(rng, x, 12):
         assert d_x[index] == pytest.approx(_finite_difference(loss, x, index), abs=1e-6), index
+
+
+# The reference of every registered encoder, from the torch encoder's parameters: a new encoder
+# fails `test_every_registered_encoder_has_a_reference` until it has one.
+REFERENCES = {
+    "rnn": lambda enc: RecurrentReference("rnn", _numpy(enc.rnn.named_parameters())),
+    "gru": lambda enc: RecurrentReference("gru", _numpy(enc.rnn.named_parameters())),
+    "lstm": lambda enc: RecurrentReference("lstm", _numpy(enc.rnn.named_parameters())),
+    "bilstm": lambda enc: RecurrentReference("lstm", _numpy(enc.rnn.named_parameters())),
+    "attention": lambda enc: AttentionEncoderReference(_numpy(enc.named_parameters())),
+    "cnn": lambda enc: CNNReference(_numpy(enc.named_parameters())),
+    "swem": lambda enc: SWEMReference(enc.pooling),
+}
+
+
+def test_every_registered_encoder_has_a_reference():
+    assert set(REFERENCES) == set(ENCODERS)
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_network_forward_matches_reference(name):
+    # The network's one forward (what training, attribution and prediction run), in eval mode:
+    # its dropout (0.5 here) must be off, and padding ids must not matter.
+    torch.manual_seed(0)
+    cls = ENCODERS[name]
+    small = {k: v for k, v in {"hidden_size": H, "num_filters": 3}.items()
+             if k in inspect.signature(cls).parameters}  # fmt: skip
+    network = TextClassifierNetwork(11, 3, cls(E, **small), embedding_dim=E, dropout=0.5)
+    network = _randomized(network)
+    generator = torch.Generator().manual_seed(6)
+    ids = torch.randint(1, 11, (len(LENGTHS), T), generator=generator)
+    ids = ids.masked_fill(~lengths_to_mask(LENGTHS, T), 0)  # (B, T), padded with 0
+    with torch.no_grad():
+        logits = network(ids, LENGTHS).logits
+    reference = NetworkReference(
+        REFERENCES[name](network.encoder), _numpy(network.named_parameters())
+    )
+    _check(logits.numpy(), reference.forward(ids.numpy(), LENGTHS.numpy()), "logits")
 
 
 # -- the oracle's own backward, by central differences -------------------------------------------

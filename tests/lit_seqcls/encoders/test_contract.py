@@ -1,15 +1,24 @@
-"""The encoder contract, run over every encoder and its layer/direction variants."""
+"""The encoder contract, run over every registered encoder and its layer/direction variants.
+
+The cases come from ``ENCODERS``: an encoder added to the registry runs every test here (padding
+invariance, one-token texts, gradients, attention, spec and checkpoint round trips) without a
+line added to this file.
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import math
+import re
 
+import lightning as L
 import pytest
 import torch
 from torch import Tensor, nn
 
+from lit_seqcls import SequenceClassifier
 from lit_seqcls.encoders import (
     ENCODERS,
     AttentionEncoder,
@@ -20,37 +29,50 @@ from lit_seqcls.encoders import (
     LSTMEncoder,
     RNNEncoder,
     SWEMEncoder,
-    build_encoder,
+    resolve,
+    spec,
 )
 from lit_seqcls.masking import lengths_to_mask
+from lit_seqcls.validation import ConfigValueError
 
 E, H = 8, 12  # embedding and hidden sizes: small, so the whole file runs in seconds
 LENGTHS = (4, 1, 9)  # unsorted, so packing with enforce_sorted=False is exercised
 GARBAGE = 1e3  # padding values: large, so an encoder that lets padding leak in is caught
 
-# (id, class, kwargs). Multi-layer variants carry dropout so eval mode must really switch it off.
-CASES = [
-    ("rnn", RNNEncoder, {"hidden_size": H}),
-    ("rnn-2layer-bi", RNNEncoder, {"hidden_size": H, "num_layers": 2, "bidirectional": True}),
-    ("gru", GRUEncoder, {"hidden_size": H}),
-    ("gru-2layer-bi", GRUEncoder, {"hidden_size": H, "num_layers": 2, "bidirectional": True}),
-    ("lstm", LSTMEncoder, {"hidden_size": H}),
-    ("lstm-2layer-dropout", LSTMEncoder, {"hidden_size": H, "num_layers": 2, "dropout": 0.5}),
-    ("lstm-bi", LSTMEncoder, {"hidden_size": H, "bidirectional": True}),
-    ("bilstm", BiLSTMEncoder, {"hidden_size": H}),
-    ("bilstm-2layer-dropout", BiLSTMEncoder, {"hidden_size": H, "num_layers": 2, "dropout": 0.5}),
-    ("attention", AttentionEncoder, {"hidden_size": H}),
-    (
-        "attention-uni-2layer",
-        AttentionEncoder,
-        {"hidden_size": H, "num_layers": 2, "dropout": 0.5, "bidirectional": False},
-    ),
-    ("attention-dim5", AttentionEncoder, {"hidden_size": H, "attention_dim": 5}),
-    ("cnn", CNNEncoder, {"num_filters": H}),
-    ("cnn-wider-than-batch", CNNEncoder, {"num_filters": H, "kernel_sizes": (2, 11)}),
-    ("swem", SWEMEncoder, {}),
-    ("swem-mean", SWEMEncoder, {"pooling": "mean"}),
-]
+# Size arguments set small for every encoder that takes them.
+SMALL = {"hidden_size": H, "num_filters": H}
+# More cases per registered encoder, beyond its small default one. Multi-layer variants carry
+# dropout so eval mode must really switch it off.
+VARIANTS: dict[str, dict[str, dict]] = {
+    "rnn": {"2layer-bi": {"num_layers": 2, "bidirectional": True}},
+    "gru": {"2layer-bi": {"num_layers": 2, "bidirectional": True}},
+    "lstm": {"2layer-dropout": {"num_layers": 2, "dropout": 0.5}, "bi": {"bidirectional": True}},
+    "bilstm": {"2layer-dropout": {"num_layers": 2, "dropout": 0.5}},
+    "attention": {
+        "uni-2layer": {"num_layers": 2, "dropout": 0.5, "bidirectional": False},
+        "dim5": {"attention_dim": 5},
+    },
+    "cnn": {"wider-than-batch": {"kernel_sizes": (2, 11)}},
+    "swem": {"mean": {"pooling": "mean"}},
+}
+
+
+def _small(cls: type[Encoder]) -> dict:
+    accepted = inspect.signature(cls).parameters
+    return {key: value for key, value in SMALL.items() if key in accepted}
+
+
+def _cases() -> list[tuple[str, type[Encoder], dict]]:
+    """(id, class, kwargs): each registered encoder small, then its variants."""
+    cases = []
+    for name, cls in ENCODERS.items():
+        cases.append((name, cls, _small(cls)))
+        for variant, kwargs in VARIANTS.get(name, {}).items():
+            cases.append((f"{name}-{variant}", cls, {**_small(cls), **kwargs}))
+    return cases
+
+
+CASES = _cases()
 
 
 def _implementations(name: str, cls: type[Encoder], kwargs: dict) -> list:
@@ -253,21 +275,85 @@ def test_swem_unknown_pooling_names_the_valid_ones():
         SWEMEncoder(E, pooling="sum")
 
 
+def test_variants_are_of_registered_encoders():
+    assert set(VARIANTS) <= set(ENCODERS)
+
+
 @pytest.mark.parametrize("name", sorted(ENCODERS))
-def test_build_encoder_by_name(name):
-    kwargs = {"cnn": {"num_filters": H}, "swem": {}}.get(name, {"hidden_size": H})
-    encoder = build_encoder(name, E, **kwargs)
-    assert type(encoder) is ENCODERS[name]
-    assert isinstance(encoder, Encoder)
-    pooled, _ = _encode(encoder, _texts())
-    assert pooled.shape[-1] == encoder.output_dim
+def test_resolve_by_name_class_path_and_factory(name):
+    cls = ENCODERS[name]
+    path = f"{cls.__module__}.{cls.__qualname__}"
+    for given in (
+        name,
+        path,
+        {"class_path": path, "init_args": _small(cls)},
+        functools.partial(cls, **_small(cls)),
+        lambda size, cls=cls: cls(size, **_small(cls)),
+    ):
+        encoder = resolve(given, E)
+        assert type(encoder) is cls
+        pooled, _ = _encode(encoder, _texts())
+        assert pooled.shape[-1] == encoder.output_dim
 
 
-def test_build_encoder_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match="transformer") as error:
-        build_encoder("transformer", E)
-    for name in ("rnn", "gru", "lstm", "bilstm", "attention", "cnn", "swem"):
-        assert repr(name) in str(error.value)
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("transformer", "unknown encoder 'transformer'; choose one of 'rnn', 'gru', 'lstm'"),
+        ("torch.nn.Linear", "names 'torch.nn.Linear', which is not a subclass of Encoder"),
+        ({"class_path": "os.system"}, "names 'os.system', a function, not a class"),
+        ({"class_path": "no.such.Thing"}, "names 'no.such.Thing', which does not exist here"),
+        ({"class_path": "lit_seqcls.encoders.GRUEncoder", "init_args": 3}, "not a dictionary"),
+        (lambda size: nn.Linear(size, 2), "the encoder factory returned Linear, not an Encoder"),
+        (3, "encoder must be a name (rnn, gru, lstm, bilstm, attention, cnn, swem)"),
+    ],
+    ids=["name", "not-an-encoder", "function", "missing", "init-args", "factory", "type"],
+)
+def test_resolve_refuses_with_a_sentence(given, message):
+    with pytest.raises(ConfigValueError, match=re.escape(message)):
+        resolve(given, E)
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ENCODER_PARAMS)
+def test_spec_is_plain_data_that_rebuilds_the_same_encoder(cls, kwargs):
+    encoder = cls(E, **kwargs).eval()
+    data = spec(encoder)
+    assert data == {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": kwargs}
+    again = resolve(data, E).eval()
+    again.load_state_dict(encoder.state_dict())  # strict: the same parameters, the same shapes
+    texts = _texts()
+    with torch.no_grad():
+        torch.testing.assert_close(_encode(again, texts)[0], _encode(encoder, texts)[0])
+
+
+def test_spec_survives_copies_and_reports_only_given_arguments():
+    encoder = GRUEncoder(E, 5)  # positional arguments are named in the spec
+    assert spec(copy.deepcopy(encoder))["init_args"] == {"hidden_size": 5}
+    assert spec(GRUEncoder(E))["init_args"] == {}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_checkpoint_round_trip(name, tmp_path):
+    """Saved as plain data, loaded without the CLI: the same encoder and the same logits."""
+    cls = ENCODERS[name]
+    factory = functools.partial(cls, **_small(cls))
+    model = SequenceClassifier(30, 3, encoder=factory, embedding_dim=E)
+    trainer = L.Trainer(
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, max_epochs=0,
+    )  # fmt: skip
+    trainer.strategy.connect(model)
+    path = tmp_path / f"{name}.ckpt"
+    trainer.save_checkpoint(path)
+    torch.load(path, weights_only=True)  # raises if anything but plain data was pickled
+    again = SequenceClassifier.load_from_checkpoint(path)
+    assert type(again.network.encoder) is cls
+    assert again.hparams.encoder == model.hparams.encoder == spec(model.network.encoder)
+    ids = torch.tensor([[5, 9, 3, 7, 2], [4, 8, 0, 0, 0]])
+    lengths = torch.tensor([5, 2])
+    model.eval(), again.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids, lengths).logits, model(ids, lengths).logits)
 
 
 def _recurrent_modules() -> list[nn.RNNBase]:

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from lit_seqcls.encoders import ENCODERS, build_encoder
+from lit_seqcls.encoders import ENCODERS, resolve
 from lit_seqcls.validation import ConfigValueError
 
 E = 8
@@ -76,10 +76,12 @@ def test_smallest_valid_values_are_accepted(name):
 
 def test_unknown_encoder_name_is_a_config_value_error():
     with pytest.raises(ConfigValueError, match="unknown encoder 'transformer'"):
-        build_encoder("transformer", E)
+        resolve("transformer", E)
 
 
 def test_config_value_error_is_still_a_value_error():
     """Callers that catch ValueError keep working."""
     with pytest.raises(ValueError, match="hidden_size"):
-        build_encoder("lstm", E, hidden_size=0)
+        resolve(
+            {"class_path": "lit_seqcls.encoders.LSTMEncoder", "init_args": {"hidden_size": 0}}, E
+        )

@@ -55,9 +55,9 @@ def test_model_starts_from_the_datamodule_vectors(tmp_path):
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(model, dm)
     good = dm.tokenizer.token_to_id("good")
-    assert model.embedding.weight[good].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert model.network.embedding.weight[good].tolist() == [1.0, 1.0, 1.0, 1.0]
     assert dm.vectors_coverage == 1.0
 
     wrong = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="cnn", embedding_dim=8)
     with pytest.raises(ValueError, match=r"--model\.embedding_dim 4"):
-        wrong.load_pretrained_embeddings(torch.zeros(dm.vocab_size, 4))
+        wrong.network.load_pretrained_embeddings(torch.zeros(dm.vocab_size, 4))
