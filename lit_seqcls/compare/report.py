@@ -2,8 +2,14 @@
 
 ``write_report`` turns a list of runs (``lit_seqcls.compare.results``) into ``comparison.md``,
 ``comparison.csv`` (per encoder, mean ± std over the seeds that finished), ``runs.csv`` (per run),
-``results.json`` (every run as plain data, for ``load_results``) and the four PNGs of
-``lit_seqcls.compare.plots``.
+``results.json`` (every run as plain data, for ``load_results``, with the per-encoder rows and
+how their statistics were computed) and the four PNGs of ``lit_seqcls.compare.plots``.
+
+Each encoder's row carries 95% confidence intervals of test accuracy and macro-F1, its p-values
+against the best encoder and whether it is tied with it (``lit_seqcls.compare.stats``, from the
+runs' per-example test predictions); the table's footnote says what was tested and how. The
+linear reference row (``lit_seqcls.compare.reference``) goes through the same statistics and is
+marked as the reference; it is never the best, and the plots leave it out.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_seqcls.compare import stats
 from lit_seqcls.compare.plots import PLOTS, save_plots
+from lit_seqcls.compare.predictions import paired_predictions
 from lit_seqcls.compare.results import RunResult, accuracy_by_length, bucket_label, summarize
 from lit_seqcls.runtime.outputs import spreadsheet_safe
+
+STATS_SEED = 0  # the statistics' resamples and permutations: the same report every time
 
 
 def write_report(
@@ -26,18 +36,50 @@ def write_report(
     """Write the tables and plots for ``results`` into ``output_dir``; return the paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = summarize(results)
+    footnote = add_significance(rows, results)
     results_json = output_dir / "results.json"
-    results_json.write_text(
-        json.dumps([dataclasses.asdict(r) for r in results], default=_plain), encoding="utf-8"
-    )
+    payload = {
+        "runs": [dataclasses.asdict(r) for r in results],
+        "encoders": rows,
+        "statistics": footnote,
+    }
+    results_json.write_text(json.dumps(payload, default=_plain), encoding="utf-8")
     written = [
         results_json,
         _write_csv(output_dir / "comparison.csv", rows),
         _write_csv(output_dir / "runs.csv", [_run_row(r) for r in results]),
-        _write_markdown(output_dir / "comparison.md", rows, results, title, command),
+        _write_markdown(output_dir / "comparison.md", rows, results, title, command, footnote),
     ]
-    written += save_plots([r for r in results if r.status == "ok"], rows, output_dir)
+    encoders = [r for r in results if r.status == "ok" and not r.reference]
+    written += save_plots(encoders, [r for r in rows if not r["reference"]], output_dir)
     return written
+
+
+def add_significance(rows: list[dict[str, Any]], results: Sequence[RunResult]) -> str:
+    """Add each row's intervals, p-values against the best and tie to ``rows``; return the
+    footnote that says how (empty when no run has per-example predictions)."""
+    labels, runs, notes = paired_predictions(results)
+    references = {r.encoder for r in results if r.reference}
+    found = stats.compare(
+        labels, runs, candidates=[n for n in runs if n not in references], seed=STATS_SEED
+    )
+    by_name = {s.name: s for s in found}
+    for row in rows:
+        row["reference"] = row["encoder"] in references
+        s = by_name.get(row["encoder"])
+        row["acc_ci_low"], row["acc_ci_high"] = s.acc_ci if s else (None, None)
+        row["f1_ci_low"], row["f1_ci_high"] = s.f1_ci if s else (None, None)
+        others = s is not None and len(found) > 1
+        row["p_vs_best_acc"] = s.p_acc if others and not s.best else None
+        row["p_vs_best_f1"] = s.p_f1 if others and not s.best else None
+        row["acc_test"] = s.acc_test if others and not s.best else ""
+        row["tied_with_best"] = (
+            "" if not others else "best" if s.best else "yes" if s.tied else "no"
+        )
+    text = stats.describe(found) if found else ""
+    if notes:
+        text += " Left out of the statistics: " + "; ".join(notes) + "."
+    return text.strip()
 
 
 def _plain(value: Any) -> Any:
@@ -53,6 +95,7 @@ def _run_row(r: RunResult) -> dict[str, Any]:
         "tokens_per_s": r.tokens_per_s,
         "status": r.status,
         "run_dir": r.run_dir,
+        "reference": r.reference,
     }
 
 
@@ -67,6 +110,14 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "—" if low is None else f"{low:.3f}–{high:.3f}"
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _length_table(results: Sequence[RunResult]) -> list[str]:
@@ -91,22 +142,33 @@ def _write_markdown(
     results: Sequence[RunResult],
     title: str,
     command: str,
+    footnote: str = "",
 ) -> Path:
-    seeds = max((r["seeds"] for r in rows), default=1)
+    seeds = max((r["seeds"] for r in rows if not r["reference"]), default=1)
     lines = [
         f"# {title}",
         "",
         f"`{command}`" if command else "",
         "",
-        "| encoder | test acc | macro-F1 | train time | params (encoder) | samples/s | tokens/s "
-        "| status |",
-        "|---|---|---|---|---|---|---|---|",
+        "| encoder | test acc | acc 95% CI | macro-F1 | F1 95% CI | p vs best (acc / F1) "
+        "| tied with best | train time | params (encoder) | samples/s | tokens/s | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        params = "—" if r["params"] is None else f"{r['params']:,} ({r['encoder_params']:,})"
+        params = _fmt(r["params"], ",") + (
+            "" if r["encoder_params"] is None else f" ({r['encoder_params']:,})"
+        )
         time_s = r["train_time_s_mean"]
+        name = f"{r['encoder']} (reference)" if r["reference"] else r["encoder"]
+        p_values = (
+            "—"
+            if r["p_vs_best_acc"] is None
+            else (f"{_p(r['p_vs_best_acc'])} / {_p(r['p_vs_best_f1'])}")
+        )
         lines.append(
-            f"| {r['encoder']} | {r['test_acc']} | {r['test_f1']} "
+            f"| {name} | {r['test_acc']} | {_interval(r['acc_ci_low'], r['acc_ci_high'])} "
+            f"| {r['test_f1']} | {_interval(r['f1_ci_low'], r['f1_ci_high'])} | {p_values} "
+            f"| {r['tied_with_best'] or '—'} "
             f"| {'—' if time_s is None else f'{time_s:.0f} s'} | {params} "
             f"| {_fmt(r['samples_per_s_mean'], ',.0f')} | {_fmt(r['tokens_per_s_mean'], ',.0f')} "
             f"| {r['status']} |"
@@ -117,6 +179,7 @@ def _write_markdown(
         "Train time: the whole `fit` (training and validation epochs); samples/s and tokens/s: "
         "training steps only (forward, backward, optimizer), real tokens without padding. "
         "Params: the whole model, with the encoder's share in brackets.",
+        *([f"Statistics: {footnote}"] if footnote else []),
         "",
         *_length_table(results),
         "",

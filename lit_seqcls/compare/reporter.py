@@ -4,7 +4,10 @@ Each child ``fit``/``test`` process prints one ``@@compare {json}`` line per eve
 parent reads them to show progress) and writes what the comparison needs into the run's log dir:
 ``compare_fit.json`` (training time, throughput, parameter counts, validation history) and
 ``compare_test.json`` (test metrics and per-example length and correctness, for accuracy by
-length). It measures only; it changes nothing in training.
+length), and into the run's folder (``default_root_dir``) ``test_predictions.jsonl``: every test
+example's true and predicted class and probabilities, gathered from every rank, in input order
+(``lit_seqcls.compare.predictions``; the report's paired statistics read it). It measures only;
+it changes nothing in training.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE, write_predictions
+from lit_seqcls.runtime.distributed import gather_objects
 
 EVENT_PREFIX = "@@compare "
 FIT_FILE = "compare_fit.json"
@@ -40,7 +46,8 @@ class ComparisonReporter(Callback):
         self.train_tokens = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, float]] = []
-        self.examples: list[tuple[int, int, int, int]] = []  # (index, length, label, pred)
+        # (index, length, label, pred, probabilities) of every test example of this rank
+        self.examples: list[tuple[int | None, int, int, int, list[float]]] = []
         self._fit_start = 0.0
         self._batch_start = 0.0
 
@@ -94,13 +101,15 @@ class ComparisonReporter(Callback):
 
     # -- test ------------------------------------------------------------------------------
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        # The model's test step returns its predictions, so no second forward pass is needed.
+        # The model's test step returns its logits, so no second forward pass is needed.
         index = batch.index.tolist() if batch.index is not None else [None] * len(batch)
+        probs = outputs["logits"].float().softmax(dim=-1)  # (B, C)
         rows = zip(
             index,
             batch.lengths.tolist(),
             batch.labels.tolist(),
             outputs["preds"].tolist(),
+            probs.tolist(),
             strict=True,
         )
         self.examples.extend(rows)
@@ -109,7 +118,14 @@ class ComparisonReporter(Callback):
         metrics = {
             k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
         }
-        examples = sorted(self.examples, key=lambda r: (r[0] is None, r[0] or 0))
+        # Every rank's share (a collective: every rank calls it); DDP evaluation never repeats
+        # an example (docs/DESIGN.md, "Equal counts"), so each test example is here once.
+        examples = [row for part in gather_objects(trainer, self.examples) for row in part]
+        examples.sort(key=lambda r: (r[0] is None, r[0] or 0))
+        predictions = Path(trainer.default_root_dir) / PREDICTIONS_FILE
+        if trainer.is_global_zero:
+            names = getattr(pl_module, "class_names", None)
+            write_predictions(predictions, (_prediction(row, names) for row in examples))
         self._write(
             trainer,
             TEST_FILE,
@@ -120,6 +136,7 @@ class ComparisonReporter(Callback):
                     "length": [r[1] for r in examples],
                     "correct": [int(r[2] == r[3]) for r in examples],
                 },
+                "predictions": str(predictions.resolve()),
             },
         )
 
@@ -137,3 +154,15 @@ class ComparisonReporter(Callback):
     def _emit(trainer: L.Trainer, event: str, **fields: Any) -> None:
         if trainer.is_global_zero:
             print(EVENT_PREFIX + json.dumps({"event": event, **fields}), flush=True)
+
+
+def _prediction(row: tuple, class_names: list[str] | None) -> dict[str, Any]:
+    """One line of ``test_predictions.jsonl``: classes by name (by id without names)."""
+    index, _, label, pred, probs = row
+    names = class_names or [str(i) for i in range(len(probs))]
+    return {
+        "index": index,
+        "label": names[label],
+        "pred": names[pred],
+        "probs": {name: round(p, 6) for name, p in zip(names, probs, strict=True)},
+    }

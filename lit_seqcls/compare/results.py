@@ -45,6 +45,10 @@ class RunResult:
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
     lengths: list[int] = dataclasses.field(default_factory=list)
     correct: list[int] = dataclasses.field(default_factory=list)
+    # The run's `test_predictions.jsonl` (`lit_seqcls.compare.predictions`), for the statistics;
+    # `reference`: the linear reference row (`lit_seqcls.compare.reference`), not an encoder.
+    predictions: str = ""
+    reference: bool = False
 
     def add_fit(self, fit: dict[str, Any]) -> None:
         """Take training time, throughput, sizes and validation history from the reporter."""
@@ -58,6 +62,7 @@ class RunResult:
         self.test_f1 = test["metrics"].get("test/f1_macro")
         self.lengths = test["examples"]["length"]
         self.correct = test["examples"]["correct"]
+        self.predictions = test.get("predictions", "")
 
     def summary(self) -> str:
         if self.status != "ok":
@@ -68,7 +73,8 @@ class RunResult:
 def load_results(output_dir: Path) -> list[RunResult]:
     """The runs saved by ``write_report`` (``results.json``), e.g. to redraw the plots."""
     raw = json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
-    return [RunResult(**r) for r in raw]
+    runs = raw["runs"] if isinstance(raw, dict) else raw  # a list: written before the statistics
+    return [RunResult(**r) for r in runs]
 
 
 def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:

@@ -338,7 +338,8 @@ def describe(
         "accuracy) on the same test examples; accuracy: "
         + (" and ".join(acc_tests) or "no other row")
         + f"; macro-F1: a paired permutation test ({n_perm_f1:,} permutations) swapping the "
-        "two rows' predictions of an example (all seeds at once, seed k with seed k). "
+        "two rows' predictions of an example (all seeds at once, seed k with seed k; a row "
+        "with more seeds than the other uses its first ones). "
         f"Tied with best: accuracy p ≥ {alpha:g}. The best was chosen on the same test set "
         "it is then tested on (a post-hoc comparison), and the p-values are not corrected "
         "for testing several rows."
