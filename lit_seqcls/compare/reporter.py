@@ -7,7 +7,9 @@ parent reads them to show progress) and writes what the comparison needs into th
 length), and into the run's folder (``default_root_dir``) ``test_predictions.jsonl``: every test
 example's true and predicted class and probabilities, gathered from every rank, in input order
 (``lit_seqcls.compare.predictions``; the report's paired statistics read it). It measures only;
-it changes nothing in training.
+it changes nothing in training. Its counts and clock are part of the
+checkpoint (``state_dict``), so a run resumed with ``--ckpt_path auto`` reports the whole run:
+the validation history, the training time (without the time it was stopped) and the throughput.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from lit_seqcls.compare.predictions import PREDICTIONS_FILE, write_predictions
@@ -50,6 +53,29 @@ class ComparisonReporter(Callback):
         self.examples: list[tuple[int | None, int, int, int, list[float]]] = []
         self._fit_start = 0.0
         self._batch_start = 0.0
+        self._elapsed_before = 0.0  # fit time of the attempts before a resume
+
+    def state_dict(self) -> dict[str, Any]:
+        # Plain data: checkpoints load with `weights_only=True`.
+        return {
+            "train_samples": self.train_samples,
+            "train_tokens": self.train_tokens,
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+            "elapsed": self._elapsed(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_samples = state_dict["train_samples"]
+        self.train_tokens = state_dict["train_tokens"]
+        self.train_seconds = state_dict["train_seconds"]
+        self.history = list(state_dict["history"])
+        self._elapsed_before = state_dict["elapsed"]
+
+    def _elapsed(self) -> float:
+        """Seconds of ``fit`` so far, over every attempt of a resumed run."""
+        running = time.perf_counter() - self._fit_start if self._fit_start else 0.0
+        return self._elapsed_before + running
 
     # -- fit -------------------------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -68,21 +94,24 @@ class ComparisonReporter(Callback):
         if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        self.history.append({"epoch": trainer.current_epoch, **metrics})
+        elapsed = self._elapsed()  # read by `RunResult` for the time to the best validation score
+        self.history.append({"epoch": trainer.current_epoch, "elapsed": elapsed, **metrics})
         self._emit(
             trainer,
             "epoch",
             epoch=trainer.current_epoch + 1,
             max_epochs=trainer.max_epochs,
-            elapsed=time.perf_counter() - self._fit_start,
+            elapsed=elapsed,
             **metrics,
         )
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        encoder = getattr(pl_module, "encoder", None)
+        # The encoder is the model's `network.encoder` (or, in older models, `encoder`).
+        network = getattr(pl_module, "network", pl_module)
+        encoder = getattr(network, "encoder", None)
         ckpt = trainer.checkpoint_callback
         summary = {
-            "train_time_s": time.perf_counter() - self._fit_start,
+            "train_time_s": self._elapsed(),
             "train_step_time_s": self.train_seconds,
             "train_samples": self.train_samples,
             "train_tokens": self.train_tokens,
@@ -96,6 +125,7 @@ class ComparisonReporter(Callback):
             "best_model_path": ckpt.best_model_path if ckpt is not None else "",
             "history": self.history,
             "log_dir": trainer.log_dir,
+            "device": _device(trainer),
         }
         self._write(trainer, FIT_FILE, summary)
 
@@ -154,6 +184,16 @@ class ComparisonReporter(Callback):
     def _emit(trainer: L.Trainer, event: str, **fields: Any) -> None:
         if trainer.is_global_zero:
             print(EVENT_PREFIX + json.dumps({"event": event, **fields}), flush=True)
+
+
+def _device(trainer: L.Trainer) -> dict[str, Any]:
+    """What the run trained on: device type, torch threads, and a GPU's name and peak memory."""
+    device = trainer.strategy.root_device
+    info: dict[str, Any] = {"type": device.type, "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+        info["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return info
 
 
 def _prediction(row: tuple, class_names: list[str] | None) -> dict[str, Any]:

@@ -20,6 +20,16 @@ from typing import Any
 from lit_seqcls.metrics import length_buckets
 
 NUM_BUCKETS = 5
+SCORES = ("test_acc", "test_f1")
+# Averaged per encoder like the scores (``<name>_mean``, ``<name>_std`` in ``summarize``).
+COSTS = (
+    "train_time_s",
+    "wall_time_s",
+    "time_to_best_s",
+    "peak_rss_mb",
+    "samples_per_s",
+    "tokens_per_s",
+)
 
 
 @dataclasses.dataclass
@@ -42,6 +52,12 @@ class RunResult:
     encoder_params: int | None = None
     samples_per_s: float | None = None
     tokens_per_s: float | None = None
+    # Cost: fit + test processes, over every attempt of a resumed run; the fit time at the epoch
+    # of the best validation accuracy; the largest resident memory of a process of the run.
+    wall_time_s: float | None = None
+    time_to_best_s: float | None = None
+    peak_rss_mb: float | None = None
+    hardware: dict[str, Any] = dataclasses.field(default_factory=dict)
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
     lengths: list[int] = dataclasses.field(default_factory=list)
     correct: list[int] = dataclasses.field(default_factory=list)
@@ -55,6 +71,7 @@ class RunResult:
         for name in ("train_time_s", "params", "encoder_params", "samples_per_s", "tokens_per_s"):
             setattr(self, name, fit.get(name))
         self.history = fit.get("history", [])
+        self.time_to_best_s = time_to_best(self.history)
 
     def add_test(self, test: dict[str, Any]) -> None:
         """Take the test metrics and per-example lengths and correctness from the reporter."""
@@ -68,6 +85,20 @@ class RunResult:
         if self.status != "ok":
             return self.status
         return f"test acc {self.test_acc:.3f}, macro-F1 {self.test_f1:.3f}"
+
+
+def time_to_best(history: Sequence[dict[str, float]], metric: str = "val/acc") -> float | None:
+    """Fit time (``elapsed``) at the first epoch with the best ``metric``; None without one.
+
+    Example:
+        >>> time_to_best([{"elapsed": 5.0, "val/acc": 0.8}, {"elapsed": 9.0, "val/acc": 0.9},
+        ...               {"elapsed": 14.0, "val/acc": 0.9}])
+        9.0
+    """
+    scored = [h for h in history if metric in h and "elapsed" in h]
+    if not scored:
+        return None
+    return max(scored, key=lambda h: h[metric])["elapsed"]  # max keeps the first of equals
 
 
 def load_results(output_dir: Path) -> list[RunResult]:
@@ -95,7 +126,7 @@ def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:
         runs = [r for r in results if r.encoder == encoder]
         ok = [r for r in runs if r.status == "ok"]
         row: dict[str, Any] = {"encoder": encoder}
-        for name in ("test_acc", "test_f1", "train_time_s", "samples_per_s", "tokens_per_s"):
+        for name in (*SCORES, *COSTS):
             mean, std = _mean_std([getattr(r, name) for r in ok])
             row[f"{name}_mean"], row[f"{name}_std"] = mean, std
         row["test_acc"] = _pm(row["test_acc_mean"], row["test_acc_std"], len(ok))

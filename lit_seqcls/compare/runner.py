@@ -17,6 +17,15 @@ over seeds), ``runs.csv`` (one row per run), four PNGs (see ``lit_seqcls.compare
 An existing output directory is used only if it is empty or holds an earlier comparison (then
 its files are updated); one holding other files is refused unless ``--overwrite`` is given.
 
+Resumable: a run is recorded (``runs/<run>/result.json``, see ``lit_seqcls.compare.runs``) when
+its ``fit`` and ``test`` have finished, and the tables are rewritten after every run. Rerunning
+the same command reuses every finished run and continues the others, ``fit`` from the newest
+checkpoint of its folder (``--ckpt_path auto``: exactly where it stopped); ``--fresh`` starts
+over. A run folder started by another command (other configs or overrides) is refused, naming
+``--fresh``, never resumed. Where runs run (``--launcher``: here ``--jobs`` at a time, or a
+SLURM job array through submitit) is ``lit_seqcls.compare.launchers``; every launcher calls
+``execute_run`` once per run.
+
 With a W&B logger in the configs, every run joins the W&B group ``--name`` (through W&B's own
 ``WANDB_RUN_GROUP``/``WANDB_NAME`` environment variables), so W&B shows them side by side.
 """
@@ -24,26 +33,55 @@ With a W&B logger in the configs, every run joins the W&B group ``--name`` (thro
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import inspect
 import json
-import os
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
+import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lit_seqcls.compare import execution
+from lit_seqcls.compare.execution import execute_run
+from lit_seqcls.compare.launchers import (
+    ACTIVE_STATES,
+    LAUNCHERS,
+    SlurmOptions,
+    describe_jobs,
+    job_state,
+    run_local,
+    submit,
+    submitted_jobs,
+    threads_per_run,
+)
+from lit_seqcls.compare.progress import Progress
 from lit_seqcls.compare.report import write_report
-from lit_seqcls.compare.reporter import EVENT_PREFIX, FIT_FILE, TEST_FILE
 from lit_seqcls.compare.results import RunResult
+from lit_seqcls.compare.runs import (
+    COMMAND_FILE,
+    RECORD_FILE,
+    RunSpec,
+    command_difference,
+    read_json,
+    read_record,
+    run_name,
+    same_command,
+    stored_command,
+)
 from lit_seqcls.encoders import ENCODERS
+from lit_seqcls.errors import UserError
 from lit_seqcls.runtime.outputs import check_output_dir
 from lit_seqcls.trust import check_untrusted, read_config_file
 
 ENCODER_ARG = "--model.encoder.init_args."
-REPORTER = "lit_seqcls.compare.ComparisonReporter"
-LOG_TAIL = 2000  # characters of a failed run's log shown in the terminal
+SUBMITIT_DIR = "submitit"  # submitit's scripts, pickles and task logs, in the output folder
+LOCK_FILE = ".compare.lock"
+
+
+class CompareError(RuntimeError, UserError):
+    """The comparison cannot go on as asked; the message says why and what to do."""
 
 
 def main(argv: list[str]) -> None:
@@ -61,136 +99,204 @@ def main(argv: list[str]) -> None:
         overwrite_option="--overwrite",
     )
     output_dir.mkdir(parents=True, exist_ok=True)
-    plan = [(encoder, seed) for encoder in options.encoders for seed in options.seeds]
-    progress = _Progress(len(plan))
-    results = []
-    for i, (encoder, seed) in enumerate(plan, start=1):
-        progress.start_run(i, encoder, seed)
-        result = run_one(
-            encoder,
-            seed,
-            options.config,
-            passthrough,
-            output_dir / "runs" / f"{encoder}-seed{seed}",
-            group=options.name,
-            progress=progress,
-        )
-        progress.end_run(result)
-        results.append(result)
-        # After every run, so a long comparison can be looked at (or cut short) on the way.
-        written = write_report(results, output_dir, options.name, _command_line(argv))
+    with _one_comparison_at_a_time(output_dir):
+        specs = _plan(options, passthrough, output_dir)
+        if options.fresh:
+            _remove_runs(specs)
+        report = _Report(specs, output_dir, options.name, _command_line(argv))
+        todo = _assess(specs, report, retry_failed=not options.collect)
+        if options.collect:
+            _collect(todo, report, output_dir / SUBMITIT_DIR)
+        elif options.launcher == "local":
+            _run_here(specs, todo, options.jobs, report)
+        else:
+            _submit(todo, options, report, output_dir / SUBMITIT_DIR)
+        written = report.write()
     print(f"\nCompared {len(options.encoders)} encoder(s) × {len(options.seeds)} seed(s):")
     markdown = (output_dir / "comparison.md").read_text(encoding="utf-8")
     print("\n".join(line for line in markdown.splitlines() if line.startswith("|")))
     print("Wrote " + ", ".join(str(p) for p in written))
 
 
+def _plan(options: argparse.Namespace, overrides: list[str], output_dir: Path) -> list[RunSpec]:
+    """One ``RunSpec`` per encoder × seed, in the order they run and appear in the tables."""
+    # A SLURM task uses the cores of its allocation; here the cores are shared by --jobs runs.
+    threads = None if options.launcher == "slurm" else threads_per_run(options.jobs)
+    configs = tuple(str(Path(c).resolve()) if Path(c).is_file() else c for c in options.config)
+    return [
+        RunSpec(
+            encoder=encoder,
+            seed=seed,
+            configs=configs,
+            overrides=tuple(_for_encoder(overrides, encoder)),
+            run_dir=str(output_dir / "runs" / run_name(encoder, seed)),
+            group=options.name,
+            threads=threads,
+            program=tuple(execution.PROGRAM),
+        )
+        for encoder in options.encoders
+        for seed in options.seeds
+    ]
+
+
+class _Report:
+    """The runs of this comparison as they stand; ``write`` rewrites the tables and plots."""
+
+    def __init__(self, specs: list[RunSpec], output_dir: Path, title: str, command: str) -> None:
+        self.output_dir, self.title, self.command = output_dir, title, command
+        self.results = {
+            s.name: RunResult(s.encoder, s.seed, run_dir=s.run_dir, status="not run yet")
+            for s in specs
+        }
+
+    def add(self, result: RunResult) -> None:
+        """Merge one run and rewrite the report (after every run: always current)."""
+        self.results[run_name(result.encoder, result.seed)] = result
+        self.write()
+
+    def set_status(self, name: str, status: str) -> None:
+        self.results[name].status = status
+
+    def finished(self) -> int:
+        return sum(r.status == "ok" for r in self.results.values())
+
+    def write(self) -> list[Path]:
+        return write_report(list(self.results.values()), self.output_dir, self.title, self.command)
+
+
+def _assess(specs: list[RunSpec], report: _Report, retry_failed: bool) -> list[RunSpec]:
+    """Merge the finished runs into ``report``; return the runs still to do.
+
+    Raises ``CompareError`` (naming ``--fresh``) when a run folder holds a run of another
+    command: resuming it would mix two experiments, and deleting it is the user's call.
+    """
+    todo, conflicts = [], []
+    for spec in specs:
+        run_dir = Path(spec.run_dir)
+        record = read_json(run_dir / RECORD_FILE)
+        stored = (record or {}).get("command") or stored_command(run_dir)
+        if stored is None and run_dir.is_dir() and any(run_dir.iterdir()):
+            conflicts.append(f"  {spec.name}: started by an earlier lit-seqcls (no {COMMAND_FILE})")
+        elif stored is not None and not same_command(stored, spec.command()):
+            conflicts.append(f"  {spec.name}: {command_difference(stored, spec.command())}")
+        elif record is not None and (not retry_failed or record["result"]["status"] == "ok"):
+            report.results[spec.name] = read_record(run_dir) or report.results[spec.name]
+            if report.results[spec.name].status != "ok":
+                todo.append(spec)  # --collect: shown as it failed, not run again
+        else:
+            todo.append(spec)
+    if conflicts:
+        raise CompareError(
+            f"{report.output_dir} holds runs of another command, which this one will not "
+            "resume or reuse:\n" + "\n".join(conflicts) + "\nRerun with --fresh to start "
+            "these runs over (it deletes this comparison's runs/<encoder>-seed<seed>/ folders), "
+            "or write to a new --output_dir."
+        )
+    return todo
+
+
+def _remove_runs(specs: list[RunSpec]) -> None:
+    """``--fresh``: delete the run folders of this comparison's runs (nothing else)."""
+    for spec in specs:
+        shutil.rmtree(spec.run_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _one_comparison_at_a_time(output_dir: Path) -> Iterator[None]:
+    """Two ``compare`` processes in one folder would train the same runs twice."""
+    with (output_dir / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CompareError(
+                f"Another lit-seqcls compare is working in {output_dir}; wait for it to end, "
+                "or write to another --output_dir."
+            ) from None
+        yield
+
+
+def _run_here(specs: list[RunSpec], todo: list[RunSpec], jobs: int, report: _Report) -> None:
+    """``--launcher local``: ``jobs`` runs at a time; a signal stops them, resumable."""
+    reused = len(specs) - len(todo)
+    if reused:
+        print(f"{reused} of {len(specs)} runs already finished (their records are reused).")
+    progress = Progress(specs, reused, jobs)
+    stopped = run_local(todo, jobs, execute_run, report.add, progress)
+    if stopped is not None:
+        report.write()
+        print(
+            f"\nStopped by {signal.Signals(stopped).name}: {report.finished()} of {len(specs)} "
+            "runs finished. Rerun the same command to finish the others (each resumes from its "
+            "newest checkpoint).",
+            flush=True,
+        )
+        raise SystemExit(128 + stopped)
+
+
+def _submit(
+    todo: list[RunSpec], options: argparse.Namespace, report: _Report, folder: Path
+) -> None:
+    """``--launcher slurm`` / ``submitit-local``: through submitit (``launchers.submit``)."""
+    known = submitted_jobs(folder) if options.launcher == "slurm" else {}
+    waiting = {}
+    for spec in todo:
+        job_id = known.get(spec.name)
+        state = job_state(folder, job_id) if job_id else ""
+        if state in ACTIVE_STATES:  # never two tasks in one run folder
+            waiting[spec.name] = f"{state.lower()} as SLURM job {job_id}"
+            report.set_status(spec.name, waiting[spec.name])
+    to_submit = [spec for spec in todo if spec.name not in waiting]
+    for name, status in waiting.items():
+        print(f"{name}: {status} (not submitted again)")
+    if not to_submit:
+        return
+    slurm = _slurm_options(options)
+    jobs = submit(
+        to_submit, options.launcher, folder, execute_run, slurm, options.name, options.jobs
+    )
+    if options.launcher == "submitit-local":  # ended: merge what the runs recorded
+        for spec in to_submit:
+            report.add(read_record(Path(spec.run_dir)) or _unrecorded(spec, jobs[spec.name]))
+        return
+    for spec in to_submit:
+        report.set_status(spec.name, f"submitted as SLURM job {jobs[spec.name].job_id}")
+    print(
+        f"Submitted {len(to_submit)} runs as SLURM job array {describe_jobs(jobs)}; submitit's "
+        f"scripts and task logs are in {folder}.\nWatch: squeue --me; each run's log: "
+        f"{Path(to_submit[0].run_dir).parent}/<encoder>-seed<seed>/fit.log\nThen rerun the "
+        "same command, or add --collect, to merge the runs that finished (nothing queued or "
+        "running is submitted again)."
+    )
+
+
+def _unrecorded(spec: RunSpec, job: Any) -> RunResult:
+    status = f"no result (submitit job {job.job_id}: see {job.paths.stderr})"
+    return RunResult(spec.encoder, spec.seed, run_dir=spec.run_dir, status=status)
+
+
+def _collect(todo: list[RunSpec], report: _Report, folder: Path) -> None:
+    """``--collect``: say where each unfinished run stands; start nothing."""
+    known = submitted_jobs(folder)
+    for spec in todo:
+        if report.results[spec.name].status not in ("not run yet",):
+            continue  # a failed run, shown as it failed
+        job_id = known.get(spec.name)
+        if job_id:
+            report.set_status(spec.name, f"SLURM job {job_id}: {job_state(folder, job_id)}")
+        elif (Path(spec.run_dir) / COMMAND_FILE).is_file():
+            report.set_status(spec.name, "unfinished (rerun without --collect to resume)")
+    done = report.finished()
+    print(f"Collected {done} finished run(s) of {len(report.results)}.")
+
+
 def _is_comparison_dir(path: Path) -> bool:
     """Whether ``path`` holds an earlier comparison: its ``results.json``, or (cut short in its
-    first run) ``runs/<encoder>-seed<seed>/fit.log``."""
-    return (path / "results.json").is_file() or any(path.glob("runs/*-seed*/fit.log"))
-
-
-def run_one(
-    encoder: str,
-    seed: int,
-    configs: list[str],
-    overrides: list[str],
-    run_dir: Path,
-    group: str = "comparison",
-    progress: _Progress | None = None,
-) -> RunResult:
-    """``fit`` then ``test`` one encoder with one seed in child processes; never raises on failure.
-
-    Args:
-        encoder: a name from ``ENCODERS``.
-        seed: passed as ``--seed_everything``.
-        configs: ``--config`` files for ``fit`` (data, trainer, logger).
-        overrides: further ``fit`` arguments, applied after the encoder is set. An encoder
-            argument (``--model.encoder.init_args.hidden_size=64``) goes only to the encoders
-            that take it, so one command can size the recurrent encoders and the CNN.
-        run_dir: the run's ``trainer.default_root_dir``; logs go to ``run_dir/*.log``.
-        group: W&B group of the run (used only when the configs add a W&B logger).
-        progress: where epoch events go; ``None`` prints nothing.
-    """
-    result = RunResult(encoder=encoder, seed=seed, run_dir=str(run_dir))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        # Read by wandb.init when a W&B logger is configured; ignored otherwise.
-        "WANDB_RUN_GROUP": group,
-        "WANDB_NAME": f"{encoder}-seed{seed}",
-    }
-    fit_args = [
-        "fit",
-        *_config_args(configs),
-        # `.class_path`: a bare `--model.encoder=X` is read as an encoder *name* (a string).
-        f"--model.encoder.class_path={_class_path(encoder)}",
-        "--trainer.enable_progress_bar=false",  # progress comes from the reporter's events
-        "--trainer.enable_model_summary=false",
-        *_for_encoder(overrides, encoder),
-        f"--seed_everything={seed}",
-        f"--trainer.default_root_dir={run_dir}",
-        f"--trainer.callbacks+={REPORTER}",
-    ]
-    code, files = _child(fit_args, run_dir / "fit.log", {**env, "WANDB_JOB_TYPE": "fit"}, progress)
-    if code != 0 or FIT_FILE not in files:
-        result.status = f"fit failed (exit {code}, see {run_dir.name}/fit.log)"
-        _show_failure(run_dir / "fit.log")
-        return result
-    fit = json.loads(files[FIT_FILE].read_text(encoding="utf-8"))
-    result.add_fit(fit)
-    if not fit.get("best_model_path"):
-        result.status = "no checkpoint to test (is checkpointing on?)"
-        return result
-    test_args = [
-        "test",
-        "--config",
-        str(Path(fit["log_dir"]) / "config.yaml"),
-        f"--ckpt_path={fit['best_model_path']}",
-    ]
-    code, files = _child(test_args, run_dir / "test.log", {**env, "WANDB_JOB_TYPE": "test"}, None)
-    if code != 0 or TEST_FILE not in files:
-        result.status = f"test failed (exit {code}, see {run_dir.name}/test.log)"
-        _show_failure(run_dir / "test.log")
-        return result
-    result.add_test(json.loads(files[TEST_FILE].read_text(encoding="utf-8")))
-    result.status = "ok"
-    return result
-
-
-def _child(
-    args: list[str], log: Path, env: dict[str, str], progress: _Progress | None
-) -> tuple[int, dict[str, Path]]:
-    """Run ``lit-seqcls *args``, tee its output to ``log``, return (exit code, files it wrote)."""
-    files: dict[str, Path] = {}
-    command = [sys.executable, "-m", "lit_seqcls", *args]
-    with log.open("w", encoding="utf-8", buffering=1) as out:  # line-buffered: tail -f works
-        out.write(" ".join(command) + "\n\n")
-        child = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            env=env,
-        )
-        assert child.stdout is not None
-        try:
-            for line in child.stdout:
-                out.write(line)
-                if not line.startswith(EVENT_PREFIX):
-                    continue
-                event = json.loads(line[len(EVENT_PREFIX) :])
-                if event["event"] == "wrote":
-                    files[event["file"]] = Path(event["path"])
-                elif progress is not None:
-                    progress.on_event(event)
-        finally:  # Ctrl-C or an error here: do not leave the child training in the background
-            if child.poll() is None:
-                child.kill()
-        code = child.wait()
-    return code, files
+    first run) ``runs/<encoder>-seed<seed>/fit.log`` or ``command.json``."""
+    return (
+        (path / "results.json").is_file()
+        or any(path.glob("runs/*-seed*/fit.log"))
+        or any(path.glob(f"runs/*-seed*/{COMMAND_FILE}"))
+    )
 
 
 def _for_encoder(overrides: list[str], encoder: str) -> list[str]:
@@ -215,70 +321,6 @@ def _for_encoder(overrides: list[str], encoder: str) -> list[str]:
             continue
         kept.append(arg)
     return kept
-
-
-def _show_failure(log: Path) -> None:
-    text = log.read_text(encoding="utf-8", errors="replace")
-    print(f"  !! failed; last lines of {log}:\n{text[-LOG_TAIL:]}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class _Progress:
-    """Prints which run, which epoch, time elapsed and an estimate of the time left."""
-
-    total: int
-    start: float = field(default_factory=time.monotonic)
-    durations: list[float] = field(default_factory=list)
-    run: int = 0
-    label: str = ""
-    run_start: float = 0.0
-
-    def start_run(self, i: int, encoder: str, seed: int) -> None:
-        self.run, self.label, self.run_start = i, f"{encoder} (seed {seed})", time.monotonic()
-        print(f"[{i}/{self.total}] {self.label}: starting{self._left(None)}", flush=True)
-
-    def on_event(self, event: dict[str, Any]) -> None:
-        if event["event"] != "epoch":
-            return
-        epoch, max_epochs = event["epoch"], event.get("max_epochs") or event["epoch"]
-        # This run's remaining epochs at its own pace so far (an upper bound with early stopping).
-        now = time.monotonic() - self.run_start
-        this_run = now * max_epochs / epoch
-        acc = f", val/acc {event['val/acc']:.3f}" if "val/acc" in event else ""
-        print(
-            f"[{self.run}/{self.total}] {self.label}: epoch {epoch}/{max_epochs}{acc}"
-            f"{self._left(this_run)}",
-            flush=True,
-        )
-
-    def end_run(self, result: RunResult) -> None:
-        self.durations.append(time.monotonic() - self.run_start)
-        print(f"[{self.run}/{self.total}] {self.label}: {result.summary()}", flush=True)
-
-    def _left(self, this_run: float | None) -> str:
-        elapsed = time.monotonic() - self.start
-        per_run = this_run or (sum(self.durations) / len(self.durations) if self.durations else 0)
-        if not per_run:
-            return f" (elapsed {_duration(elapsed)})"
-        current_left = max(per_run - (time.monotonic() - self.run_start), 0.0)
-        later = self.total - self.run
-        typical = sum(self.durations) / len(self.durations) if self.durations else per_run
-        left = current_left + later * typical
-        return f" (elapsed {_duration(elapsed)}, ~{_duration(left)} left)"
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def _class_path(encoder: str) -> str:
-    cls = ENCODERS[encoder]
-    return f"{cls.__module__}.{cls.__name__}"
-
-
-def _config_args(configs: list[str]) -> list[str]:
-    return [arg for path in configs for arg in ("--config", path)]
 
 
 def _command_line(argv: list[str]) -> str:
@@ -317,8 +359,9 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--name",
-        default=time.strftime("comparison-%Y%m%d-%H%M%S"),
-        help="comparison name: W&B group and default output folder",
+        default=None,
+        help="comparison name: W&B group and default output folder (default: the --config "
+        "files' names, e.g. synthetic, so that the same command finds its earlier runs)",
     )
     parser.add_argument(
         "--output_dir", default=None, help="where results go (default: comparisons/<name>)"
@@ -329,8 +372,77 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         help="write into an existing folder that holds other files (default: refuse; a folder "
         "of an earlier comparison is always updated)",
     )
+    _add_launch_arguments(parser)
     options, passthrough = parser.parse_known_args(argv)
     stray = [a for a in passthrough if a.split("=")[0] in ("--model.encoder", "--seed_everything")]
     if stray:
         parser.error(f"{stray[0]}: compare sets it itself; use --encoders and --seeds")
+    unknown = [a for a in passthrough if a.startswith("--slurm.")]
+    if unknown:
+        parser.error(f"{unknown[0].split('=')[0]}: not a --slurm.* option (see --help)")
+    if options.jobs < 1:
+        parser.error("--jobs: at least 1")
+    if options.fresh and options.collect:
+        parser.error("--fresh deletes the runs that --collect would merge; give one of them")
+    if options.name is None:
+        options.name = "-".join(Path(c).name.split(".")[0] for c in options.config) or "comparison"
     return options, passthrough
+
+
+def _add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the runs run, and what a rerun does with the runs of an earlier one."""
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start every run over, deleting this comparison's run folders first (default: a "
+        "rerun reuses the finished runs and resumes the others from their checkpoints)",
+    )
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="start nothing: merge the runs that finished (e.g. SLURM tasks) into the tables "
+        "and say where the others stand",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: processes on this machine, --jobs at a time; slurm: one SLURM job array "
+        "through submitit (returns once submitted); submitit-local: that path run here",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once on this machine; each gets cores // jobs threads (default: 1)",
+    )
+    slurm = parser.add_argument_group("SLURM (--launcher slurm), passed to submitit")
+    for name, kind, what in [
+        ("partition", str, "partition"),
+        ("account", str, "account to charge"),
+        ("time", str, "time limit of each task: minutes, or [days-]hours:minutes:seconds"),
+        ("gpus_per_task", int, "GPUs per run"),
+        ("cpus_per_task", int, "CPU cores per run (its threads)"),
+        ("mem", str, "memory per run, e.g. 16G"),
+        ("array_parallelism", int, "most tasks of the array running at once"),
+        ("additional", _json_dict, 'further sbatch options as JSON, e.g. \'{"qos": "high"}\''),
+    ]:
+        slurm.add_argument(f"--slurm.{name}", dest=f"slurm_{name}", type=kind, help=what)
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a JSON object, e.g. \'{{"qos": "high"}}\''
+        )
+    return value
+
+
+def _slurm_options(options: argparse.Namespace) -> SlurmOptions:
+    prefix = "slurm_"
+    given = {k[len(prefix) :]: v for k, v in vars(options).items() if k.startswith(prefix)}
+    return SlurmOptions(**given)
