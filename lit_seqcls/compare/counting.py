@@ -25,10 +25,12 @@ def resample_counts(
     if n_patterns * 8 <= n:
         freq = np.bincount(which, minlength=n_patterns) / n
         return rng.multinomial(n, freq, size=rows).astype(np.float32)
-    draw = which[rng.integers(0, n, size=(rows, n), dtype=np.int32)]  # (r, N) patterns
-    offsets = np.arange(rows, dtype=np.int64)[:, None] * n_patterns
-    counts = np.bincount((draw + offsets).ravel(), minlength=rows * n_patterns)
-    return counts.reshape(rows, n_patterns).astype(np.float32)
+    counts = np.empty((rows, n_patterns), dtype=np.float32)
+    for row in counts:  # one resample at a time: its draws stay in the cache
+        row[:] = np.bincount(
+            which[rng.integers(0, n, size=n, dtype=np.int32)], minlength=n_patterns
+        )
+    return counts
 
 
 class ClassSums:
