@@ -57,6 +57,7 @@ from lit_seqcls.compare.launchers import (
     threads_per_run,
 )
 from lit_seqcls.compare.progress import Progress
+from lit_seqcls.compare.reference import add_reference_argument, reference_row
 from lit_seqcls.compare.report import write_report
 from lit_seqcls.compare.results import RunResult
 from lit_seqcls.compare.runs import (
@@ -111,6 +112,9 @@ def main(argv: list[str]) -> None:
             _run_here(specs, todo, options.jobs, report)
         else:
             _submit(todo, options, report, output_dir / SUBMITIT_DIR)
+        row = reference_row(options.reference, list(report.results.values()), output_dir)
+        if row is not None:  # the linear reference row (compare/reference.py)
+            report.results[row.encoder] = row
         written = report.write()
     print(f"\nCompared {len(options.encoders)} encoder(s) × {len(options.seeds)} seed(s):")
     markdown = (output_dir / "comparison.md").read_text(encoding="utf-8")
@@ -373,6 +377,7 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "of an earlier comparison is always updated)",
     )
     _add_launch_arguments(parser)
+    add_reference_argument(parser)
     options, passthrough = parser.parse_known_args(argv)
     stray = [a for a in passthrough if a.split("=")[0] in ("--model.encoder", "--seed_everything")]
     if stray:

@@ -98,3 +98,28 @@ def test_a_read_only_log_folder_is_named_before_any_work(tmp_path, monkeypatch, 
     monkeypatch.setattr(rundir, "_claim_in_all", read_only)  # its mkdir, as on a ro mount
     message = _error(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "ro")], capsys)
     assert f"under {tmp_path / 'ro'}: Read-only file system" in message
+
+
+def test_a_save_that_wrote_a_cut_file_without_an_error_keeps_the_old_checkpoint(
+    tmp_path, monkeypatch
+):
+    import torch
+
+    from lit_seqcls.runtime.checkpoint_io import AtomicCheckpointIO, CheckpointError
+
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    real_save = torch.save
+
+    def cut_short(obj, f, *args, **kwargs):  # a file system that lost the tail silently
+        real_save(obj, f, *args, **kwargs)
+        f.flush()
+        f.truncate(f.tell() // 2)
+        f.seek(0, 2)
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", cut_short)
+    with pytest.raises(CheckpointError, match="does not read back"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(io.load_checkpoint(path)["state_dict"]["w"], torch.ones(3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(
     assert "[1/2] cnn (seed 0): fit failed" in printed.out
 
     rows = {r["encoder"]: r for r in _read_csv(out / "comparison.csv")}
-    assert list(rows) == ["cnn", "rnn"]
+    assert list(rows) == ["cnn", "rnn", "tfidf-svm"]
     assert rows["cnn"]["status"].startswith("seed 0: fit failed")
     assert rows["cnn"]["test_acc_mean"] == ""
     rnn = rows["rnn"]
@@ -82,6 +83,16 @@ def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(
     assert "| rnn |" in markdown and "| cnn |" in markdown and "fit failed" in markdown
     for name in PLOTS:
         assert (out / f"compare_{name}.png").stat().st_size > 10_000
+
+    # Per-example test predictions, paired statistics, and the linear reference row.
+    predictions = (out / "runs" / "rnn-seed0" / "test_predictions.jsonl").read_text()
+    assert [json.loads(line)["index"] for line in predictions.splitlines()] == list(range(40))
+    assert float(rnn["acc_ci_low"]) <= float(rnn["test_acc_mean"]) <= float(rnn["acc_ci_high"])
+    assert rnn["tied_with_best"] == "best"  # the reference row is never the best
+    reference = rows["tfidf-svm"]
+    assert reference["reference"] == "True" and reference["status"] == "ok"
+    assert reference["tied_with_best"] in ("yes", "no") and reference["p_vs_best_acc"] != ""
+    assert "| tfidf-svm (reference) |" in markdown and "Statistics: 95% CIs" in markdown
 
     (result,) = [r for r in load_results(out) if r.encoder == "rnn"]
     assert [h["epoch"] for h in result.history] == [0, 1]

@@ -72,3 +72,12 @@ def test_reference_row_is_optional(tmp_path, data, monkeypatch, capsys):
     skipped = reference_row("tfidf-svm", runs, tmp_path / "cmp")
     assert skipped.status == SKIPPED == "reference row skipped: pip install lit-seqcls[baselines]"
     assert capsys.readouterr().out.count(SKIPPED) == 1
+
+
+def test_compare_has_the_reference_row_by_default_and_none_turns_it_off():
+    from lit_seqcls.compare.runner import _parse
+
+    assert _parse([])[0].reference == "tfidf-svm"
+    assert _parse(["--reference", "none"])[0].reference == "none"
+    with pytest.raises(SystemExit):
+        _parse(["--reference", "bm25"])
