@@ -64,12 +64,13 @@ def add_significance(rows: list[dict[str, Any]], results: Sequence[RunResult]) -
         labels, runs, candidates=[n for n in runs if n not in references], seed=STATS_SEED
     )
     by_name = {s.name: s for s in found}
+    tested = len(found) > 1 and any(n not in references for n in runs)  # a best encoder exists
     for row in rows:
         row["reference"] = row["encoder"] in references
         s = by_name.get(row["encoder"])
         row["acc_ci_low"], row["acc_ci_high"] = s.acc_ci if s else (None, None)
         row["f1_ci_low"], row["f1_ci_high"] = s.f1_ci if s else (None, None)
-        others = s is not None and len(found) > 1
+        others = s is not None and tested
         row["p_vs_best_acc"] = s.p_acc if others and not s.best else None
         row["p_vs_best_f1"] = s.p_f1 if others and not s.best else None
         row["acc_test"] = s.acc_test if others and not s.best else ""

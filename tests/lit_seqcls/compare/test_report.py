@@ -118,6 +118,16 @@ def test_an_encoder_alone_gets_intervals_but_no_test(tmp_path):
     assert "| gru | 0.9" in (tmp_path / "comparison.md").read_text(encoding="utf-8")
 
 
+def test_without_an_encoder_the_reference_row_is_not_the_best(tmp_path):
+    results = [
+        RunResult("gru", 0, status="fit failed (exit 1)"),
+        _run(tmp_path, "tfidf-svm", 0, 0.9, reference=True),
+    ]
+    write_report(results, tmp_path)
+    row = _rows(tmp_path)["tfidf-svm"]
+    assert row["acc_ci_low"] != "" and row["tied_with_best"] == "" and row["p_vs_best_acc"] == ""
+
+
 @pytest.mark.parametrize("damage", ["", "{not json\n"])
 def test_a_missing_or_damaged_predictions_file_leaves_the_run_out(tmp_path, damage):
     broken = _run(tmp_path, "cnn", 0, 0.8)
