@@ -67,14 +67,13 @@ class ConfusionMatrixLogger(EvaluationCallback):
         if sinks.wandb_run(trainer) is None:
             return
         import wandb
-        from wandb.plot.custom_chart import plot_table
 
         long = [
             [names[i], names[j], int(counts[i, j])]
             for i in range(len(names))
             for j in range(len(names))
         ]
-        chart = plot_table(
+        chart = wandb.plot_table(
             "wandb/confusion_matrix/v1",
             wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=long),
             {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"},

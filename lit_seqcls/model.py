@@ -118,7 +118,10 @@ class SequenceClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         # Duck-typed, so the core never imports `datamodules/`: a DataModule may offer its text
         # pipeline (kept for checkpoints) and pretrained vectors (used to start training).
-        datamodule = getattr(self._trainer, "datamodule", None)
+        try:
+            datamodule = self.trainer.datamodule
+        except RuntimeError:  # not attached to a Trainer (`setup` called by hand)
+            datamodule = None
         pipeline = getattr(datamodule, "text_pipeline", None)
         if pipeline is not None:
             self.text_pipeline = pipeline

@@ -129,7 +129,7 @@ class WandbLogger(_LightningWandbLogger):
             self._experiment = None
             self._wandb_init["mode"] = "offline"
             run = _LightningWandbLogger.experiment.fget(self)
-        if run.settings.mode in ("offline", "dryrun"):
+        if run.offline:
             run_dir = Path(run.dir).parent.resolve()
             rank_zero_info(
                 f"W&B is offline ({reason or 'offline mode'}): the run is saved in {run_dir}; "
@@ -242,10 +242,8 @@ class WandbSaveConfigCallback(SaveConfigCallback):
             return
         import yaml
 
-        try:  # keep the `null`s: they are settings too (`skip_none` is deprecated since 4.49)
-            config_yaml = self.parser.dump(self.config, skip_unset=False)
-        except TypeError:
-            config_yaml = self.parser.dump(self.config, skip_none=False)
+        # Keep the `null`s: they are settings too (`skip_unset` needs jsonargparse>=4.49).
+        config_yaml = self.parser.dump(self.config, skip_unset=False)
         logger.log_full_config(yaml.safe_load(config_yaml), config_yaml)
 
 
