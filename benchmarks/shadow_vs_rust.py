@@ -167,9 +167,9 @@ def cold_start(data: Path, name: str, way: str, cache: str) -> dict[str, float]:
         wall, cpu = time.perf_counter(), _cpu()
         if way == "shadow":
             out = original(self, split, fingerprint_)
-        elif way == "shadow-1proc":  # the shadow tokenizer without the fork pool
+        elif way == "shadow-1proc":  # the shadow tokenizer (the fork pool is gone: as "shadow")
             out = pipeline.encode_split(split, self.tokenizer, self.normalize, self.max_length,
-                                        fingerprint_, num_proc=1)  # fmt: skip
+                                        fingerprint_)  # fmt: skip
         else:
             out = rust_encode_split(split, self.tokenizer, self.normalize, self.max_length,
                                     fingerprint_)  # fmt: skip

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from datamodules import schema
 from datamodules.caching import cache_root, dataset_entry, fingerprint, text_entry
+from datamodules.datasets_internals import dataset_fingerprint
 from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import collate
@@ -175,7 +176,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         """
         return {
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "splits": {name: ds._fingerprint for name, ds in self.splits.items()},
+            "splits": {name: dataset_fingerprint(ds) for name, ds in self.splits.items()},
         }
 
     def describe(self, split: str) -> str:
@@ -394,7 +395,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         return cache_root(self.cache_dir)
 
     def _encode(self, split: datasets.Dataset, fingerprint_: str) -> datasets.Dataset:
-        # Normalise and tokenize in forked workers, straight into Arrow (see datamodules.pipeline).
+        # Normalise and tokenize straight into Arrow (see datamodules.pipeline).
         return encode_split(split, self.tokenizer, self.normalize, self.max_length, fingerprint_)
 
     def _checked_splits(self, raw: datasets.DatasetDict) -> datasets.DatasetDict:

@@ -13,11 +13,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import datasets
 
 from datamodules.column_types import check_csv_files, check_json_files, check_parquet_files
+from datamodules.datasets_internals import hub_offline, hub_offline_default
 from datamodules.diagnosis import (
     SEPARATORS,
     check_csv_records,
@@ -247,7 +247,7 @@ def _check_json_types(
     """
     for split, ds in loaded.items():
         for column in used:
-            if column in ds.features and type(ds.features[column]).__name__ == "Json":
+            if column in ds.features and isinstance(ds.features[column], datasets.Json):
                 files = [Path(f) for f in data_files[split]]
                 check_json_files(files, text_fields, [column])
                 raise DataError(f"{files}: column {column!r} mixes types; give every row one type.")
@@ -267,7 +267,7 @@ def load_hub_or_folder(
     try:
         # `datasets` reads HF_DATASETS_OFFLINE once, at import; honour a later setting too, so
         # offline means no network attempts (and no retry loop) whenever it is asked for.
-        with mock.patch.object(datasets.config, "HF_HUB_OFFLINE", _offline_requested()):
+        with hub_offline(_offline_requested()):
             return datasets.load_dataset(path, name, revision=revision, cache_dir=cache_dir)
     except Exception as err:
         if Path(path).expanduser().exists():
@@ -298,4 +298,4 @@ def _offline_requested() -> bool:
     for variable in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
         if os.environ.get(variable, "").upper() in {"1", "ON", "YES", "TRUE"}:
             return True
-    return bool(datasets.config.HF_HUB_OFFLINE)
+    return hub_offline_default()

@@ -2,10 +2,9 @@
 pipeline that a checkpoint carries.
 
 ``encode_split`` normalises (the DataModule's ``normalize``) and encodes (``TextEncoder``, the
-tokenizer's own ids) a split into Arrow columns. With enough text (8 MB a worker) it forks
-worker processes, up to one per available core: a fork shares the texts instead of copying
-them, and each worker returns flat int32 arrays, so no per-token Python object crosses a
-process boundary or reaches Arrow.
+tokenizer's own ids) a split into Arrow columns, in-process, ``CHUNK_ROWS`` rows at a time: each
+chunk becomes flat int32 arrays, so no per-token Python object reaches Arrow. (A fork pool used to
+encode in parallel; it saved only 2-9% of a cold start and was removed, #15.)
 
 ``TextClassificationDataModule.text_pipeline`` is plain data (the tokenizer JSON, max length,
 normalisation, class names) that the model stores in every checkpoint, so a checkpoint alone can
@@ -14,11 +13,7 @@ turn raw text into predictions; ``lit_seqcls.checkpoints.load_checkpoint`` reads
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -33,9 +28,7 @@ from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, load_checkpoint
 from lit_seqcls.text.encoding import TextEncoder
 
 PIPELINE_VERSION = 1
-CHUNK_ROWS = 1000  # rows per task: small enough to balance the workers, large enough to batch
-BYTES_PER_PROC = 8 << 20  # a worker per 8 MB of text (~0.5 s of work) at most: a fork costs ~50 ms
-MAX_PROCS = 32
+CHUNK_ROWS = 1000  # rows encoded at once: large enough to batch, small enough to bound memory
 
 
 def encode_split(
@@ -44,7 +37,6 @@ def encode_split(
     normalize: Callable[[str], str],
     max_length: int | None,
     fingerprint: str | None = None,
-    num_proc: int | None = None,
 ) -> datasets.Dataset:
     """The columns the loaders read: ``label`` (if any), ``input_ids``, ``length``, ``index``.
 
@@ -53,9 +45,8 @@ def encode_split(
         tokenizer: the tokenizer whose ids to produce (see ``lit_seqcls.text.encoding.encode``).
         normalize: the clean-up applied to each text first.
         max_length: truncate to this many tokens (``None``: no limit).
-        fingerprint: the new dataset's ``datasets`` fingerprint (our cache key), if known.
-        num_proc: worker processes; default: one per available core and per 8 MB of text
-            (forked, so only on Linux; one process elsewhere and inside daemon processes).
+        fingerprint: the new dataset's ``datasets`` fingerprint (our cache key), if known;
+            without one ``datasets`` hashes every id (~0.3 s per 30 MB).
 
     Example:
         >>> from lit_seqcls.text.tokenization import train_word_tokenizer
@@ -64,10 +55,12 @@ def encode_split(
         >>> out.column_names, out["length"][:], out["index"][:]
         (['label', 'input_ids', 'length', 'index'], [3, 1], [0, 1])
     """
-    rows = len(split)
-    tasks = [(start, min(start + CHUNK_ROWS, rows)) for start in range(0, rows, CHUNK_ROWS)]
-    job = (split.select_columns([TEXT]), TextEncoder(tokenizer, max_length), normalize)
-    chunks = _run(job, tasks, _processes(num_proc, split))
+    rows, texts = len(split), split.select_columns([TEXT])
+    encoder = TextEncoder(tokenizer, max_length)
+    chunks = [
+        _encode_rows(texts[start : start + CHUNK_ROWS][TEXT], encoder, normalize)
+        for start in range(0, rows, CHUNK_ROWS)
+    ]
     ids = [pa.ListArray.from_arrays(_offsets(lengths), values) for values, lengths in chunks]
     columns = {
         "input_ids": pa.chunked_array(ids, type=pa.list_(pa.int32())),
@@ -83,35 +76,17 @@ def encode_split(
         # One chunk: rows gathered through an indices mapping come back one chunk per row.
         labels = split.select_columns([LABEL]).with_format("arrow")[:][LABEL].combine_chunks()
         columns, features = {LABEL: labels, **columns}, {LABEL: split.features[LABEL], **features}
-    table = datasets.table.InMemoryTable(pa.table(columns))
+    # A pyarrow table, not `datasets.table`'s (private module) wrapper: `Dataset` wraps it.
     info = datasets.DatasetInfo(features=datasets.Features(features))
-    return datasets.Dataset(table.cast(info.features.arrow_schema), info, fingerprint=fingerprint)
+    table = pa.table(columns).cast(info.features.arrow_schema)
+    return datasets.Dataset(table, info, fingerprint=fingerprint)
 
 
-# Set by `_run` before it forks: the workers inherit it (texts, encoder, normalize), unpickled.
-_JOB: tuple[datasets.Dataset, TextEncoder, Callable[[str], str]] | None = None
-
-
-def _run(job: tuple, tasks: list[tuple[int, int]], procs: int) -> list[tuple[Any, Any]]:
-    global _JOB
-    _JOB = job
-    try:
-        if procs <= 1 or len(tasks) <= 1:
-            return [_encode_rows(task) for task in tasks]
-        # Rust threads in forked workers would oversubscribe the cores (and `tokenizers` warns).
-        with _env("TOKENIZERS_PARALLELISM", "false"):
-            pool = multiprocessing.get_context("fork").Pool(min(procs, len(tasks)))
-        with pool:
-            return pool.map(_encode_rows, tasks, chunksize=1)
-    finally:
-        _JOB = None
-
-
-def _encode_rows(task: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``[start, stop)`` as flat ids and lengths (int32): cheap to return and to Arrow."""
-    assert _JOB is not None
-    texts, encoder, normalize = _JOB
-    ids = encoder([normalize(t) for t in texts[task[0] : task[1]][TEXT]])
+def _encode_rows(
+    texts: list[str], encoder: TextEncoder, normalize: Callable[[str], str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``texts`` as flat ids and lengths (int32): cheap to turn into Arrow."""
+    ids = encoder([normalize(t) for t in texts])
     lengths = np.fromiter(map(len, ids), np.int32, len(ids))
     return np.fromiter(chain.from_iterable(ids), np.int32, int(lengths.sum())), lengths
 
@@ -120,30 +95,6 @@ def _offsets(lengths: np.ndarray) -> pa.Array:
     offsets = np.zeros(len(lengths) + 1, np.int32)  # (N + 1,); a chunk holds < 2**31 ids
     np.cumsum(lengths, out=offsets[1:])
     return pa.array(offsets)
-
-
-def _processes(num_proc: int | None, split: datasets.Dataset) -> int:
-    forkable = sys.platform == "linux" and not multiprocessing.current_process().daemon
-    if not forkable:
-        return 1
-    if num_proc is not None:
-        return max(1, num_proc)
-    text_bytes = split.data.column(TEXT).nbytes if len(split) else 0
-    cores = len(os.sched_getaffinity(0))
-    return max(1, min(cores, text_bytes // BYTES_PER_PROC, MAX_PROCS))
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = old
 
 
 def read_checkpoint_pipeline(path: str | Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import datamodules.base as base
@@ -119,23 +120,33 @@ def test_cache_dir_is_used_and_holds_plain_files(files, tmp_path):
     assert list((tmp_path / "mycache" / "encoded").glob("*/dataset_dict.json"))
 
 
-def test_cached_ids_are_the_tokenizers_own_in_any_number_of_processes(tmp_path):
-    from datamodules import IMDBDataModule
-    from datamodules.pipeline import encode_split
+def test_cached_ids_are_the_tokenizers_own_in_any_number_of_chunks(tmp_path, monkeypatch):
+    import datasets
+
+    from datamodules import IMDBDataModule, pipeline
     from lit_seqcls.text.tokenization import UNK_ID
 
     dm = IMDBDataModule(path=str(FIXTURES / "imdb"), max_length=64, include_unsupervised=True)
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 7)  # several chunks, the last one short
     for name, split in dm.splits.items():
         texts = [dm.normalize(t) for t in split["text"]]
         tok.enable_truncation(64)  # the ids before the fast path: the tokenizer alone
         before = [e.ids or [UNK_ID] for e in tok.encode_batch_fast(texts, add_special_tokens=False)]
         assert dm._encoded[name]["input_ids"][:] == before
-        forked = encode_split(split, tok, dm.normalize, 64, num_proc=3)
-        assert forked["input_ids"][:] == before
-        assert forked["length"][:] == [len(ids) for ids in before]
-        assert forked["index"][:] == list(range(len(split)))
+        chunked = pipeline.encode_split(split, tok, dm.normalize, 64)
+        assert chunked["input_ids"][:] == before
+        assert chunked["length"][:] == [len(ids) for ids in before]
+        assert chunked["index"][:] == list(range(len(split)))
+        # int32 ids survive into the Dataset (Arrow type and features), and to disk
+        assert chunked.features["input_ids"] == datasets.List(datasets.Value("int32"))
+        assert chunked.data.schema.field("input_ids").type == pa.list_(pa.int32())
+        assert chunked.data.schema.field("length").type == pa.int32()
+        chunked.save_to_disk(str(tmp_path / name))
+        again = datasets.load_from_disk(str(tmp_path / name))
+        assert again.data.schema.field("input_ids").type == pa.list_(pa.int32())
         if "label" in split.column_names:
-            assert forked["label"][:] == split["label"][:]
+            assert chunked["label"][:] == split["label"][:]
+            assert chunked.features["label"] == split.features["label"]
