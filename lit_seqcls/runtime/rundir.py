@@ -28,6 +28,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from lit_seqcls.runtime.lightning_internals import logger_version_unset, set_logger_version
+
 VERSION_PREFIX = "version_"
 
 
@@ -59,7 +61,8 @@ def pin_logger_versions(trainer: L.Trainer) -> int | None:
     different directories get one number that is free in all of them.
 
     Lightning has no public way to set a logger's version after construction: this sets the
-    private ``_version`` attribute that the ``version`` property reads (Lightning 2.x).
+    private ``_version`` attribute that the ``version`` property reads (fenced in
+    ``lightning_internals``).
 
     Example:
         >>> import tempfile
@@ -77,7 +80,7 @@ def pin_logger_versions(trainer: L.Trainer) -> int | None:
     if trainer.global_rank == 0:
         version = _claim_in_all(sorted({Path(logger.root_dir) for logger in loggers}))
         for logger in loggers:
-            logger._version = version
+            set_logger_version(logger, version)
     if trainer.world_size > 1:
         # First, so no other callback's setup reads a version before the other ranks have it.
         trainer.callbacks.insert(0, _BroadcastVersion(version, loggers))
@@ -87,7 +90,7 @@ def pin_logger_versions(trainer: L.Trainer) -> int | None:
 def _pinnable(logger: Logger) -> bool:
     return (
         isinstance(logger, (TensorBoardLogger, CSVLogger))
-        and getattr(logger, "_version", "missing") is None  # not chosen by the user or SLURM
+        and logger_version_unset(logger)  # not chosen by the user or SLURM
         and "://" not in str(logger.root_dir)  # os.mkdir cannot claim on a remote store
     )
 
@@ -132,4 +135,4 @@ class _BroadcastVersion(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         version = trainer.strategy.broadcast(self.version, src=0)  # a collective: every rank
         for logger in self.loggers:
-            logger._version = version
+            set_logger_version(logger, version)

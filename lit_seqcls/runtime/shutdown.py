@@ -31,12 +31,17 @@ from typing import Any
 
 import lightning as L
 import torch.distributed as dist
-from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_seqcls.runtime.distributed import finish_together, gather_flags, is_distributed
+from lit_seqcls.runtime.lightning_internals import (
+    DEFAULT_PG_TIMEOUT,
+    ddp_timeout,
+    kill_launched_processes,
+    set_ddp_timeout,
+)
 
 DEFAULT_DDP_TIMEOUT = timedelta(minutes=5)
 INTERRUPTED_CKPT = "interrupted.ckpt"
@@ -121,9 +126,9 @@ class GracefulShutdown(L.Callback):
             rank_zero_info(exception.message)
         elif _peer_failure(exception):
             _add_note(exception, self._peer_note(trainer))
-            if trainer.is_global_zero and trainer.strategy.launcher is not None:
+            if trainer.is_global_zero:
                 # A hung rank would outlive the job; Lightning only does this for Ctrl-C.
-                trainer.strategy.launcher.kill(signal.SIGKILL)
+                kill_launched_processes(trainer.strategy, signal.SIGKILL)
 
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -153,8 +158,8 @@ class GracefulShutdown(L.Callback):
                 self._stop_at_once(trainer)
             return
         self.requested = signum
-        if signum == signal.SIGTERM and trainer.strategy.launcher is not None:
-            trainer.strategy.launcher.kill(signum)  # the ranks it started stop too
+        if signum == signal.SIGTERM:
+            kill_launched_processes(trainer.strategy, signum)  # the ranks it started stop too
         if not self._training:  # no step under way that is worth finishing
             what = "before training started" if trainer.state.fn == "fit" else "early"
             raise TrainingInterrupted(signum, f"Stopped by {name} {what}; nothing saved.")
@@ -170,8 +175,8 @@ class GracefulShutdown(L.Callback):
         Lightning turns a ``KeyboardInterrupt`` into exit status 1 and leaves SIGINT ignored for
         the rest of the process; this stops the ranks it started the way it would (SIGKILL).
         """
-        if trainer.strategy.launcher is not None:
-            trainer.strategy.launcher.kill(signal.SIGKILL)  # no step boundary to meet them at
+        # No step boundary to meet them at.
+        kill_launched_processes(trainer.strategy, signal.SIGKILL)
         self._training = False
         raise TrainingInterrupted(
             signal.SIGINT,
@@ -212,12 +217,10 @@ def bound_ddp_timeout(strategy: Strategy, timeout: timedelta = DEFAULT_DDP_TIMEO
     A strategy configured with its own ``timeout`` (``configs/trainer/ddp*.yaml``) is left
     alone. Call before ``fit``: the timeout is read when the process group is created.
     """
-    # `_timeout` is private, but it is the value DDPStrategy hands to init_process_group; the
+    # A private attribute (fenced), but the value DDPStrategy hands to init_process_group; the
     # alternative is re-implementing Lightning's choice of strategy for `strategy="auto"`.
-    if isinstance(strategy, DDPStrategy) and getattr(strategy, "_timeout", None) == (
-        default_pg_timeout
-    ):
-        strategy._timeout = timeout
+    if isinstance(strategy, DDPStrategy) and ddp_timeout(strategy) == DEFAULT_PG_TIMEOUT:
+        set_ddp_timeout(strategy, timeout)
 
 
 def _checkpoint_dir(trainer: L.Trainer) -> Path:

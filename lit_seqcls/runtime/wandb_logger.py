@@ -33,6 +33,13 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 
 from lit_seqcls.checkpoints import load_checkpoint
 from lit_seqcls.runtime.distributed import exit_code
+from lit_seqcls.runtime.lightning_internals import (
+    forget_wandb_run,
+    hpc_resume_path,
+    set_wandb_run_id,
+    started_wandb_run,
+    wandb_init_kwargs,
+)
 
 RUN_ID_KEY = "wandb_run_id"  # top-level checkpoint key written by `WandbRunId`
 CONFIG_FILE = "lightning_config.yaml"  # W&B keeps its own `config.yaml` in the run's files
@@ -62,8 +69,8 @@ class WandbLogger(_LightningWandbLogger):
 
     Example:
         >>> logger = WandbLogger(project="demo", mode="offline", save_dir="logs")
-        >>> logger._wandb_init["mode"], logger._wandb_init["resume"]
-        ('offline', 'allow')
+        >>> logger.save_dir
+        'logs'
     """
 
     def __init__(
@@ -94,41 +101,45 @@ class WandbLogger(_LightningWandbLogger):
         self._connect_timeout = connect_timeout
         self._init_timeout = init_timeout
         self._full_config_logged = False
-        self._wandb_init.pop("anonymous", None)  # deprecated in wandb; passing None still warns
+        # `anonymous` is deprecated in wandb and Lightning always passes it (None still warns).
+        wandb_init_kwargs(self).pop("anonymous", None)
         if mode == "offline":
-            self._wandb_init["mode"] = "offline"
+            wandb_init_kwargs(self)["mode"] = "offline"
 
     def resume(self, run_id: str) -> None:
         """Continue run ``run_id`` instead of starting a new one (call before the run exists)."""
-        if self._experiment is not None and self._experiment.id != run_id:
-            rank_zero_warn(f"W&B run {self._experiment.id} already started; not resuming {run_id}")
+        run = started_wandb_run(self)
+        if run is not None and run.id != run_id:
+            rank_zero_warn(f"W&B run {run.id} already started; not resuming {run_id}")
             return
-        self._id = self._wandb_init["id"] = run_id
+        set_wandb_run_id(self, run_id)
 
     @property
     @rank_zero_experiment
     def experiment(self) -> Any:
-        if self._experiment is not None:
-            return self._experiment
+        started = started_wandb_run(self)
+        if started is not None:
+            return started
         import wandb
 
+        init = wandb_init_kwargs(self)
         reason = self._offline_reason()
         if reason is not None:
-            self._wandb_init["mode"] = "offline"
-        self._wandb_init["settings"] = wandb.Settings(init_timeout=self._init_timeout)
-        Path(self._save_dir).mkdir(parents=True, exist_ok=True)  # else W&B falls back to /tmp
+            init["mode"] = "offline"
+        init["settings"] = wandb.Settings(init_timeout=self._init_timeout)
+        Path(self.save_dir).mkdir(parents=True, exist_ok=True)  # else W&B falls back to /tmp
         # W&B's service process resolves a relative `dir` against *its* working directory,
         # which is where the first run of this process started, not where this one does.
-        self._wandb_init["dir"] = str(Path(self._save_dir).resolve())
+        init["dir"] = str(Path(self.save_dir).resolve())
         try:
-            run = _LightningWandbLogger.experiment.fget(self)
+            run = super().experiment
         except Exception as err:  # wandb raises its own error types for every network failure
-            if self._wandb_init.get("mode") == "offline":
+            if init.get("mode") == "offline":
                 raise
             reason = f"wandb.init failed: {type(err).__name__}: {err}"
-            self._experiment = None
-            self._wandb_init["mode"] = "offline"
-            run = _LightningWandbLogger.experiment.fget(self)
+            forget_wandb_run(self)
+            init["mode"] = "offline"
+            run = super().experiment
         if run.offline:
             run_dir = Path(run.dir).parent.resolve()
             rank_zero_info(
@@ -152,10 +163,11 @@ class WandbLogger(_LightningWandbLogger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        if status == "failed" and self._experiment is not None:
+        run = started_wandb_run(self)
+        if status == "failed" and run is not None:
             # Lightning calls this inside its `except` block: the exception is the current one.
-            self._experiment.finish(exit_code=exit_code(sys.exc_info()[1]))
-            self._experiment = None  # finished: a later `fit` in this process starts anew
+            run.finish(exit_code=exit_code(sys.exc_info()[1]))
+            forget_wandb_run(self)  # finished: a later `fit` in this process starts anew
             return
         super().finalize(status)
 
@@ -221,10 +233,8 @@ def prepare_resume(trainer: L.Trainer, ckpt_path: str | Path | None) -> str | No
         return None
     if not any(isinstance(cb, WandbRunId) for cb in trainer.callbacks):
         trainer.callbacks.append(WandbRunId())
-    if ckpt_path is None:  # Lightning's own requeue path (private API, so tolerate its absence)
-        ckpt_path = getattr(
-            getattr(trainer, "_checkpoint_connector", None), "_hpc_resume_path", None
-        )
+    if ckpt_path is None:  # the checkpoint a requeued SLURM job resumes from
+        ckpt_path = hpc_resume_path(trainer)
     if ckpt_path is None or not Path(ckpt_path).is_file():
         return None
     run_id = load_checkpoint(ckpt_path, mmap=True).get(RUN_ID_KEY)

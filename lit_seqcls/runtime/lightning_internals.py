@@ -1,0 +1,114 @@
+"""Every private Lightning attribute lit-seqcls touches, each behind one named function (#15).
+
+Lightning has no public API for these (docs/private_apis.md says why, row by row). Keeping them
+here means an upgrade breaks in one place, loudly: each accessor checks that the attribute is
+still there and raises ``LightningInternalsChanged`` naming the Lightning version and the
+attribute, instead of a run that silently loses a safety net.
+``tests/lit_seqcls/runtime/test_lightning_internals.py`` asserts that every attribute used here
+exists on the installed version's own objects, so CI fails before a user does.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from signal import Signals
+from typing import Any
+
+import lightning as L
+from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
+from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.strategies import DDPStrategy, Strategy
+
+# torch's 30 minutes, as Lightning's DDPStrategy defaults to it (`timeout=default_pg_timeout`).
+DEFAULT_PG_TIMEOUT: timedelta = default_pg_timeout
+
+
+class LightningInternalsChanged(RuntimeError):
+    """A private Lightning attribute lit-seqcls relies on is gone or has changed."""
+
+
+def _check(obj: Any, attr: str) -> None:
+    if not hasattr(obj, attr):
+        raise LightningInternalsChanged(
+            f"Lightning {L.__version__} changed {type(obj).__name__}.{attr} (it is gone); "
+            "see docs/private_apis.md for what lit-seqcls used it for"
+        )
+
+
+# -- DDP: the process-group timeout (`DDPStrategy._timeout`) ------------------------------------
+
+
+def ddp_timeout(strategy: DDPStrategy) -> timedelta | None:
+    """The timeout ``strategy`` will hand to ``init_process_group``."""
+    _check(strategy, "_timeout")
+    return strategy._timeout
+
+
+def set_ddp_timeout(strategy: DDPStrategy, timeout: timedelta) -> None:
+    """Change that timeout after construction (for ``strategy="ddp"`` given as a string)."""
+    _check(strategy, "_timeout")
+    strategy._timeout = timeout
+
+
+# -- The processes Lightning's launcher started (`strategy.launcher.kill`) ----------------------
+
+
+def kill_launched_processes(strategy: Strategy, signum: Signals | int) -> None:
+    """Send ``signum`` to the ranks Lightning's launcher started; nothing without a launcher."""
+    launcher = strategy.launcher
+    if launcher is None:
+        return
+    _check(launcher, "kill")
+    launcher.kill(signum)
+
+
+# -- Logger versions (`Logger._version` of TensorBoard/CSV loggers) -----------------------------
+
+
+def logger_version_unset(logger: Logger) -> bool:
+    """Whether nobody (the user, SLURM) chose ``logger``'s version yet: Lightning will pick one."""
+    _check(logger, "_version")
+    return logger._version is None
+
+
+def set_logger_version(logger: Logger, version: int) -> None:
+    """Pin the version a TensorBoard/CSV logger would otherwise choose by listing directories."""
+    _check(logger, "_version")
+    logger._version = version
+
+
+# -- The checkpoint a requeued SLURM job resumes from -------------------------------------------
+
+
+def hpc_resume_path(trainer: L.Trainer) -> str | None:
+    """The ``hpc_ckpt_N.ckpt`` Lightning resumes a requeued SLURM job from, if any."""
+    _check(trainer, "_checkpoint_connector")
+    _check(trainer._checkpoint_connector, "_hpc_resume_path")
+    return trainer._checkpoint_connector._hpc_resume_path
+
+
+# -- Lightning's WandbLogger: the run it started and the `wandb.init` arguments it keeps --------
+
+
+def wandb_init_kwargs(logger: WandbLogger) -> dict[str, Any]:
+    """The dict Lightning passes to ``wandb.init`` at the first ``experiment`` access (mutable)."""
+    _check(logger, "_wandb_init")
+    return logger._wandb_init
+
+
+def started_wandb_run(logger: WandbLogger) -> Any | None:
+    """The run ``logger`` started, or ``None`` (``experiment`` would start one)."""
+    _check(logger, "_experiment")
+    return logger._experiment
+
+
+def forget_wandb_run(logger: WandbLogger) -> None:
+    """Drop the run (finished, or ``wandb.init`` failed): the next ``experiment`` starts anew."""
+    _check(logger, "_experiment")
+    logger._experiment = None
+
+
+def set_wandb_run_id(logger: WandbLogger, run_id: str) -> None:
+    """Continue run ``run_id`` (``resume="allow"``) when the run has not started yet."""
+    _check(logger, "_id")
+    wandb_init_kwargs(logger)["id"] = logger._id = run_id

@@ -1,0 +1,89 @@
+"""The private Lightning attributes ``lightning_internals`` fences still exist on this version.
+
+Each test builds the installed Lightning's own object and checks the attribute directly, so an
+upgrade that renames one fails here by name, not as a run that silently loses a safety net.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+from datetime import timedelta
+
+import lightning as L
+import pytest
+import torch.distributed as dist
+from lightning.fabric.plugins.environments import LightningEnvironment
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+from lit_seqcls.runtime import lightning_internals as li
+
+CHANGED = f"Lightning {L.__version__} changed"
+NO_TENSORBOARD = not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
+
+
+def test_ddp_strategy_keeps_the_process_group_timeout_in_timeout():
+    strategy = DDPStrategy()
+    assert hasattr(strategy, "_timeout"), f"{CHANGED} DDPStrategy._timeout"
+    # Its default is torch's, and it is what `bound_ddp_timeout` compares against.
+    assert li.ddp_timeout(strategy) == li.DEFAULT_PG_TIMEOUT == dist.default_pg_timeout
+    li.set_ddp_timeout(strategy, timedelta(minutes=3))
+    assert li.ddp_timeout(DDPStrategy(timeout=timedelta(minutes=3))) == strategy._timeout
+
+
+def test_launcher_has_kill():
+    launcher = _SubprocessScriptLauncher(LightningEnvironment(), num_processes=2, num_nodes=1)
+    assert callable(getattr(launcher, "kill", None)), f"{CHANGED} the launcher's kill()"
+
+
+def test_no_launcher_means_nothing_to_kill():
+    li.kill_launched_processes(L.Trainer(logger=False, devices=1).strategy, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    "logger_type",
+    [
+        CSVLogger,
+        pytest.param(
+            TensorBoardLogger, marks=pytest.mark.skipif(NO_TENSORBOARD, reason="no tensorboard")
+        ),
+    ],
+)
+def test_loggers_keep_an_unchosen_version_in_version(tmp_path, logger_type):
+    logger = logger_type(tmp_path)
+    assert hasattr(logger, "_version"), f"{CHANGED} {logger_type.__name__}._version"
+    assert li.logger_version_unset(logger)
+    li.set_logger_version(logger, 7)
+    assert logger.version == 7 and not li.logger_version_unset(logger)
+    assert not li.logger_version_unset(logger_type(tmp_path, version=3))
+
+
+def test_trainer_finds_the_hpc_checkpoint_in_hpc_resume_path(tmp_path):
+    trainer = L.Trainer(default_root_dir=tmp_path, logger=False)
+    assert li.hpc_resume_path(trainer) is None
+    for n in (1, 2):
+        (tmp_path / f"hpc_ckpt_{n}.ckpt").write_bytes(b"")
+    assert li.hpc_resume_path(trainer) == str(tmp_path / "hpc_ckpt_2.ckpt")
+
+
+def test_wandb_logger_keeps_init_kwargs_run_and_id(tmp_path):
+    logger = LightningWandbLogger(save_dir=str(tmp_path), offline=True, id="abc")
+    init = li.wandb_init_kwargs(logger)
+    assert isinstance(init, dict), f"{CHANGED} WandbLogger._wandb_init"
+    assert init["id"] == "abc" and init["resume"] == "allow" and "anonymous" in init
+    assert li.started_wandb_run(logger) is None
+    li.set_wandb_run_id(logger, "def")
+    assert logger.version == "def" and init["id"] == "def"
+    li.forget_wandb_run(logger)
+    assert li.started_wandb_run(logger) is None
+
+
+def test_a_missing_attribute_names_the_version_and_the_attribute():
+    class Bare:
+        pass
+
+    with pytest.raises(li.LightningInternalsChanged, match=f"{CHANGED} Bare._timeout"):
+        li.ddp_timeout(Bare())  # type: ignore[arg-type]
