@@ -49,6 +49,21 @@ def hub_offline(offline: bool) -> Iterator[None]:
         yield
 
 
+# `datasets`' JSON builder parses each `chunksize` read in blocks of `chunksize // 32` bytes
+# (`packaged_modules/json/json.py`, not documented); tested by `test_datasets_internals.py`.
+JSON_BLOCKS_PER_CHUNK = 32
+
+
+def json_chunksize_for_one_block(nbytes: int) -> int:
+    """The JSON ``chunksize`` with which ``datasets`` parses ``nbytes`` bytes as one block.
+
+    Example:
+        >>> json_chunksize_for_one_block(100) // JSON_BLOCKS_PER_CHUNK > 100
+        True
+    """
+    return JSON_BLOCKS_PER_CHUNK * (nbytes + 1)
+
+
 def hub_offline_default() -> bool:
     """``datasets.config.HF_HUB_OFFLINE``: what ``datasets`` read from the environment."""
     if not hasattr(datasets.config, "HF_HUB_OFFLINE"):

@@ -17,7 +17,11 @@ from typing import Any
 import datasets
 
 from datamodules.column_types import check_csv_files, check_json_files, check_parquet_files
-from datamodules.datasets_internals import hub_offline, hub_offline_default
+from datamodules.datasets_internals import (
+    hub_offline,
+    hub_offline_default,
+    json_chunksize_for_one_block,
+)
 from datamodules.diagnosis import (
     SEPARATORS,
     check_csv_records,
@@ -187,11 +191,12 @@ def _one_block_chunksize(files: list[Path]) -> int:
 
     pyarrow 26 crashes the process (a segfault, no message) when a line that straddles two
     parse blocks changes a column's type: two 250 KB lines, the label ``1.5`` then ``true``,
-    in the 320 KB blocks ``datasets`` uses (``chunksize / 32``). With one block per file
-    nothing straddles. Files too big to read whole keep the default (10 MB chunks).
+    in the 320 KB blocks ``datasets`` uses (``chunksize / 32``, fenced in
+    ``datasets_internals``). With one block per file nothing straddles. Files too big to read
+    whole keep the default (10 MB chunks).
     """
     largest = max(_uncompressed_size(f) for f in files)
-    return 32 * (largest + 1) if largest <= _ONE_BLOCK_MAX else 10 << 20
+    return json_chunksize_for_one_block(largest) if largest <= _ONE_BLOCK_MAX else 10 << 20
 
 
 def _uncompressed_size(file: Path) -> int:

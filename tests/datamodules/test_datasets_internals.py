@@ -7,6 +7,7 @@ one fails here, by name, before a run silently degrades (docs/private_apis.md, #
 from __future__ import annotations
 
 import datasets
+import pyarrow.json as paj
 import pytest
 
 from datamodules import datasets_internals, loading
@@ -56,3 +57,24 @@ def test_a_mixed_type_json_column_is_still_a_public_json_feature(tmp_path):
     assert isinstance(loaded["train"].features["label"], datasets.Json)
     with pytest.raises(loading.DataError, match="line 2, field 'label'"):
         loading._check_json_types(loaded, {"train": [str(file)]}, ["text"], ["label"])
+
+
+def test_a_json_file_is_still_parsed_in_blocks_of_a_32nd_of_the_chunksize(tmp_path, monkeypatch):
+    # `loading._one_block_chunksize` relies on it to parse a file as one block (pyarrow segfault).
+    file = tmp_path / "rows.jsonl"
+    file.write_text("".join(f'{{"text": "{"w " * 2000}", "label": {i % 2}}}\n' for i in range(300)))
+    size = file.stat().st_size  # ~1.2 MB: more than the 16 KB floor and 10 MB / 32
+    blocks, read_json = [], paj.read_json
+
+    def recording(source, read_options=None, **kwargs):
+        blocks.append(read_options.block_size)
+        return read_json(source, read_options=read_options, **kwargs)
+
+    monkeypatch.setattr(paj, "read_json", recording)
+    chunksize = datasets_internals.json_chunksize_for_one_block(size)
+    loaded = datasets.load_dataset(
+        "json", data_files=str(file), chunksize=chunksize, cache_dir=str(tmp_path / "cache")
+    )
+    assert len(loaded["train"]) == 300
+    assert blocks and min(blocks) >= size
+    assert chunksize // datasets_internals.JSON_BLOCKS_PER_CHUNK > size
