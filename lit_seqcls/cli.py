@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities import rank_zero_warn
 
 from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, CheckpointError, load_checkpoint
 from lit_seqcls.console import quiet_console
 from lit_seqcls.errors import DEBUG_ENV, UserError
 from lit_seqcls.metrics import VAL_ACC
 from lit_seqcls.model import SequenceClassifier
+from lit_seqcls.plugins import PLUGIN_GROUP, load_datamodule_plugins  # noqa: F401 (re-exported)
 from lit_seqcls.runtime import (
     AUTO,
     AtomicCheckpointIO,
@@ -49,7 +48,6 @@ from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted, read_con
 
 DEFAULT_CONFIG = shipped_root() / "trainer" / "default.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-PLUGIN_GROUP = "lit_seqcls.datamodules"
 LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names")
 CKPT_PATH_WORDS = (AUTO, "last", "best", "hpc", "registry")  # resolved later, not file names
 
@@ -286,22 +284,6 @@ def _options(argv: list[str], name: str) -> list[str]:
 def _option(argv: list[str], name: str) -> str | None:
     values = _options(argv, name)
     return values[-1] if values else None
-
-
-def load_datamodule_plugins() -> dict[str, type]:
-    """Import every DataModule registered under the ``lit_seqcls.datamodules`` entry-point group.
-
-    Importing them is what lets ``--data SyntheticDataModule`` (a short class name) resolve; the
-    core itself never imports ``datamodules/`` (see docs/DESIGN.md). A plugin that fails to import
-    is reported and skipped, so one broken package does not take the CLI down.
-    """
-    plugins = {}
-    for entry in entry_points(group=PLUGIN_GROUP):
-        try:
-            plugins[entry.name] = entry.load()
-        except Exception as err:
-            rank_zero_warn(f"Skipping data plugin {entry.name!r} ({entry.value}): {err}")
-    return plugins
 
 
 if __name__ == "__main__":  # pragma: no cover

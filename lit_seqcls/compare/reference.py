@@ -143,7 +143,7 @@ def datamodule(data: dict[str, Any]) -> Any:
     import lightning as L
     from jsonargparse import ArgumentParser
 
-    from lit_seqcls.cli import load_datamodule_plugins
+    from lit_seqcls.plugins import load_datamodule_plugins
 
     load_datamodule_plugins()  # short class names resolve as in `fit`
     parser = ArgumentParser(exit_on_error=False)
