@@ -141,7 +141,11 @@ def _prepare_forever(files, cache: Path) -> None:
     while True:  # a fresh cache each round, so the kill can land in any phase
         _prepared(files, cache)
         for entry in cache.glob("*/*"):
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            # Renamed first, as a killed writer's leftover: a kill landing in this cleanup must
+            # not leave a half-deleted entry that the code under test never wrote.
+            gone = entry.with_name(f".{entry.name}.gone")
+            entry.rename(gone)
+            shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
 
 
 def test_kills_at_random_moments_leave_no_half_written_cache(files, tmp_path):
