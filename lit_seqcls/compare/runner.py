@@ -183,7 +183,7 @@ def _assess(specs: list[RunSpec], report: _Report, retry_failed: bool) -> list[R
             conflicts.append(f"  {spec.name}: started by an earlier lit-seqcls (no {COMMAND_FILE})")
         elif stored is not None and not same_command(stored, spec.command()):
             conflicts.append(f"  {spec.name}: {command_difference(stored, spec.command())}")
-        elif record is not None and (not retry_failed or record["result"]["status"] == "ok"):
+        elif record is not None and (not retry_failed or _status(record) == "ok"):
             report.results[spec.name] = read_record(run_dir) or report.results[spec.name]
             if report.results[spec.name].status != "ok":
                 todo.append(spec)  # --collect: shown as it failed, not run again
@@ -197,6 +197,10 @@ def _assess(specs: list[RunSpec], report: _Report, retry_failed: bool) -> list[R
             "or write to a new --output_dir."
         )
     return todo
+
+
+def _status(record: dict[str, Any]) -> str | None:
+    return (record.get("result") or {}).get("status")
 
 
 def _remove_runs(specs: list[RunSpec]) -> None:
@@ -295,9 +299,10 @@ def _collect(todo: list[RunSpec], report: _Report, folder: Path) -> None:
 
 def _is_comparison_dir(path: Path) -> bool:
     """Whether ``path`` holds an earlier comparison: its ``results.json``, or (cut short in its
-    first run) ``runs/<encoder>-seed<seed>/fit.log`` or ``command.json``."""
+    first run) ``runs/<encoder>-seed<seed>/fit.log`` or ``command.json``, or its lock file."""
     return (
         (path / "results.json").is_file()
+        or (path / LOCK_FILE).is_file()
         or any(path.glob("runs/*-seed*/fit.log"))
         or any(path.glob(f"runs/*-seed*/{COMMAND_FILE}"))
     )
@@ -387,6 +392,8 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error(f"{unknown[0].split('=')[0]}: not a --slurm.* option (see --help)")
     if options.jobs < 1:
         parser.error("--jobs: at least 1")
+    if options.launcher == "slurm" and options.slurm_time is None and not options.collect:
+        parser.error("--launcher slurm needs --slurm.time (submitit would ask for 5 minutes)")
     if options.fresh and options.collect:
         parser.error("--fresh deletes the runs that --collect would merge; give one of them")
     if options.name is None:

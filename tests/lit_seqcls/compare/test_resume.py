@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lit_seqcls.compare import runner
-from lit_seqcls.compare.runs import RECORD_FILE, launches, read_record
+from lit_seqcls.compare.runs import FIT_DONE_FILE, RECORD_FILE, launches, read_record
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,8 @@ RUNS = ["cnn-seed0", "cnn-seed1", "gru-seed0", "gru-seed1"]
 COMMAND = [
     "--config", DATA, "--encoders", "cnn", "gru", "--seeds", "0", "1",
     "--trainer.max_epochs", "1", "--jobs", "2",
-    # tiny, but long enough (~250 steps) to be stopped in the middle of training
-    "--data.init_args.train_size=2000", "--data.init_args.test_size=40",
+    # tiny, but long enough (~500 steps) to be stopped in the middle of training
+    "--data.init_args.train_size=4000", "--data.init_args.test_size=40",
     "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
     "--data.init_args.batch_size=8", "--model.embedding_dim=8",
     "--model.encoder.init_args.hidden_size=8", "--model.encoder.init_args.num_filters=4",
@@ -43,6 +43,13 @@ def _predictions(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
+def _training(out: Path) -> bool:
+    """Whether an unfinished run is in the middle of its training: Lightning's CSV logger
+    first writes ``metrics.csv`` at step 100 (``flush_logs_every_n_steps``) of ~500."""
+    fitting = [r for r in RUNS if not (out / "runs" / r / FIT_DONE_FILE).exists()]
+    return any(list((out / "runs" / r).glob("lightning_logs/*/metrics.csv")) for r in fitting)
+
+
 def test_a_killed_comparison_resumes_to_the_uninterrupted_results(tmp_path):
     killed = tmp_path / "killed"
     compare = subprocess.Popen(
@@ -53,16 +60,10 @@ def test_a_killed_comparison_resumes_to_the_uninterrupted_results(tmp_path):
         start_new_session=True,  # its own process group: the compare and its runs
     )
     deadline = time.monotonic() + 1200
-    started = None
-    while started is None or time.monotonic() < started + 3:  # 3 s into the next run's fit
+    while not (list(killed.glob(f"runs/*/{RECORD_FILE}")) and _training(killed)):
         assert compare.poll() is None and time.monotonic() < deadline, compare.stdout.read()
-        if started is None and list(killed.glob(f"runs/*/{RECORD_FILE}")):
-            unfinished = [r for r in RUNS if not (killed / "runs" / r / RECORD_FILE).exists()]
-            logs = [killed / "runs" / r / "fit.log" for r in unfinished]
-            if any(log.is_file() and '"fit_start"' in log.read_text() for log in logs):
-                started = time.monotonic()
-        time.sleep(0.2)
-    os.killpg(compare.pid, signal.SIGTERM)
+        time.sleep(0.1)
+    os.killpg(compare.pid, signal.SIGTERM)  # after the first run, in another one's training
     output = compare.communicate(timeout=600)[0]
     assert compare.returncode == 128 + signal.SIGTERM, output[-3000:]
     done = [r for r in RUNS if (killed / "runs" / r / RECORD_FILE).exists()]

@@ -257,3 +257,19 @@ def test_slurm_submits_one_array_running_our_per_run_function(fits, tmp_path, mo
     runs = _rows(out / "runs.csv")
     assert runs["cnn0"]["status"] == "ok"
     assert runs["gru0"]["status"] == "SLURM job 4242_1: RUNNING"
+
+
+def test_the_reporter_counts_and_clock_survive_a_resume():
+    # Its state is in every checkpoint, so a resumed run reports the whole run: the epochs
+    # before the interruption, and the fit time of both attempts (not the time in between).
+    from lit_seqcls.compare.reporter import ComparisonReporter
+
+    before = ComparisonReporter()
+    before.history = [{"epoch": 0, "elapsed": 4.0, "val/acc": 0.5}]
+    before.train_samples, before.train_tokens, before.train_seconds = 64, 640, 2.0
+    before._elapsed_before = 5.0  # as if 5 s of fit so far
+    state = json.loads(json.dumps(before.state_dict()))  # plain data
+    after = ComparisonReporter()
+    after.load_state_dict(state)
+    assert after.history == before.history and after.train_tokens == 640
+    assert after._elapsed() == pytest.approx(5.0)
