@@ -14,12 +14,17 @@ import lightning as L
 import pytest
 import torch.distributed as dist
 from lightning.fabric.plugins.environments import LightningEnvironment
+from lightning.fabric.utilities.data import _replace_dunder_methods, _set_sampler_epoch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.trainer.states import RunningStage
+from lightning.pytorch.utilities.data import _update_dataloader
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from lit_seqcls.runtime import lightning_internals as li
+from lit_seqcls.text.bucketing import BucketBatchSampler
 
 CHANGED = f"Lightning {L.__version__} changed"
 NO_TENSORBOARD = not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
@@ -79,6 +84,22 @@ def test_wandb_logger_keeps_init_kwargs_run_and_id(tmp_path):
     assert logger.version == "def" and init["id"] == "def"
     li.forget_wandb_run(logger)
     assert li.started_wandb_run(logger) is None
+
+
+def test_lightning_recreates_our_batch_sampler_and_relays_set_epoch():
+    # Not fenced in code (Lightning does it itself, in `_update_dataloader` under DDP and
+    # `_set_sampler_epoch` every epoch), so checked here the way Lightning does it.
+    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
+        loader = DataLoader(range(20), batch_sampler=BucketBatchSampler(range(1, 21), batch_size=4))
+    _set_sampler_epoch(loader, 5)  # one process: through our `_EpochRelay`
+    assert loader.batch_sampler.epoch == 5, f"{CHANGED} how set_epoch reaches a batch sampler"
+    sampler = DistributedSampler(range(20), num_replicas=2, rank=0, shuffle=False)
+    ddp = _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
+    again = ddp.batch_sampler
+    assert type(again) is BucketBatchSampler, f"{CHANGED} how it re-creates a batch sampler"
+    assert again.sampler is sampler and again.num_replicas == 2 and again.batch_size == 4
+    _set_sampler_epoch(ddp, 3)
+    assert sampler.epoch == 3 == again._current_epoch()
 
 
 def test_a_missing_attribute_names_the_version_and_the_attribute():
