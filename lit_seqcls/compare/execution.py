@@ -70,7 +70,7 @@ def execute_run(
     stored = stored_command(run_dir)
     if stored is not None and not same_command(stored, command):
         status = f"not run: its folder holds a run of another command ({run_dir}); see --fresh"
-        return RunResult(spec.encoder, spec.seed, run_dir=str(run_dir), status=status)
+        return RunResult(spec.label, spec.seed, run_dir=str(run_dir), status=status)
     done = read_record(run_dir)
     if done is not None and done.status == "ok":
         return done
@@ -104,7 +104,7 @@ def run_one(
     """
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    result = RunResult(encoder=spec.encoder, seed=spec.seed, run_dir=str(run_dir))
+    result = RunResult(encoder=spec.label, seed=spec.seed, run_dir=str(run_dir))
     fit = _fit_and_test(spec, result, on_event, control)
     entries = launches(run_dir)  # every process of every attempt: the run's cost
     result.wall_time_s = sum(e["seconds"] for e in entries) if entries else None

@@ -51,7 +51,7 @@ class Progress:
 
     def started(self, spec: RunSpec) -> None:
         with self.lock:
-            label = f"{spec.encoder} (seed {spec.seed})"
+            label = f"{spec.label} (seed {spec.seed})"
             run = _Running(self.index.get(spec.name, 0), label, time.monotonic())
             self.running[spec.name] = run
             self._show(f"{self._tag(run)}: starting", permanent=False)

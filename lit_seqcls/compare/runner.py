@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import inspect
 import json
@@ -71,6 +72,7 @@ from lit_seqcls.compare.runs import (
     same_command,
     stored_command,
 )
+from lit_seqcls.compare.tuning import TUNING_DIR, tune
 from lit_seqcls.encoders import ENCODERS
 from lit_seqcls.errors import UserError
 from lit_seqcls.runtime.outputs import check_output_dir
@@ -102,6 +104,7 @@ def main(argv: list[str]) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     with _one_comparison_at_a_time(output_dir):
         specs = _plan(options, passthrough, output_dir)
+        specs += _tuned_runs(options, specs, output_dir)  # --tune N
         if options.fresh:
             _remove_runs(specs)
         report = _Report(specs, output_dir, options.name, _command_line(argv))
@@ -143,13 +146,47 @@ def _plan(options: argparse.Namespace, overrides: list[str], output_dir: Path) -
     ]
 
 
+def _tuned_runs(
+    options: argparse.Namespace, specs: list[RunSpec], output_dir: Path
+) -> list[RunSpec]:
+    """``--tune N``: each encoder's N trials here, first (``tuning.tune``: ``fit`` only, on the
+    validation split), then its runs again with the best trial's settings, rows of their own."""
+    tuned = []
+    for encoder in options.encoders if options.tune else []:
+        runs = [s for s in specs if s.encoder == encoder]
+        config = output_dir / TUNING_DIR / f"{encoder}.yaml"
+        if not options.collect:  # --collect starts nothing
+            config = tune(
+                encoder,
+                options.tune,
+                runs[0].configs,
+                runs[0].overrides,
+                output_dir,
+                seed=options.seeds[0],
+                group=options.name,
+                fresh=options.fresh,
+            ).config
+        if config is None or not config.is_file():
+            continue  # no trial finished (tuning said why): the shipped runs still run
+        tuned += [
+            dataclasses.replace(
+                s,
+                configs=(*s.configs, str(config)),
+                variant="tuned",
+                run_dir=str(output_dir / "runs" / run_name(f"{encoder}-tuned", s.seed)),
+            )
+            for s in runs
+        ]
+    return tuned
+
+
 class _Report:
     """The runs of this comparison as they stand; ``write`` rewrites the tables and plots."""
 
     def __init__(self, specs: list[RunSpec], output_dir: Path, title: str, command: str) -> None:
         self.output_dir, self.title, self.command = output_dir, title, command
         self.results = {
-            s.name: RunResult(s.encoder, s.seed, run_dir=s.run_dir, status="not run yet")
+            s.name: RunResult(s.label, s.seed, run_dir=s.run_dir, status="not run yet")
             for s in specs
         }
 
@@ -279,7 +316,7 @@ def _submit(
 
 def _unrecorded(spec: RunSpec, job: Any) -> RunResult:
     status = f"no result (submitit job {job.job_id}: see {job.paths.stderr})"
-    return RunResult(spec.encoder, spec.seed, run_dir=spec.run_dir, status=status)
+    return RunResult(spec.label, spec.seed, run_dir=spec.run_dir, status=status)
 
 
 def _collect(todo: list[RunSpec], report: _Report, folder: Path) -> None:
@@ -305,6 +342,7 @@ def _is_comparison_dir(path: Path) -> bool:
         or (path / LOCK_FILE).is_file()
         or any(path.glob("runs/*-seed*/fit.log"))
         or any(path.glob(f"runs/*-seed*/{COMMAND_FILE}"))
+        or any(path.glob(f"{TUNING_DIR}/*.db"))  # cut short while tuning
     )
 
 
@@ -381,6 +419,15 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         help="write into an existing folder that holds other files (default: refuse; a folder "
         "of an earlier comparison is always updated)",
     )
+    parser.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first give every encoder the same N trials of hyper-parameter search on the "
+        "validation split (Optuna; search spaces in lit_seqcls/configs/tune/), then run each "
+        "seed with the best settings too: rows '<encoder> (tuned)' beside the shipped ones",
+    )
     _add_launch_arguments(parser)
     add_reference_argument(parser)
     options, passthrough = parser.parse_known_args(argv)
@@ -392,6 +439,10 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error(f"{unknown[0].split('=')[0]}: not a --slurm.* option (see --help)")
     if options.jobs < 1:
         parser.error("--jobs: at least 1")
+    if options.tune < 0 or (options.tune and options.launcher == "slurm"):
+        parser.error(
+            "--tune N: N >= 0, and trials run here, one at a time: not with --launcher slurm"
+        )
     if options.launcher == "slurm" and options.slurm_time is None and not options.collect:
         parser.error("--launcher slurm needs --slurm.time (submitit would ask for 5 minutes)")
     if options.fresh and options.collect:

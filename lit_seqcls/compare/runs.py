@@ -48,6 +48,8 @@ class RunSpec:
         threads: ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` of its processes; ``None``: every
             core this process may use (a SLURM task has its ``cpus_per_task``).
         program: how a ``lit-seqcls`` process is started (tests put a stand-in here).
+        variant: ``""``, or ``"tuned"`` for a run with ``compare --tune``'s settings (in
+            ``configs``): the tables give it a row of its own, ``<encoder> (tuned)``.
     """
 
     encoder: str
@@ -58,10 +60,16 @@ class RunSpec:
     group: str = "comparison"
     threads: int | None = None
     program: tuple[str, ...] = ()
+    variant: str = ""
+
+    @property
+    def label(self) -> str:
+        """The encoder as the tables name this run's row: ``cnn``, or ``cnn (tuned)``."""
+        return f"{self.encoder} ({self.variant})" if self.variant else self.encoder
 
     @property
     def name(self) -> str:
-        return run_name(self.encoder, self.seed)
+        return run_name(self.label, self.seed)
 
     def command(self) -> dict[str, Any]:
         """What decides the run's result: a rerun with a different one must not reuse it."""

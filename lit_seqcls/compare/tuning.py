@@ -68,18 +68,13 @@ class Tuned:
     no trial finished (``status`` says why).
 
     Example:
-        >>> Tuned("cnn", None, "no trial finished").label
-        'cnn (tuned)'
+        >>> Tuned("cnn", None, "tuning failed: none of 2 trials finished").config is None
+        True
     """
 
     encoder: str
     config: Path | None
     status: str
-
-    @property
-    def label(self) -> str:
-        """The encoder's name in the tables for runs with the tuned settings."""
-        return f"{self.encoder} (tuned)"
 
 
 def tune(
@@ -325,7 +320,8 @@ def _show(values: dict[str, Any]) -> str:
 
 def _digest(path: str) -> str:
     """A config file by its content (a rerun from another folder names it differently)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    data = Path(path).read_bytes() if Path(path).is_file() else path.encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 def _class_path(encoder: str) -> str:

@@ -6,6 +6,7 @@ failures, the budget and resuming are checked in a second instead of a minute pe
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 import sys
@@ -17,11 +18,12 @@ import yaml
 
 optuna = pytest.importorskip("optuna")
 
-from lit_seqcls.compare import tuning  # noqa: E402
+from lit_seqcls.compare import execution, runner, tuning  # noqa: E402
 from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune  # noqa: E402
 from lit_seqcls.trust import check_untrusted  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
+RUNNER_FAKE = Path(__file__).with_name("fake_lit_seqcls.py")  # test_runner's stand-in
 DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
 TINY = [
     "--data.init_args.train_size=160",
@@ -158,3 +160,33 @@ def test_a_rerun_continues_the_study_and_keeps_the_budget_equal(tmp_path, fake_f
         tune("cnn", 3, [DATA], ["--trainer.max_epochs=5"], tmp_path)
     tune("cnn", 1, [DATA], ["--trainer.max_epochs=5"], tmp_path, fresh=True)  # starts over
     assert _states(tmp_path) == ["COMPLETE"] and len(fake_fit.calls) == 4
+
+
+def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(tmp_path, monkeypatch):
+    # The runner's stand-in `lit-seqcls` for trials and runs alike: instant, and it counts fits.
+    for module, name in ((execution, "PROGRAM"), (tuning, "LAUNCHER")):
+        monkeypatch.setattr(module, name, (sys.executable, str(RUNNER_FAKE)))
+    counter = tmp_path / "fits.txt"
+    monkeypatch.setenv("FAKE_FIT_COUNTER", str(counter))
+    out = tmp_path / "cmp"
+    command = ["--config", DATA, "--output_dir", str(out), "--encoders", "cnn", "gru"]
+    command += ["--seeds", "0", "1", "--tune", "2", "--reference", "none"]
+    runner.main(command)
+
+    fits = counter.read_text().splitlines()  # "<class> <seed> <--ckpt_path>"
+    trials, runs = fits[:4], fits[4:]
+    assert trials == ["CNNEncoder 0 None"] * 2 + ["GRUEncoder 0 None"] * 2  # fit only, seed 0
+    assert len(runs) == 8 and all(f.endswith(" auto") for f in runs)  # 2 × 2 shipped, 2 × 2 tuned
+    with (out / "comparison.csv").open(encoding="utf-8") as f:
+        rows = {row["encoder"]: row for row in csv.DictReader(f)}
+    assert list(rows) == ["cnn", "gru", "cnn (tuned)", "gru (tuned)"]
+    assert all(row["status"] == "ok" for row in rows.values())
+    fit_log = (out / "runs" / "gru-tuned-seed1" / "fit.log").read_text().splitlines()[0]
+    assert f"--config {out / 'tuning' / 'gru.yaml'}" in fit_log  # the tuned config, reused
+    assert "--seed_everything=1" in fit_log
+    assert "tuning" not in (out / "runs" / "gru-seed1" / "fit.log").read_text().splitlines()[0]
+
+    runner.main(command)  # the same command again: nothing trains, tuning included
+    assert len(counter.read_text().splitlines()) == 12
+    with pytest.raises(SystemExit):  # trials run here, never on a login node
+        runner.main([*command, "--launcher", "slurm", "--slurm.time", "10"])
