@@ -18,6 +18,7 @@ import yaml
 
 optuna = pytest.importorskip("optuna")
 
+from lit_seqcls.cli import main as cli_main  # noqa: E402
 from lit_seqcls.compare import execution, runner, tuning  # noqa: E402
 from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune  # noqa: E402
 from lit_seqcls.trust import check_untrusted  # noqa: E402
@@ -190,3 +191,23 @@ def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(tmp_
     assert len(counter.read_text().splitlines()) == 12
     with pytest.raises(SystemExit):  # trials run here, never on a login node
         runner.main([*command, "--launcher", "slurm", "--slurm.time", "10"])
+
+
+@pytest.mark.slow
+def test_compare_tune_with_real_training_applies_the_tuned_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
+    out = tmp_path / "cmp"
+    cli_main(["compare", "--config", DATA, "--encoders", "cnn", "--tune", "2", "--reference",
+              "none", "--output_dir", str(out), *TINY, "--model.embedding_dim=8"])  # fmt: skip
+    with (out / "comparison.csv").open(encoding="utf-8") as f:
+        rows = {row["encoder"]: row for row in csv.DictReader(f)}
+    assert list(rows) == ["cnn", "cnn (tuned)"]
+    assert all(
+        row["status"] == "ok" and 0 <= float(row["test_acc_mean"]) <= 1 for row in rows.values()
+    )
+    best = _study(out).best_params
+    fitted = out / "runs" / "cnn-tuned-seed0" / "lightning_logs" / "version_0" / "config.yaml"
+    model = yaml.safe_load(fitted.read_text())["model"]  # what the tuned run trained with
+    assert model["dropout"] == best["dropout"] and model["embedding_dim"] == 8
+    assert model["encoder"]["init_args"]["num_filters"] == best["num_filters"]
+    assert model["optimizer"]["init_args"]["lr"] == best["lr"]
