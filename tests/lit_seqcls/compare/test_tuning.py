@@ -20,6 +20,7 @@ optuna = pytest.importorskip("optuna")
 
 from lit_seqcls.cli import main as cli_main  # noqa: E402
 from lit_seqcls.compare import execution, runner, tuning  # noqa: E402
+from lit_seqcls.compare.search_space import SearchSpaceError, load_space, space_file  # noqa: E402
 from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune  # noqa: E402
 from lit_seqcls.trust import check_untrusted  # noqa: E402
 
@@ -191,6 +192,20 @@ def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(tmp_
     assert len(counter.read_text().splitlines()) == 12
     with pytest.raises(SystemExit):  # trials run here, never on a login node
         runner.main([*command, "--launcher", "slurm", "--slurm.time", "10"])
+
+
+def test_without_optuna_or_with_nothing_left_to_search_tuning_says_what_to_do(
+    tmp_path, monkeypatch
+):
+    given = [f"--{p.flag}=1" for p in load_space(space_file("swem"), "swem")]
+    with pytest.raises(
+        SearchSpaceError, match=r"swem\.yaml: every parameter is set on the command"
+    ):
+        tune("swem", 1, [DATA], given, tmp_path)
+    monkeypatch.setitem(sys.modules, "optuna", None)  # not installed
+    with pytest.raises(TuningError, match=r"pip install 'lit-seqcls\[tune\]'"):
+        tune("cnn", 1, [DATA], [], tmp_path)
+    assert not (tmp_path / TUNING_DIR).exists()  # refused before anything is written
 
 
 @pytest.mark.slow
