@@ -25,9 +25,10 @@ TINY = [
     "--trainer.enable_model_summary=false",
 ]
 MODEL_CONFIGS = sorted((CONFIGS / "model").glob("*.yaml"))
-# configs/sweeps/ holds W&B sweep configs, not CLI configs (tests/lit_seqcls/test_sweeps.py).
+# configs/sweeps/ holds W&B sweep configs (tests/lit_seqcls/test_sweeps.py) and configs/tune/
+# compare --tune search spaces (tests/lit_seqcls/compare/test_tuning.py): not CLI configs.
 OTHER_CONFIGS = sorted(
-    p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in ("model", "data", "sweeps")
+    p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in ("model", "data", "sweeps", "tune")
 )
 NEEDS_GPU = {"gpu", "ddp"}  # configs/trainer/{gpu,ddp}.yaml: run with -m gpu on a CUDA machine
 # Multi-process configs run in a subprocess: Lightning starts the other ranks by re-running
