@@ -77,6 +77,23 @@ def run_cli():
 
 
 @pytest.fixture
+def cli_error(capsys):
+    """Runs the CLI in this process, expects its one-block error (no traceback); returns it."""
+
+    def run(args: list[str]) -> str:
+        from lit_seqcls.cli import main
+
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        message = str(exit_.value.code)
+        assert message.startswith("lit-seqcls: error: "), message
+        assert "Traceback" not in capsys.readouterr().err
+        return message
+
+    return run
+
+
+@pytest.fixture
 def tiny_wandb_fit_args() -> list[str]:
     """CLI arguments of a seconds-long fit on synthetic data with the W&B logger (offline here)."""
     configs = Path(__file__).resolve().parents[1] / "configs"

@@ -27,25 +27,15 @@ TINY = [
 ]  # fmt: skip
 
 
-def _error(args: list[str], capsys) -> str:
-    """Run the CLI, expect the one-block error; return it."""
-    with pytest.raises(SystemExit) as exit_:
-        main(args)
-    message = str(exit_.value.code)
-    assert message.startswith("lit-seqcls: error: "), message
-    assert "Traceback" not in capsys.readouterr().err
-    return message
-
-
 @pytest.fixture
 def trained(tmp_path) -> Path:
     main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "run")])
     return next((tmp_path / "run").rglob("last.ckpt"))
 
 
-def test_a_checkpoint_of_other_data_is_explained_before_its_weights_are_copied(trained, capsys):
+def test_a_checkpoint_of_other_data_is_explained_before_its_weights_are_copied(trained, cli_error):
     other_vocab = ["--data.init_args.num_filler_words=300"]  # another vocabulary size
-    message = _error(["test", *TINY, *other_vocab, "--ckpt_path", str(trained)], capsys)
+    message = cli_error(["test", *TINY, *other_vocab, "--ckpt_path", str(trained)])
     assert "trained on other data" in message and "tokens" in message
     assert "size mismatch" not in message
 
@@ -57,46 +47,46 @@ def test_resuming_a_finished_run_says_so(trained, tmp_path, capsys):
     assert "Nothing left to train" in out and "Best checkpoint ()" not in out
 
 
-def test_a_directory_as_ckpt_path_is_named_as_one(tmp_path, capsys):
-    message = _error(["test", *TINY, "--ckpt_path", str(tmp_path)], capsys)
+def test_a_directory_as_ckpt_path_is_named_as_one(tmp_path, cli_error):
+    message = cli_error(["test", *TINY, "--ckpt_path", str(tmp_path)])
     assert f"--ckpt_path {tmp_path} is a directory" in message
 
 
-def test_broken_yaml_names_the_file_and_line(tmp_path, capsys):
+def test_broken_yaml_names_the_file_and_line(tmp_path, cli_error):
     config = tmp_path / "broken.yaml"
     config.write_text("model:\n  dropout: 0.1\n  encoder: [gru\n")
-    message = _error(["fit", *TINY, "--config", str(config)], capsys)
+    message = cli_error(["fit", *TINY, "--config", str(config)])
     assert f"config {config}, line 4" in message and "not valid YAML" in message
 
 
-def test_a_data_error_is_one_block_naming_file_and_line(tmp_path, capsys):
+def test_a_data_error_is_one_block_naming_file_and_line(tmp_path, cli_error):
     bad = tmp_path / "train.jsonl"
     bad.write_text('{"text": "good", "label": "a"}\n{"text": "good", "label": "b"}\n{"text": ')
     args = ["fit", "--data", "datamodules.TextDataModule", "--data.path", "json"]
-    message = _error([*args, "--data.data_files.train", str(bad)], capsys)
+    message = cli_error([*args, "--data.data_files.train", str(bad)])
     assert str(bad) in message and "line 3" in message
 
 
 def test_a_full_disk_while_saving_keeps_the_last_checkpoint_and_says_so(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, cli_error
 ):
     def full_disk(obj, f, *args, **kwargs):
         f.write(b"PK\x03\x04 partial")
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 28 vs 12")
 
     monkeypatch.setattr(checkpoint_io.torch, "save", full_disk)
-    message = _error(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "r")], capsys)
+    message = cli_error(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "r")])
     assert "Could not write checkpoint" in message and "MiB free there" in message
     assert "checkpoints written before are intact" in message and "--ckpt_path auto" in message
     assert not list((tmp_path / "r").rglob("*.ckpt")), "no half-written checkpoint is left"
 
 
-def test_a_read_only_log_folder_is_named_before_any_work(tmp_path, monkeypatch, capsys):
+def test_a_read_only_log_folder_is_named_before_any_work(tmp_path, monkeypatch, cli_error):
     def read_only(root, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(root))
 
     monkeypatch.setattr(rundir, "_claim_in_all", read_only)  # its mkdir, as on a ro mount
-    message = _error(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "ro")], capsys)
+    message = cli_error(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "ro")])
     assert f"under {tmp_path / 'ro'}: Read-only file system" in message
 
 
