@@ -20,7 +20,7 @@ from callbacks import sinks
 from datamodules import TextDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.cli import main
-from lit_seqcls.compare import RunResult
+from lit_seqcls.compare import RunResult, execution
 from lit_seqcls.compare import runner as compare_module
 from lit_seqcls.runtime.outputs import OutputFileError, check_output_file, spreadsheet_safe
 from lit_seqcls.runtime.prediction import PredictionWriter
@@ -164,13 +164,15 @@ def fake_runs(monkeypatch) -> list[str]:
     """``compare`` with each fit replaced by a failed run that only writes its ``fit.log``."""
     started = []
 
-    def run_one(encoder, seed, configs, overrides, run_dir, group="", progress=None):
-        started.append(f"{encoder}-seed{seed}")
+    def run_one(spec, on_event=None, control=None):
+        started.append(f"{spec.encoder}-seed{spec.seed}")
+        run_dir = Path(spec.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "fit.log").write_text("fake\n")
-        return RunResult(encoder, seed, run_dir=str(run_dir), status="fit failed (exit 1)")
+        return RunResult(spec.label, spec.seed, run_dir=str(run_dir), status="fit failed (exit 1)")
 
-    monkeypatch.setattr(compare_module, "run_one", run_one)
+    # The local launcher runs each run's `execute_run` in this process (a thread per job).
+    monkeypatch.setattr(execution, "run_one", run_one)
     return started
 
 
@@ -189,11 +191,10 @@ def test_compare_refuses_a_foreign_folder_before_running_anything(tmp_path, fake
 
 
 def test_compare_reruns_into_its_own_folder(tmp_path, fake_runs):
-    # The default folder comparisons/<name>: once cut short in its first run, once finished.
-    args = ["--encoders", "gru", "cnn", "--name", "mine"]
+    # The default folder comparisons/<name>, written by a first run, is not a foreign folder.
+    # (A folder cut short in its first run: tests/lit_seqcls/compare/test_runner.py.)
+    args = ["--encoders", "gru", "cnn", "--name", "mine", "--reference", "none"]
     folder = tmp_path / "comparisons" / "mine"
-    (folder / "runs" / "gru-seed0").mkdir(parents=True)
-    (folder / "runs" / "gru-seed0" / "fit.log").write_text("killed\n")
     compare_module.main(args)
     compare_module.main(args)
     assert fake_runs == ["gru-seed0", "cnn-seed0"] * 2
