@@ -9,6 +9,7 @@ installed or in a checkout; ``--config lit_seqcls:<group>/<file>.yaml`` names an
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -239,6 +240,14 @@ def _check_ckpt_file(ckpt: str | Path | None) -> int | None:
         )
     if not path.is_file():
         return None  # Lightning says that the file does not exist
+    stat = path.stat()
+    return _checked_step(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_step(path: str, mtime_ns: int, size: int) -> int | None:
+    """``_check_ckpt_file``'s full read (every zip checksum), once per file version: the CLI asks
+    about the same ``--ckpt_path`` before parsing, after parsing and before ``fit``."""
     checkpoint = load_checkpoint(path, mmap=True)
     check_checkpoint_hparams(checkpoint, path)
     return checkpoint.get("global_step")
@@ -267,7 +276,8 @@ def _with_data_from_checkpoint(argv: list[str]) -> list[str]:
         if Path(c).is_file()
     ):
         return argv
-    pipeline = load_checkpoint(ckpt).get(TEXT_PIPELINE_KEY)
+    # Checked (checksums and hyper-parameters) by `_check_ckpt_file` just before.
+    pipeline = load_checkpoint(ckpt, mmap=True, checksums=False).get(TEXT_PIPELINE_KEY)
     if not isinstance(pipeline, dict) or "datamodule" not in pipeline:
         return argv
     data = ["--data", pipeline["datamodule"], "--data.init_args.from_checkpoint", ckpt]
