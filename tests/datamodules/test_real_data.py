@@ -19,7 +19,7 @@ pytestmark = [
 def test_imdb_local_copy():
     dm = IMDBDataModule(path=str(DATA / "imdb"), include_unsupervised=True)
     sizes = {k: len(v) for k, v in dm.splits.items()}
-    assert sizes == {"train": 22_500, "validation": 2_500, "test": 25_000, "predict": 2_000}
+    assert sizes == {"train": 22_500, "validation": 2_500, "test": 25_000, "predict": 50_000}
     assert dm.class_names == ["neg", "pos"]
     assert sorted(set(dm.splits["test"]["label"])) == [0, 1]
 
