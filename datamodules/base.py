@@ -37,15 +37,18 @@ from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint
 from lit_seqcls.batch import collate
 from lit_seqcls.text import (
     TRAINERS,
+    TRUNCATION_SIDES,
     BucketBatchSampler,
     ResumableDataLoader,
     TokenizerKind,
+    TruncationSide,
     UnicodeForm,
     load_tokenizer,
     load_vectors,
     tokenizer_json,
 )
 from lit_seqcls.validation import (
+    ConfigValueError,
     require_fraction,
     require_non_negative_int,
     require_open_fraction,
@@ -68,6 +71,9 @@ class TextClassificationDataModule(L.LightningDataModule):
             (longest text × texts) stays within it (evaluation uses twice the budget). Keeps
             memory flat when lengths vary a lot.
         max_length: truncate texts to this many tokens (``None``: no limit).
+        truncation_side: which tokens a text longer than ``max_length`` keeps: its first
+            (``right``, cut at the right) or its last (``left``). A recurrent encoder reads its
+            final state right after the last token, so ``left`` suits it on long reviews.
         max_vocab_size: cap on the tokenizer's vocabulary, special tokens included (3 to
             10,000,000: the model's embedding has one row per entry).
         min_frequency: words seen fewer times in the training split become ``[UNK]``.
@@ -100,6 +106,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         max_tokens: int | None = None,
         max_length: int | None = 512,
+        truncation_side: TruncationSide = "right",
         max_vocab_size: int = 30_000,
         min_frequency: int = 1,
         lowercase: bool = True,
@@ -124,6 +131,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.max_tokens = max_tokens
         self.max_length = max_length
+        self.truncation_side = truncation_side
         self.max_vocab_size = max_vocab_size
         self.min_frequency = min_frequency
         self.lowercase = lowercase
@@ -134,6 +142,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.pad_to_multiple_of = pad_to_multiple_of
         self.num_workers = num_workers
         self.seed = seed
+        if truncation_side not in TRUNCATION_SIDES:
+            raise ConfigValueError(
+                f"truncation_side must be one of {list(TRUNCATION_SIDES)}, got {truncation_side!r}"
+            )
         if tokenizer_type not in TRAINERS:
             raise ValueError(
                 f"tokenizer_type must be one of {sorted(TRAINERS)}, got {tokenizer_type!r}"
@@ -151,6 +163,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             pipeline = read_checkpoint_pipeline(from_checkpoint)
             self.tokenizer_file = pipeline["tokenizer"]
             self.max_length = pipeline["max_length"]
+            self.truncation_side = pipeline["truncation_side"]
             self.strip_html = pipeline["strip_html"]
             self.checkpoint_class_names = list(pipeline["class_names"])
         self._vectors: Tensor | None = None
@@ -233,6 +246,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             "version": PIPELINE_VERSION,
             "tokenizer": tokenizer_json(self.tokenizer),
             "max_length": self.max_length,
+            "truncation_side": self.truncation_side,
             "strip_html": self.strip_html,
             "class_names": list(self.class_names),
             # The module that reads raw files for `lit-seqcls predict --ckpt_path` alone.
@@ -377,7 +391,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         key = fingerprint(
             self.source_fingerprint(),
             tokenizer_json(self.tokenizer),
-            {"max_length": self.max_length, "html": self.strip_html and _HTML_TAG.pattern},
+            {
+                "max_length": self.max_length,
+                "truncation_side": self.truncation_side,
+                "html": self.strip_html and _HTML_TAG.pattern,
+            },
             {"val_fraction": self.val_fraction, "seed": self.seed},
         )
         path = self._cache / "encoded" / key
@@ -396,7 +414,14 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def _encode(self, split: datasets.Dataset, fingerprint_: str) -> datasets.Dataset:
         # Normalise and tokenize straight into Arrow (see datamodules.pipeline).
-        return encode_split(split, self.tokenizer, self.normalize, self.max_length, fingerprint_)
+        return encode_split(
+            split,
+            self.tokenizer,
+            self.normalize,
+            self.max_length,
+            fingerprint_,
+            self.truncation_side,
+        )
 
     def _checked_splits(self, raw: datasets.DatasetDict) -> datasets.DatasetDict:
         for name, split in raw.items():

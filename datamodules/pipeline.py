@@ -25,9 +25,9 @@ from tokenizers import Tokenizer
 
 from datamodules.schema import LABEL, TEXT
 from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, load_checkpoint
-from lit_seqcls.text.encoding import TextEncoder
+from lit_seqcls.text.encoding import TRUNCATION_SIDES, TextEncoder, TruncationSide
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: `truncation_side` (version 1 always kept the first tokens)
 CHUNK_ROWS = 1000  # rows encoded at once: large enough to batch, small enough to bound memory
 
 
@@ -37,6 +37,7 @@ def encode_split(
     normalize: Callable[[str], str],
     max_length: int | None,
     fingerprint: str | None = None,
+    truncation_side: TruncationSide = "right",
 ) -> datasets.Dataset:
     """The columns the loaders read: ``label`` (if any), ``input_ids``, ``length``, ``index``.
 
@@ -47,6 +48,7 @@ def encode_split(
         max_length: truncate to this many tokens (``None``: no limit).
         fingerprint: the new dataset's ``datasets`` fingerprint (our cache key), if known;
             without one ``datasets`` hashes every id (~0.3 s per 30 MB).
+        truncation_side: keep a long text's first (``right``) or last (``left``) tokens.
 
     Example:
         >>> from lit_seqcls.text.tokenization import train_word_tokenizer
@@ -56,7 +58,7 @@ def encode_split(
         (['label', 'input_ids', 'length', 'index'], [3, 1], [0, 1])
     """
     rows, texts = len(split), split.select_columns([TEXT])
-    encoder = TextEncoder(tokenizer, max_length)
+    encoder = TextEncoder(tokenizer, max_length, truncation_side)
     chunks = [
         _encode_rows(texts[start : start + CHUNK_ROWS][TEXT], encoder, normalize)
         for start in range(0, rows, CHUNK_ROWS)
@@ -113,5 +115,11 @@ def read_checkpoint_pipeline(path: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"checkpoint {path} was written by a newer lit-seqcls (text pipeline version "
             f"{pipeline['version']}); upgrade lit-seqcls to read it."
+        )
+    side = pipeline.setdefault("truncation_side", "right")  # version 1 kept the first tokens
+    if side not in TRUNCATION_SIDES:
+        raise ValueError(
+            f"checkpoint {path}: text pipeline field 'truncation_side' is {side!r}, not one of "
+            f"{list(TRUNCATION_SIDES)}; the file is damaged or was not written by lit-seqcls."
         )
     return pipeline

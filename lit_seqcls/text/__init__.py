@@ -6,7 +6,7 @@ long texts cut first), ``vectors`` builds an embedding matrix from pretrained wo
 """
 
 from lit_seqcls.text.bucketing import BucketBatchSampler, ResumableDataLoader
-from lit_seqcls.text.encoding import TextEncoder, encode
+from lit_seqcls.text.encoding import TRUNCATION_SIDES, TextEncoder, TruncationSide, encode
 from lit_seqcls.text.tokenization import (
     TRAINERS,
     UNK_ID,
@@ -21,12 +21,14 @@ from lit_seqcls.text.vectors import PretrainedVectors, load_vectors
 
 __all__ = [
     "TRAINERS",
+    "TRUNCATION_SIDES",
     "UNK_ID",
     "BucketBatchSampler",
     "PretrainedVectors",
     "ResumableDataLoader",
     "TextEncoder",
     "TokenizerKind",
+    "TruncationSide",
     "UnicodeForm",
     "encode",
     "load_tokenizer",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from tokenizers import Tokenizer
 
@@ -19,15 +20,31 @@ CHARS_PER_TOKEN = 64  # texts longer than max_length × this are cut before toke
 _MAX_GROWTH = 64  # a cut that leaves too few tokens grows ×4, up to 4,096 characters per token
 _ASCII_WS = "\t\n\v\f\r "  # the ASCII characters `Whitespace` (onig's \s) splits on
 
+TruncationSide = Literal["right", "left"]
+TRUNCATION_SIDES: tuple[TruncationSide, ...] = ("right", "left")
 
-def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
+
+def encode(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    max_length: int | None,
+    truncation_side: TruncationSide = "right",
+) -> list[list[int]]:
     """Token ids per text, truncated to ``max_length``; a text with no tokens becomes ``[UNK]``.
 
-    Never returning an empty list keeps every length ``>= 1``, which packed RNNs and masked
-    softmax both require (see the Batch contract in docs/DESIGN.md). The ids are exactly those
-    of ``tokenizer.encode_batch_fast``; ``TextEncoder`` says how they are made faster.
+    ``truncation_side="right"`` keeps a long text's first ``max_length`` tokens, ``"left"`` its
+    last ones (what a recurrent encoder reads just before its final state; Keras'
+    ``pad_sequences`` default). Never returning an empty list keeps every length ``>= 1``, which
+    packed RNNs and masked softmax both require (see the Batch contract in docs/DESIGN.md). The
+    ids are exactly those of ``tokenizer.encode_batch_fast``; ``TextEncoder`` says how they are
+    made faster.
+
+    Example:
+        >>> tok = train_word_tokenizer(["one two three four"])
+        >>> [tok.decode(x) for x in encode(tok, ["one two three four"], 2, "left")]
+        ['three four']
     """
-    return TextEncoder(tokenizer, max_length)(texts)
+    return TextEncoder(tokenizer, max_length, truncation_side)(texts)
 
 
 class TextEncoder:
@@ -40,7 +57,8 @@ class TextEncoder:
     - A text longer than ``max_length × CHARS_PER_TOKEN`` characters is cut before an ASCII
       whitespace: no token or normal form spans one, so the piece's tokens are the text's first
       ones. The cut stands if the piece yields more than ``max_length`` tokens, else it grows:
-      a 50 MB one-line text costs what its first tokens cost.
+      a 50 MB one-line text costs what its first tokens cost. With ``truncation_side="left"``
+      the piece is the text's end, cut after an ASCII whitespace, and its last tokens are kept.
 
     Example:
         >>> tok = train_word_tokenizer(["the cat sat", "a café"])
@@ -49,9 +67,19 @@ class TextEncoder:
         [['the', 'cat'], ['café', '[UNK]'], ['[UNK]']]
     """
 
-    def __init__(self, tokenizer: Tokenizer, max_length: int | None) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        max_length: int | None,
+        truncation_side: TruncationSide = "right",
+    ) -> None:
+        if truncation_side not in TRUNCATION_SIDES:
+            raise ValueError(
+                f"truncation_side must be one of {list(TRUNCATION_SIDES)}, got {truncation_side!r}"
+            )
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.truncation_side = truncation_side
         self._unk = tokenizer.token_to_id(UNK_TOKEN)
         self._fast = _AsciiWordLevel.of(tokenizer)
         self._bound = None if max_length is None else max_length * CHARS_PER_TOKEN
@@ -61,7 +89,11 @@ class TextEncoder:
         long = {} if bound is None else {i: t for i, t in enumerate(texts) if len(t) > bound}
         for i in long:
             texts[i] = ""  # encoded on its own below, from a cut piece
-        ids = self._ids(texts, self.max_length)
+        if self.truncation_side == "left" and self.max_length is not None:
+            # Whole texts (each at most ``bound`` characters here), then their last tokens.
+            ids = [x[-self.max_length :] for x in self._ids(texts, None)]
+        else:
+            ids = self._ids(texts, self.max_length)
         for i, text in long.items():
             ids[i] = self._ids_of_long(text)
         return [x or [self._unk] for x in ids]
@@ -85,13 +117,13 @@ class TextEncoder:
 
     def _ids_of_long(self, text: str) -> list[int]:
         assert self._bound is not None and self.max_length is not None
-        bound = self._bound
+        bound, left = self._bound, self.truncation_side == "left"
         while True:
-            piece = _cut(text, bound)
+            piece = _cut_tail(text, bound) if left else _cut(text, bound)
             # One token more than kept: the piece did not end before the last kept token.
-            ids = self._ids([piece], self.max_length + 1)[0]
+            ids = self._ids([piece], None if left else self.max_length + 1)[0]
             if len(ids) > self.max_length or piece is text or bound >= self._bound * _MAX_GROWTH:
-                return ids[: self.max_length]
+                return ids[-self.max_length :] if left else ids[: self.max_length]
             bound *= 4
 
 
@@ -108,6 +140,17 @@ def _cut(text: str, bound: int) -> str:
         return text
     at = max(text.rfind(c, bound // 2, bound + 1) for c in _ASCII_WS)
     return text[: at if at > 0 else bound]
+
+
+def _cut_tail(text: str, bound: int) -> str:
+    """``text`` from its first ASCII whitespace within its last ``bound`` characters (or the
+    last ``bound`` characters if there is none in the first half of them); ``text`` itself if
+    it is not longer."""
+    if len(text) <= bound:
+        return text
+    start = len(text) - bound
+    found = [i for i in (text.find(c, start, start + bound // 2) for c in _ASCII_WS) if i >= 0]
+    return text[min(found) if found else start :]
 
 
 class _Vocab(dict):

@@ -92,7 +92,13 @@ def test_a_warm_start_reads_no_raw_split(files, source, monkeypatch):
 
 @pytest.mark.parametrize(
     "change",
-    [{"max_length": 3}, {"min_frequency": 2}, {"tokenizer_type": "bpe"}, {"lowercase": False}],
+    [
+        {"max_length": 3},
+        {"truncation_side": "left"},
+        {"min_frequency": 2},
+        {"tokenizer_type": "bpe"},
+        {"lowercase": False},
+    ],
     ids=lambda c: next(iter(c)),
 )
 def test_a_changed_setting_rebuilds(files, calls, change):
@@ -100,7 +106,8 @@ def test_a_changed_setting_rebuilds(files, calls, change):
     calls.update(encode=0, train=0)
     _prepared(files, **change)
     assert calls["encode"] > 0
-    assert calls["train"] == (0 if "max_length" in change else 1)  # the length is not in the vocab
+    truncation_only = {"max_length", "truncation_side"} >= change.keys()  # not in the vocab
+    assert calls["train"] == (0 if truncation_only else 1)
 
 
 def test_changed_file_contents_rebuild_and_unrelated_settings_do_not(files, calls):

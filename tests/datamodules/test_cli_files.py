@@ -49,10 +49,18 @@ def test_fit_on_user_files_in_each_format(fmt, tmp_path):
           *QUIET])  # fmt: skip
 
 
-def test_checkpoint_alone_predicts_like_the_in_memory_model(tmp_path):
+@pytest.mark.parametrize(("side", "max_length"), [("right", 16), ("left", 2)])
+def test_checkpoint_alone_predicts_like_the_in_memory_model(side, max_length, tmp_path):
+    # max_length 2 cuts "bad bad film 😀" and "unseen words only": `left` keeps their ends,
+    # and predict from the checkpoint alone must cut them the same way.
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(json.dumps(r) for r in _rows(60)))
-    dm = TextDataModule(data_files={"train": str(train)}, batch_size=8, max_length=16)
+    dm = TextDataModule(
+        data_files={"train": str(train)},
+        batch_size=8,
+        max_length=max_length,
+        truncation_side=side,
+    )
     model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="cnn", embedding_dim=8,
                                class_names=dm.class_names)  # fmt: skip
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
@@ -63,13 +71,14 @@ def test_checkpoint_alone_predicts_like_the_in_memory_model(tmp_path):
 
     model.eval()
     with torch.no_grad():
-        ids = encode(dm.tokenizer, NEW_TEXTS, dm.max_length)
+        ids = encode(dm.tokenizer, NEW_TEXTS, dm.max_length, side)
         expected = [model(torch.tensor([x]), torch.tensor([len(x)])).logits.softmax(-1)[0]
                     for x in ids]  # fmt: skip
 
     # Plain data only: the checkpoint loads with weights_only and carries the text pipeline.
     pipeline = torch.load(ckpt, weights_only=True)["text_pipeline"]
-    assert pipeline["class_names"] == ["bad", "good"] and pipeline["max_length"] == 16
+    assert pipeline["class_names"] == ["bad", "good"] and pipeline["max_length"] == max_length
+    assert pipeline["truncation_side"] == side
     assert load_tokenizer(pipeline["tokenizer"]).get_vocab() == dm.tokenizer.get_vocab()
 
     new = tmp_path / "new.txt"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lit_seqcls.text.encoding import _MAX_GROWTH, CHARS_PER_TOKEN, _cut, encode
+from lit_seqcls.text.encoding import _MAX_GROWTH, CHARS_PER_TOKEN, _cut, _cut_tail, encode
 from lit_seqcls.text.tokenization import (
     UNK_ID,
     train_bpe_tokenizer,
@@ -30,9 +30,9 @@ def tokenizers():
     return {"word": train_word_tokenizer(CORPUS), "bpe": train_bpe_tokenizer(CORPUS, 80)}
 
 
-def _reference(tok, texts, max_length):
+def _reference(tok, texts, max_length, side="right"):
     """The tokenizer alone on the whole text (the ids before the cut existed)."""
-    tok.enable_truncation(max_length)
+    tok.enable_truncation(max_length, direction=side)
     return [e.ids or [UNK_ID] for e in tok.encode_batch_fast(texts, add_special_tokens=False)]
 
 
@@ -40,7 +40,10 @@ def test_a_text_within_the_bound_is_never_cut():
     bound = 3 * CHARS_PER_TOKEN
     for text in ("a" * bound, "a " * (bound // 2), ""):
         assert _cut(text, bound) is text
+        assert _cut_tail(text, bound) is text
     assert len(_cut("ab " * bound, bound)) <= bound
+    assert len(_cut_tail("ab " * bound, bound)) <= bound
+    assert _cut_tail("ab " * bound, bound)[0] in " \t\n"  # after a blank: no word split
 
 
 SPACE = st.sampled_from([" ", "  ", "\n", "\t", " \r\n ", "\u00a0", " " * 300])
@@ -50,19 +53,26 @@ LONG_TEXT = st.lists(st.tuples(st.sampled_from(WORDS), SPACE), min_size=1, max_s
 
 
 @settings(max_examples=60, deadline=None, database=None)
-@given(text=LONG_TEXT, kind=st.sampled_from(["word", "bpe"]), max_length=st.integers(1, 12))
-def test_the_cut_never_changes_the_ids(tokenizers, text, kind, max_length):
+@given(
+    text=LONG_TEXT,
+    kind=st.sampled_from(["word", "bpe"]),
+    max_length=st.integers(1, 12),
+    side=st.sampled_from(["right", "left"]),
+)
+def test_the_cut_never_changes_the_ids(tokenizers, text, kind, max_length, side):
     # max_length ≤ 12 puts the cut at ≤ 768 characters: most of these texts are cut, many
-    # of them inside long blank runs, where the cut must grow to find enough tokens.
+    # of them inside long blank runs, where the cut must grow to find enough tokens. `left`
+    # cuts the text's end and keeps its last tokens.
     tok = tokenizers[kind]
-    assert encode(tok, [text], max_length) == _reference(tok, [text], max_length)
+    assert encode(tok, [text], max_length, side) == _reference(tok, [text], max_length, side)
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
 @pytest.mark.parametrize("kind", ["word", "bpe"])
-def test_mostly_blank_text_keeps_its_ids(tokenizers, kind):
+def test_mostly_blank_text_keeps_its_ids(tokenizers, kind, side):
     text = (" " * 2000).join(WORDS * 3)  # 36 tokens over 70,000 characters
     tok = tokenizers[kind]
-    assert encode(tok, [text], 5) == _reference(tok, [text], 5)
+    assert encode(tok, [text], 5, side) == _reference(tok, [text], 5, side)
 
 
 def test_the_cut_stops_growing_at_its_cap(tokenizers):

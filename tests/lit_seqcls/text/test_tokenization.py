@@ -127,12 +127,12 @@ def test_tokenizer_json_ignores_the_truncation_encode_sets():
 
 
 # ---- the fast encoder gives the tokenizer's own ids ---------------------------------------------
-def _reference(tok, texts, max_length):
+def _reference(tok, texts, max_length, side="right"):
     """The ids before the speed-ups: the tokenizer alone, truncated, an empty text as [UNK]."""
     if max_length is None:
         tok.no_truncation()
     else:
-        tok.enable_truncation(max_length)
+        tok.enable_truncation(max_length, direction=side)
     return [e.ids or [UNK_ID] for e in tok.encode_batch_fast(list(texts), add_special_tokens=False)]
 
 
@@ -167,10 +167,26 @@ TEXTS_FOR_VOCAB = ["the cat sat on the mat", "a café, über naïve", "ΟΔΟΣ 
     texts=st.lists(RANDOM_TEXT, min_size=1, max_size=6),
     kind=st.sampled_from(["word", "word-cased-raw", "word-nfd", "bpe"]),
     max_length=st.sampled_from([None, 1, 2, 5, 50]),
+    side=st.sampled_from(["right", "left"]),
 )
-def test_fast_encoding_gives_the_tokenizers_own_ids(tokenizers, texts, kind, max_length):
+def test_fast_encoding_gives_the_tokenizers_own_ids(tokenizers, texts, kind, max_length, side):
+    # `left` is checked against the tokenizer's own left truncation (keep the last tokens).
     tok = tokenizers[kind]
-    assert encode(tok, texts, max_length) == _reference(tok, texts, max_length)
+    assert encode(tok, texts, max_length, side) == _reference(tok, texts, max_length, side)
+
+
+def test_left_truncation_keeps_the_last_tokens_and_right_the_first():
+    tok = train_word_tokenizer(["one two three four five"])
+    ids = {
+        side: encode(tok, ["one two three four five", "two"], 2, side) for side in ("right", "left")
+    }
+    assert [tok.decode(x) for x in ids["right"]] == ["one two", "two"]
+    assert [tok.decode(x) for x in ids["left"]] == ["four five", "two"]
+
+
+def test_an_unknown_truncation_side_is_refused_by_name():
+    with pytest.raises(ValueError, match="truncation_side must be one of"):
+        encode(train_word_tokenizer(TEXTS), TEXTS, 3, "middle")
 
 
 def test_every_ascii_character_splits_as_the_tokenizer_does():
