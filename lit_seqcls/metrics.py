@@ -13,6 +13,9 @@ STAGES = ("train", "val", "test")
 LOSS = "loss"
 ACC = "acc"
 F1 = "f1_macro"
+ECE = "ece"  # expected calibration error (15 bins) of the calibrated probabilities
+ECE_RAW = "ece_raw"  # ... of softmax(logits), before temperature scaling
+TEMPERATURE = "temperature"
 
 # The logged keys read elsewhere (checkpoint monitor, scheduler, compare's reports).
 VAL_ACC = f"val/{ACC}"  # what ModelCheckpoint and EarlyStopping monitor by default

@@ -10,22 +10,38 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import CatMetric, MeanMetric
 from torchmetrics.classification import MulticlassF1Score
 
+from lit_seqcls import calibration as cal
 from lit_seqcls.batch import PAD_ID, Batch
 from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, CheckpointError, load_checkpoint
 from lit_seqcls.encoders import EncoderFactory, resolve, spec
-from lit_seqcls.metrics import LOSS, STAGES, VAL_ACC, classification_metrics, metric_name
+from lit_seqcls.metrics import (
+    ECE,
+    ECE_RAW,
+    LOSS,
+    STAGES,
+    TEMPERATURE,
+    VAL_ACC,
+    classification_metrics,
+    metric_name,
+)
 from lit_seqcls.network import ClassifierOutput, TextClassifierNetwork
 from lit_seqcls.trust import check_checkpoint_hparams
-from lit_seqcls.validation import ConfigValueError, require_fraction, require_positive_int
+from lit_seqcls.validation import (
+    ConfigValueError,
+    require_fraction,
+    require_open_fraction,
+    require_positive_int,
+)
 
 __all__ = ["ClassifierOutput", "EncoderFactory", "SequenceClassifier"]
 
 
 StepOutput = dict[str, Tensor]
-"""Every step returns ``loss`` (scalar), detached ``logits`` ``(B, C)`` and ``preds`` ``(B,)``."""
+"""Every step returns ``loss`` (scalar), detached ``logits`` ``(B, C)`` divided by the model's
+``temperature`` (so their softmax is the calibrated probabilities) and ``preds`` ``(B,)``."""
 
 
 class SequenceClassifier(L.LightningModule):
@@ -45,6 +61,15 @@ class SequenceClassifier(L.LightningModule):
         pad_id: retired: the pad id is always 0 (``batch.PAD_ID``, checked where a tokenizer is
             loaded). Accepted only so that checkpoints saved with it still load; must be 0.
         class_names: names of the classes in label order (for logs and predictions); linked.
+        class_weights: cross-entropy weight per class: ``none``; ``auto`` (inverse class
+            frequency of the training split, ``N / (C * n_c)``); or ``{class name: weight}``
+            (classes not named keep 1).
+        class_counts: texts per class in the training split (for ``class_weights: auto``);
+            linked from the DataModule by the CLI.
+        label_smoothing: share of each target spread uniformly over all classes (0 to <1).
+        calibrate: after each validation epoch, fit a temperature on the validation logits of
+            all ranks (``temperature``, kept in checkpoints) and use ``softmax(logits / T)`` for
+            predictions, test and the analysis callbacks; ``false`` keeps ``T = 1``.
         optimizer: optimizer factory; AdamW (torch defaults) unless configured.
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
 
@@ -64,6 +89,10 @@ class SequenceClassifier(L.LightningModule):
         dropout: float = 0.3,
         pad_id: int = PAD_ID,
         class_names: list[str] | None = None,
+        class_weights: cal.ClassWeights = "none",
+        class_counts: dict[str, int] | None = None,
+        label_smoothing: float = 0.0,
+        calibrate: bool = True,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -72,6 +101,8 @@ class SequenceClassifier(L.LightningModule):
         require_positive_int("num_classes", num_classes)
         require_positive_int("embedding_dim", embedding_dim)
         require_fraction("dropout", dropout)
+        if label_smoothing:
+            require_open_fraction("label_smoothing", label_smoothing)
         _check_optimization(optimizer, lr_scheduler)
         if pad_id != PAD_ID:
             raise ConfigValueError(
@@ -90,6 +121,17 @@ class SequenceClassifier(L.LightningModule):
             plain = isinstance(encoder, str | dict)
             self.hparams["encoder"] = encoder if plain else spec(self.network.encoder)
         self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.label_smoothing = float(label_smoothing)
+        self.calibrate = calibrate
+        # The loss weights follow from the hyper-parameters (not saved: rebuilt on load); with
+        # `auto` and no linked counts (a plain Trainer) they come from the DataModule in `setup`.
+        weights = cal.class_weights(class_weights, self.class_names, class_counts)
+        self.register_buffer("loss_weight", weights, persistent=False)  # (C,) or None
+        # 1.0 = uncalibrated; fitted after each validation epoch, saved in the state_dict.
+        self.register_buffer("temperature", torch.tensor(1.0))
+        # Plain data of the last calibration per stage (ECE, bins, coverage curve), for the
+        # analysis callbacks, `predict --predictions.min_confidence` and the checkpoint.
+        self.calibration: dict[str, dict[str, Any]] = {}
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         # Plain data from the DataModule (tokenizer JSON, class names, ...), saved in checkpoints
@@ -102,6 +144,13 @@ class SequenceClassifier(L.LightningModule):
         )
         self.losses = nn.ModuleDict({_key(s): MeanMetric() for s in STAGES})
         self.test_f1_per_class = MulticlassF1Score(num_classes, average=None)
+        # Every evaluated text's raw logits and label, gathered across ranks at epoch end.
+        self.eval_logits = nn.ModuleDict(
+            {_key(s): CatMetric(nan_strategy="disable") for s in ("val", "test")}
+        )
+        self.eval_labels = nn.ModuleDict(
+            {_key(s): CatMetric(nan_strategy="disable") for s in ("val", "test")}
+        )
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -125,6 +174,9 @@ class SequenceClassifier(L.LightningModule):
         pipeline = getattr(datamodule, "text_pipeline", None)
         if pipeline is not None:
             self.text_pipeline = pipeline
+        counts = getattr(datamodule, "class_counts", None) if stage == "fit" else None
+        if self.hparams.get("class_weights") == "auto" and self.loss_weight is None and counts:
+            self.loss_weight = cal.class_weights("auto", self.class_names, counts).to(self.device)
         vectors = getattr(datamodule, "pretrained_embeddings", None) if stage == "fit" else None
         if vectors is not None:
             self.network.load_pretrained_embeddings(vectors)
@@ -132,6 +184,8 @@ class SequenceClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.text_pipeline is not None:
             checkpoint[TEXT_PIPELINE_KEY] = self.text_pipeline
+        if "val" in self.calibration:
+            checkpoint[CALIBRATION_KEY] = self.calibration["val"]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Called before the weights are copied (by `load_from_checkpoint` and by a Trainer's
@@ -139,7 +193,11 @@ class SequenceClassifier(L.LightningModule):
         state_dict = checkpoint.get("state_dict", {})
         _rename_flat_keys(state_dict)
         _check_sizes(state_dict, self.network)
+        if state_dict:  # saved before calibration (#18): uncalibrated
+            state_dict.setdefault("temperature", torch.tensor(1.0))
         self.text_pipeline = checkpoint.get(TEXT_PIPELINE_KEY, self.text_pipeline)
+        if isinstance(checkpoint.get(CALIBRATION_KEY), dict):
+            self.calibration["val"] = checkpoint[CALIBRATION_KEY]
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> ClassifierOutput:
         """Logits ``(B, C)`` for padded ``input_ids`` ``(B, T)`` with real ``lengths`` ``(B,)``."""
@@ -158,7 +216,7 @@ class SequenceClassifier(L.LightningModule):
         self, batch: Batch, batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, Tensor]:
         logits = self(batch.input_ids, batch.lengths).logits
-        probs = logits.float().softmax(dim=-1)  # (B, C)
+        probs = (logits.float() / self.temperature).softmax(dim=-1)  # (B, C), calibrated
         out = {"probs": probs, "pred": probs.argmax(dim=-1)}
         if batch.index is not None:
             out["index"] = batch.index
@@ -170,7 +228,9 @@ class SequenceClassifier(L.LightningModule):
                 f"the {stage} data has no labels; only `predict` runs on unlabelled text"
             )
         logits = self(batch.input_ids, batch.lengths).logits  # (B, C)
-        loss = F.cross_entropy(logits, batch.labels)
+        loss = F.cross_entropy(
+            logits, batch.labels, weight=self.loss_weight, label_smoothing=self.label_smoothing
+        )
         preds = logits.argmax(dim=-1)  # (B,)
         batch_size = len(batch)
 
@@ -204,8 +264,19 @@ class SequenceClassifier(L.LightningModule):
         )
         if stage == "test":
             self.test_f1_per_class.update(preds, batch.labels)
-        # Callbacks (confusion matrix, error analysis) read `logits` in `on_*_batch_end`.
-        return {"loss": loss, "logits": logits.detach(), "preds": preds}
+        if stage != "train":
+            self.eval_logits[_key(stage)].update(logits.detach().float())
+            self.eval_labels[_key(stage)].update(batch.labels)
+        # Callbacks (confusion matrix, error analysis) read `logits` in `on_*_batch_end`: divided
+        # by the temperature, their softmax is the calibrated probabilities (argmax unchanged).
+        return {"loss": loss, "logits": logits.detach() / self.temperature, "preds": preds}
+
+    def on_validation_epoch_end(self) -> None:
+        # Before ModelCheckpoint saves (in `on_validation_end`), so every checkpoint holds the
+        # temperature fitted for its own weights.
+        # `validate` on a checkpoint reports its calibration and keeps its temperature.
+        fitting = self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
+        self._calibration_epoch_end("val", fit=self.calibrate and fitting)
 
     def on_test_epoch_end(self) -> None:
         # A vector metric cannot go through `self.log`; compute (a collective: every rank calls it)
@@ -214,6 +285,28 @@ class SequenceClassifier(L.LightningModule):
         for name, value in zip(self.class_names, per_class, strict=True):
             self.log(metric_name("test", f"f1/{name}"), value)
         self.test_f1_per_class.reset()
+        self._calibration_epoch_end("test", fit=False)
+
+    def _calibration_epoch_end(self, stage: str, fit: bool) -> None:
+        """Gather the stage's logits from every rank (a collective), refit the temperature on
+        validation (the same numbers on every rank give the same ``T``), log the ECE before and
+        after and keep the report for the callbacks."""
+        logits_metric, labels_metric = self.eval_logits[_key(stage)], self.eval_labels[_key(stage)]
+        if logits_metric.update_count == 0 and self.trainer.world_size == 1:
+            return  # nothing evaluated (under DDP every rank must reach the gather below)
+        logits = logits_metric.compute()  # (N, C): every rank's texts, a collective under DDP
+        labels = labels_metric.compute().long()  # (N,)
+        logits_metric.reset()
+        labels_metric.reset()
+        if logits.ndim != 2 or len(logits) == 0 or self.trainer.sanity_checking:
+            return
+        if fit:
+            self.temperature.fill_(cal.fit_temperature(logits, labels))
+        report = cal.calibration_report(logits, labels, float(self.temperature))
+        self.calibration[stage] = report
+        # The same value on every rank (computed from the gathered logits).
+        for name in (ECE_RAW, ECE, TEMPERATURE):
+            self.log(metric_name(stage, name), report[name], sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
@@ -242,6 +335,8 @@ def _check_optimization(
 # Before the network became its own module (#15) its parts sat on the system: `embedding.weight`
 # is now `network.embedding.weight`. Renamed on load, so older checkpoints keep working.
 _FLAT_PREFIXES = ("embedding.", "encoder.", "head.")
+# The checkpoint key of the last validation calibration report (plain data).
+CALIBRATION_KEY = "calibration"
 
 
 def _rename_flat_keys(state_dict: dict[str, Any]) -> None:
