@@ -10,12 +10,14 @@ installed or in a checkout; ``--config lit_seqcls:<group>/<file>.yaml`` names an
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -35,13 +37,15 @@ from lit_seqcls.runtime import (
     PredictionWriter,
     RNGStateCheckpoint,
     SecretInConfigError,
+    WandbLogger,
+    WandbRunId,
     WandbSaveConfigCallback,
     bound_ddp_timeout,
     clean_run_root,
     find_secrets,
     pin_logger_versions,
-    prepare_resume,
     resolve_ckpt_path,
+    resumed_run_id,
     secrets_message,
 )
 from lit_seqcls.shipped_configs import resolve_config_names, shipped_root
@@ -99,15 +103,10 @@ class SeqClsCLI(LightningCLI):
         return trainer
 
     def before_fit(self) -> None:
-        # A W&B run id stored in the checkpoint makes a resumed job continue the same run; it
-        # must be known before Lightning creates the run (in `setup`, before restoring state).
         config = self.config_init[self.subcommand]
-        # `--ckpt_path auto`: the newest checkpoint under default_root_dir, so a requeued job
-        # resumes with the command it was submitted with (lit_seqcls/resume.py).
         clean_run_root(self.trainer)  # temporaries of writers killed in an earlier run
-        config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), self.trainer)
+        config["ckpt_path"] = self._ckpt_path  # resolved before the trainer was built
         self._resumed_step = _check_ckpt_file(config["ckpt_path"])
-        prepare_resume(self.trainer, config["ckpt_path"])
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         if args is None or isinstance(args, list):
@@ -133,6 +132,30 @@ class SeqClsCLI(LightningCLI):
         # The whole parsed config, including what Lightning filled in from `--ckpt_path`'s
         # hyper-parameters: instantiating calls what each `class_path` names.
         check_untrusted(self.config, "this configuration (command line and config files)")
+        self._given_run_ids: list[tuple[Namespace, str | None]] = []
+        if self.subcommand == "fit":
+            self._continue_wandb_run(self.config[self.subcommand])
+
+    def _continue_wandb_run(self, config: Namespace) -> None:
+        """Resolve ``--ckpt_path`` and build a W&B logger with the run id it holds.
+
+        ``--ckpt_path auto`` is the newest checkpoint under default_root_dir, so a requeued job
+        resumes with the command it was submitted with (runtime/resume.py); a run id stored in
+        that checkpoint makes the job continue the same W&B run (``WandbLogger(id=...)``).
+        """
+        root = _default_root_dir(config.get("trainer.default_root_dir"))
+        self._ckpt_path = resolve_ckpt_path(config.get("ckpt_path"), root)
+        run_id = resumed_run_id(self._ckpt_path, root)
+        if run_id is None:
+            return
+        for init_args in _wandb_logger_args(config.get("trainer.logger")):
+            self._given_run_ids.append((init_args, init_args.get("id")))
+            init_args["id"] = run_id
+
+    def after_instantiate_classes(self) -> None:
+        # config.yaml and W&B record the command as given: running it again starts a new run.
+        for init_args, given in self._given_run_ids:
+            init_args["id"] = given
 
     def after_fit(self) -> None:
         # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
@@ -196,7 +219,8 @@ def cli_kwargs() -> dict[str, Any]:
         "subclass_mode_data": True,
         "auto_configure_optimizers": False,  # the model takes `optimizer`/`lr_scheduler` itself
         # Added to any configured callbacks; RNG states in checkpoints make resuming exact.
-        "trainer_defaults": {"callbacks": [BatchTelemetry(), RNGStateCheckpoint()]},
+        # WandbRunId stores the W&B run id for a resume (a no-op without a WandbLogger).
+        "trainer_defaults": {"callbacks": [BatchTelemetry(), RNGStateCheckpoint(), WandbRunId()]},
         # Lightning's own choice without a seed (0), minus its "No seed found" warning.
         "seed_everything_default": 0,
         "save_config_callback": WandbSaveConfigCallback,  # + full nested config to W&B
@@ -251,6 +275,28 @@ def _checked_step(path: str, mtime_ns: int, size: int) -> int | None:
     checkpoint = load_checkpoint(path, mmap=True)
     check_checkpoint_hparams(checkpoint, path)
     return checkpoint.get("global_step")
+
+
+def _default_root_dir(value: str | Path | None) -> str:
+    """The ``default_root_dir`` a ``Trainer`` built with ``value`` will have."""
+    return os.path.normpath(os.path.expanduser(value or os.getcwd()))
+
+
+def _wandb_logger_args(loggers: Any) -> list[Namespace]:
+    """The ``init_args`` of each ``WandbLogger`` (or subclass) in a ``trainer.logger`` config."""
+    found = []
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        class_path = logger.get("class_path") if isinstance(logger, Namespace) else None
+        if not class_path:
+            continue
+        module, _, name = class_path.rpartition(".")
+        # Named in a config that `check_untrusted` accepted; instantiating imports it anyway.
+        cls = getattr(importlib.import_module(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, WandbLogger):
+            if logger.get("init_args") is None:
+                logger["init_args"] = Namespace()
+            found.append(logger["init_args"])
+    return found
 
 
 class RunDirectoryError(OSError, UserError):

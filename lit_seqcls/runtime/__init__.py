@@ -31,7 +31,12 @@ from lit_seqcls.runtime.shutdown import (
     bound_ddp_timeout,
 )
 from lit_seqcls.runtime.telemetry import BatchTelemetry
-from lit_seqcls.runtime.wandb_logger import WandbLogger, WandbSaveConfigCallback, prepare_resume
+from lit_seqcls.runtime.wandb_logger import (
+    WandbLogger,
+    WandbRunId,
+    WandbSaveConfigCallback,
+    resumed_run_id,
+)
 
 __all__ = [
     "AUTO",
@@ -47,6 +52,7 @@ __all__ = [
     "SecretInConfigError",
     "TrainingInterrupted",
     "WandbLogger",
+    "WandbRunId",
     "WandbSaveConfigCallback",
     "atomic_directory",
     "atomic_write",
@@ -58,8 +64,8 @@ __all__ = [
     "gather_objects",
     "newest_checkpoint",
     "pin_logger_versions",
-    "prepare_resume",
     "resolve_ckpt_path",
+    "resumed_run_id",
     "secrets_message",
     "spreadsheet_safe",
 ]

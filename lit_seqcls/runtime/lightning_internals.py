@@ -77,21 +77,15 @@ def set_logger_version(logger: Logger, version: int) -> None:
     logger._version = version
 
 
-# -- The checkpoint a requeued SLURM job resumes from -------------------------------------------
-
-
-def hpc_resume_path(trainer: L.Trainer) -> str | None:
-    """The ``hpc_ckpt_N.ckpt`` Lightning resumes a requeued SLURM job from, if any."""
-    _check(trainer, "_checkpoint_connector")
-    _check(trainer._checkpoint_connector, "_hpc_resume_path")
-    return trainer._checkpoint_connector._hpc_resume_path
-
-
 # -- Lightning's WandbLogger: the run it started and the `wandb.init` arguments it keeps --------
 
 
 def wandb_init_kwargs(logger: WandbLogger) -> dict[str, Any]:
-    """The dict Lightning passes to ``wandb.init`` at the first ``experiment`` access (mutable)."""
+    """The dict Lightning passes to ``wandb.init`` at the first ``experiment`` access (mutable).
+
+    Built from the constructor's arguments; changed afterwards only to drop ``anonymous`` and to
+    retry offline after a failed ``wandb.init`` (no public way to do either).
+    """
     _check(logger, "_wandb_init")
     return logger._wandb_init
 
@@ -106,9 +100,3 @@ def forget_wandb_run(logger: WandbLogger) -> None:
     """Drop the run (finished, or ``wandb.init`` failed): the next ``experiment`` starts anew."""
     _check(logger, "_experiment")
     logger._experiment = None
-
-
-def set_wandb_run_id(logger: WandbLogger, run_id: str) -> None:
-    """Continue run ``run_id`` (``resume="allow"``) when the run has not started yet."""
-    _check(logger, "_id")
-    wandb_init_kwargs(logger)["id"] = logger._id = run_id

@@ -11,9 +11,9 @@ skips the batches done (see ``datamodules.base.resume_point``).
 ``--ckpt_path auto`` resumes from the newest checkpoint under ``trainer.default_root_dir`` (a
 pre-emption ``hpc_ckpt_N.ckpt``, an ``interrupted.ckpt``, a ``last.ckpt`` or a top-k checkpoint)
 that loads, skipping truncated or corrupted files, and starts fresh when there is none, so a
-requeued job or a re-run command needs no edit (``resolve_ckpt_path``). Before looking, it removes
-the temporary files that writers killed mid-save left under the root (``clean_run_root``): the
-resumed run writes into a new ``version_N`` directory, so nothing else would ever remove them.
+requeued job or a re-run command needs no edit (``resolve_ckpt_path``). Before ``fit`` the CLI
+removes the temporary files that writers killed mid-save left under the root (``clean_run_root``):
+the resumed run writes into a new ``version_N`` directory, so nothing else would ever remove them.
 """
 
 from __future__ import annotations
@@ -195,19 +195,19 @@ def clean_run_root(trainer: L.Trainer) -> list[Path]:
     return removed
 
 
-def resolve_ckpt_path(ckpt_path: str | Path | None, trainer: L.Trainer) -> str | Path | None:
-    """``"auto"`` → the newest loadable checkpoint under ``trainer.default_root_dir`` (or None).
+def resolve_ckpt_path(ckpt_path: str | Path | None, root_dir: str | Path) -> str | Path | None:
+    """``"auto"`` → the newest loadable checkpoint under ``root_dir`` (or None).
 
-    Any other value is returned unchanged for Lightning to interpret (``last``, ``best``, a path).
-    Every rank resolves it for itself; on the shared file system of a job they agree. With
-    ``"auto"``, the temporaries of killed writers are removed first (``clean_run_root``).
+    ``root_dir`` is the trainer's ``default_root_dir``; the CLI resolves ``auto`` before it builds
+    the trainer, so that the W&B logger is built with the run id of the checkpoint. Any other
+    value is returned unchanged for Lightning to interpret (``last``, ``best``, a path). Every
+    rank resolves it for itself; on the shared file system of a job they agree.
     """
     if ckpt_path != AUTO:
         return ckpt_path
-    clean_run_root(trainer)
-    found = newest_checkpoint(trainer.default_root_dir)
+    found = newest_checkpoint(root_dir)
     if found is None:
-        rank_zero_info(f"--ckpt_path auto: no checkpoint under {trainer.default_root_dir}; fresh")
+        rank_zero_info(f"--ckpt_path auto: no checkpoint under {root_dir}; fresh")
         return None
     rank_zero_info(f"--ckpt_path auto: resuming from {found}")
     return str(found)

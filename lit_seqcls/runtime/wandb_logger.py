@@ -6,8 +6,9 @@ and says, in one line, which ``wandb sync`` command uploads the run later. W&B i
 ``init_timeout`` (90 s by default) for an unreachable server, and prompt for a key on a terminal.
 
 Only rank zero creates a run (Lightning's ``rank_zero_experiment``), so one job is one run at any
-world size. ``WandbRunId`` stores the run id in every checkpoint; ``prepare_resume`` reads it back
-before ``fit`` so a resumed or requeued job continues the same run (``resume="allow"``).
+world size. ``WandbRunId`` stores the run id in every checkpoint; ``resumed_run_id`` reads it back
+and the CLI builds the logger with that ``id`` (``resume="allow"``), so a resumed or requeued job
+continues the same run.
 
 A run that ends on an exception (an interrupt, a non-finite loss, a lost DDP rank) is finished
 with the process's exit status (130 for Ctrl-C, 143 for SIGTERM, 1 for an error): without that,
@@ -25,18 +26,17 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import lightning as L
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from lit_seqcls.checkpoints import load_checkpoint
 from lit_seqcls.runtime.distributed import exit_code
 from lit_seqcls.runtime.lightning_internals import (
     forget_wandb_run,
-    hpc_resume_path,
-    set_wandb_run_id,
     started_wandb_run,
     wandb_init_kwargs,
 )
@@ -49,6 +49,11 @@ Mode = Literal["auto", "online", "offline"]
 
 class WandbLogger(_LightningWandbLogger):
     """Lightning's ``WandbLogger`` that falls back to offline instead of hanging or failing.
+
+    Everything W&B needs is decided here, when the logger is built, and handed to Lightning's
+    constructor, which passes it on to ``wandb.init``: on rank zero, whether to go online (see
+    ``mode``), ``dir`` as an absolute path, and ``init_timeout``. Only a ``wandb.init`` that fails
+    anyway is retried offline at the first ``experiment`` access.
 
     Args:
         project: W&B project name.
@@ -63,7 +68,8 @@ class WandbLogger(_LightningWandbLogger):
         tags: tags shown in the W&B run table.
         log_model: log checkpoints as W&B artifacts: ``True`` at the end of training, ``all`` as
             they are written, ``False`` never.
-        id: continue this run id (``prepare_resume`` fills it in from a checkpoint).
+        id: continue this run id (``resume="allow"``); ``lit-seqcls fit`` fills it in from the
+            checkpoint it resumes (``checkpoint_run_id``).
         connect_timeout: seconds to wait for a TCP connection to the W&B server up front.
         init_timeout: seconds ``wandb.init`` may take before we give up and go offline.
 
@@ -87,32 +93,34 @@ class WandbLogger(_LightningWandbLogger):
         connect_timeout: float = 3.0,
         init_timeout: float = 30.0,
     ) -> None:
+        import wandb
+
+        # Only rank zero starts a run (`rank_zero_experiment`): the others need no network check.
+        reason = _offline_reason(mode, connect_timeout) if rank_zero_only.rank == 0 else None
         super().__init__(
             name=name,
-            save_dir=save_dir,
+            # W&B's service process resolves a relative `dir` against *its* working directory,
+            # which is where the first run of this process started, not where this one does.
+            save_dir=str(Path(save_dir).resolve()),
             project=project,
             id=id,
             log_model=log_model,
             entity=entity,
             group=group,
             tags=tags,
+            **({"mode": "offline"} if reason else {}),
+            settings=wandb.Settings(init_timeout=init_timeout),
         )
-        self._mode: Mode = mode
-        self._connect_timeout = connect_timeout
-        self._init_timeout = init_timeout
+        self._given_save_dir = save_dir
+        self._offline_because = reason
         self._full_config_logged = False
         # `anonymous` is deprecated in wandb and Lightning always passes it (None still warns).
         wandb_init_kwargs(self).pop("anonymous", None)
-        if mode == "offline":
-            wandb_init_kwargs(self)["mode"] = "offline"
 
-    def resume(self, run_id: str) -> None:
-        """Continue run ``run_id`` instead of starting a new one (call before the run exists)."""
-        run = started_wandb_run(self)
-        if run is not None and run.id != run_id:
-            rank_zero_warn(f"W&B run {run.id} already started; not resuming {run_id}")
-            return
-        set_wandb_run_id(self, run_id)
+    @property
+    def save_dir(self) -> str:
+        """The ``save_dir`` as given (W&B itself gets the absolute path)."""
+        return self._given_save_dir
 
     @property
     @rank_zero_experiment
@@ -120,25 +128,17 @@ class WandbLogger(_LightningWandbLogger):
         started = started_wandb_run(self)
         if started is not None:
             return started
-        import wandb
-
-        init = wandb_init_kwargs(self)
-        reason = self._offline_reason()
-        if reason is not None:
-            init["mode"] = "offline"
-        init["settings"] = wandb.Settings(init_timeout=self._init_timeout)
         Path(self.save_dir).mkdir(parents=True, exist_ok=True)  # else W&B falls back to /tmp
-        # W&B's service process resolves a relative `dir` against *its* working directory,
-        # which is where the first run of this process started, not where this one does.
-        init["dir"] = str(Path(self.save_dir).resolve())
+        reason = self._offline_because
         try:
             run = super().experiment
         except Exception as err:  # wandb raises its own error types for every network failure
-            if init.get("mode") == "offline":
+            if reason is not None:
                 raise
             reason = f"wandb.init failed: {type(err).__name__}: {err}"
+            # No public way to retry: the arguments Lightning keeps for `wandb.init`, offline.
             forget_wandb_run(self)
-            init["mode"] = "offline"
+            wandb_init_kwargs(self)["mode"] = "offline"
             run = super().experiment
         if run.offline:
             run_dir = Path(run.dir).parent.resolve()
@@ -147,19 +147,6 @@ class WandbLogger(_LightningWandbLogger):
                 f"upload it later with: wandb sync {run_dir}"
             )
         return run
-
-    def _offline_reason(self) -> str | None:
-        """Why this run cannot go online, or ``None`` when it should try."""
-        if self._mode == "offline" or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
-            return "offline mode"
-        if self._mode == "online" or os.environ.get("WANDB_MODE") in ("online", "run"):
-            return None
-        base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
-        if not _credentials_found(base_url):
-            return "no W&B credentials: run `wandb login` or set WANDB_API_KEY"
-        if not _reachable(base_url, self._connect_timeout):
-            return f"cannot reach {base_url} within {self._connect_timeout:g} s"
-        return None
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
@@ -187,6 +174,20 @@ class WandbLogger(_LightningWandbLogger):
         self._full_config_logged = True
 
 
+def _offline_reason(mode: Mode, connect_timeout: float) -> str | None:
+    """Why a run cannot go online, or ``None`` when it should try."""
+    if mode == "offline" or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
+        return "offline mode"
+    if mode == "online" or os.environ.get("WANDB_MODE") in ("online", "run"):
+        return None
+    base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
+    if not _credentials_found(base_url):
+        return "no W&B credentials: run `wandb login` or set WANDB_API_KEY"
+    if not _reachable(base_url, connect_timeout):
+        return f"cannot reach {base_url} within {connect_timeout:g} s"
+    return None
+
+
 def _credentials_found(base_url: str) -> bool:
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
@@ -211,7 +212,10 @@ def _reachable(base_url: str, timeout: float) -> bool:
 
 
 class WandbRunId(Callback):
-    """Writes the W&B run id into every checkpoint (``wandb_run_id``) for ``prepare_resume``."""
+    """Writes the W&B run id into every checkpoint (``wandb_run_id``) for ``resumed_run_id``.
+
+    A no-op without a ``WandbLogger``: the CLI adds it to every trainer.
+    """
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -221,26 +225,38 @@ class WandbRunId(Callback):
             checkpoint[RUN_ID_KEY] = logger.experiment.id
 
 
-def prepare_resume(trainer: L.Trainer, ckpt_path: str | Path | None) -> str | None:
-    """Before ``trainer.fit(..., ckpt_path)``: record run ids in checkpoints and resume the run.
+def resumed_run_id(ckpt_path: str | Path | None, root_dir: str | Path) -> str | None:
+    """The W&B run id that ``fit(ckpt_path=...)`` continues, read from the checkpoint, or ``None``.
 
-    Adds ``WandbRunId`` when the trainer logs to W&B and, when ``ckpt_path`` (or the checkpoint
-    that a requeued SLURM job resumes from) holds a run id, makes the logger continue that run.
-    Returns the run id resumed, if any. ``ckpt_path="last"``/``"best"`` are not resolved here.
+    With ``ckpt_path=None`` on SLURM (or ``"hpc"``) that is the checkpoint Lightning resumes a
+    requeued job from: the highest ``hpc_ckpt_N.ckpt`` in ``root_dir`` (the trainer's
+    ``default_root_dir``). Words like ``"last"`` are not resolved here; ``"auto"`` is resolved
+    before (``resolve_ckpt_path``).
+
+    Example:
+        >>> import tempfile, torch
+        >>> root = Path(tempfile.mkdtemp())
+        >>> torch.save({RUN_ID_KEY: "abc123"}, root / "hpc_ckpt_2.ckpt")
+        >>> resumed_run_id("hpc", root), resumed_run_id(root / "hpc_ckpt_2.ckpt", root)
+        ('abc123', 'abc123')
+        >>> resumed_run_id(None, root) is None  # not on SLURM: Lightning starts afresh
+        True
     """
-    logger = _wandb_logger(trainer)
-    if logger is None:
-        return None
-    if not any(isinstance(cb, WandbRunId) for cb in trainer.callbacks):
-        trainer.callbacks.append(WandbRunId())
-    if ckpt_path is None:  # the checkpoint a requeued SLURM job resumes from
-        ckpt_path = hpc_resume_path(trainer)
+    if ckpt_path == "hpc" or (ckpt_path is None and SLURMEnvironment.detect()):
+        ckpt_path = _requeue_checkpoint(Path(root_dir))
     if ckpt_path is None or not Path(ckpt_path).is_file():
         return None
-    run_id = load_checkpoint(ckpt_path, mmap=True).get(RUN_ID_KEY)
-    if run_id:
-        logger.resume(run_id)
-    return run_id
+    return load_checkpoint(ckpt_path, mmap=True).get(RUN_ID_KEY) or None
+
+
+def _requeue_checkpoint(root_dir: Path) -> Path | None:
+    """``hpc_ckpt_N.ckpt`` with the highest N in ``root_dir`` (where Lightning saves on SIGUSR1)."""
+    numbers = [
+        int(number)
+        for path in root_dir.glob("hpc_ckpt_*.ckpt")
+        if (number := path.name[len("hpc_ckpt_") : -len(".ckpt")]).isdigit()
+    ]
+    return root_dir / f"hpc_ckpt_{max(numbers)}.ckpt" if numbers else None
 
 
 class WandbSaveConfigCallback(SaveConfigCallback):

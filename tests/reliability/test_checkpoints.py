@@ -186,7 +186,7 @@ def test_auto_resume_skips_a_truncated_newest_checkpoint(good, tmp_path):
     os.utime(good, (1, 1))
     trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
     with pytest.warns(UserWarning, match=f"skipping {re.escape(str(cut))}: is truncated"):
-        assert resolve_ckpt_path("auto", trainer) == str(good)
+        assert resolve_ckpt_path("auto", trainer.default_root_dir) == str(good)
     cut.unlink()
     _flipped(good).rename(tmp_path / "sub" / "flipped.ckpt")
     with pytest.warns(UserWarning, match="fails its checksum"):

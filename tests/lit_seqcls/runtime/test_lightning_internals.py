@@ -66,24 +66,21 @@ def test_loggers_keep_an_unchosen_version_in_version(tmp_path, logger_type):
     assert not li.logger_version_unset(logger_type(tmp_path, version=3))
 
 
-def test_trainer_finds_the_hpc_checkpoint_in_hpc_resume_path(tmp_path):
-    trainer = L.Trainer(default_root_dir=tmp_path, logger=False)
-    assert li.hpc_resume_path(trainer) is None
-    for n in (1, 2):
-        (tmp_path / f"hpc_ckpt_{n}.ckpt").write_bytes(b"")
-    assert li.hpc_resume_path(trainer) == str(tmp_path / "hpc_ckpt_2.ckpt")
-
-
-def test_wandb_logger_keeps_init_kwargs_run_and_id(tmp_path):
-    logger = LightningWandbLogger(save_dir=str(tmp_path), offline=True, id="abc")
+def test_wandb_logger_keeps_init_kwargs_and_run(tmp_path):
+    logger = LightningWandbLogger(save_dir=str(tmp_path), id="abc", mode="offline")
     init = li.wandb_init_kwargs(logger)
     assert isinstance(init, dict), f"{CHANGED} WandbLogger._wandb_init"
-    assert init["id"] == "abc" and init["resume"] == "allow" and "anonymous" in init
+    # What our logger changes there after construction, and what it relies on being there.
+    assert init["mode"] == "offline" and "anonymous" in init, f"{CHANGED} WandbLogger._wandb_init"
+    assert init["id"] == "abc" and init["resume"] == "allow"
     assert li.started_wandb_run(logger) is None
-    li.set_wandb_run_id(logger, "def")
-    assert logger.version == "def" and init["id"] == "def"
-    li.forget_wandb_run(logger)
-    assert li.started_wandb_run(logger) is None
+    # A run handed over through the public `experiment=` is where a started one is kept.
+    run = object()
+    started = LightningWandbLogger(save_dir=str(tmp_path), experiment=run)
+    assert li.started_wandb_run(started) is run, f"{CHANGED} WandbLogger._experiment"
+    assert started.experiment is run
+    li.forget_wandb_run(started)
+    assert li.started_wandb_run(started) is None
 
 
 def test_lightning_recreates_our_batch_sampler_and_relays_set_epoch():

@@ -8,7 +8,7 @@ import torch
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
-from lit_seqcls.runtime.resume import resolve_ckpt_path
+from lit_seqcls.runtime.resume import clean_run_root, resolve_ckpt_path
 
 
 class _Interrupt(L.Callback):
@@ -83,8 +83,11 @@ def test_auto_resume_removes_temporaries_left_by_a_killed_save(tmp_path, caplog)
     stale = checkpoints / ".last.ckpt.4194304.tmp"  # above any real process id: a dead writer
     stale.write_bytes(b"")
     trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
-    with caplog.at_level("INFO"):
-        assert resolve_ckpt_path("auto", trainer) == str(checkpoints / "epoch0.ckpt")
+    with caplog.at_level("INFO"):  # what the CLI does before `fit --ckpt_path auto`
+        assert resolve_ckpt_path("auto", trainer.default_root_dir) == str(
+            checkpoints / "epoch0.ckpt"
+        )
+        clean_run_root(trainer)
     assert not stale.exists()
     assert "Removed 1 temporary file(s) left by killed writers" in caplog.text
     assert str(stale) in caplog.text

@@ -19,7 +19,7 @@ from lit_seqcls.runtime.wandb_logger import (
     WandbLogger,
     WandbRunId,
     _reachable,
-    prepare_resume,
+    resumed_run_id,
 )
 
 
@@ -100,19 +100,70 @@ def test_a_failing_wandb_init_falls_back_to_offline(no_mode_no_key, monkeypatch,
     assert "server said no" in _sync_line(caplog)
 
 
-def test_prepare_resume_reads_the_run_id_from_the_checkpoint(tmp_path):
-    logger = WandbLogger(save_dir=str(tmp_path), mode="offline")
-    trainer = L.Trainer(logger=logger, enable_progress_bar=False)
+def test_the_network_is_checked_once_when_the_logger_is_built(no_mode_no_key, monkeypatch):
+    import wandb
+
+    checks = []
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setattr(
+        "lit_seqcls.runtime.wandb_logger._reachable", lambda *a: checks.append(a) or False
+    )
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        raise InterruptedError("stand-in for wandb.init")
+
+    monkeypatch.setattr(wandb, "init", init)
+    logger = WandbLogger(save_dir="logs", init_timeout=7)
+    assert len(checks) == 1 and not calls  # decided up front; no run started yet
+    with pytest.raises(InterruptedError):  # offline already: not retried
+        logger.experiment  # noqa: B018
+    ((kwargs,),) = [calls]
+    assert kwargs["mode"] == "offline" and kwargs["settings"].init_timeout == 7
+    assert kwargs["dir"] == str(Path("logs").resolve()) and logger.save_dir == "logs"
+    assert "anonymous" not in kwargs  # deprecated in wandb, and Lightning always passes it
+    assert len(checks) == 1
+
+
+def test_a_rank_other_than_zero_checks_nothing(no_mode_no_key, monkeypatch):
+    from lightning.pytorch.utilities import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    monkeypatch.setattr(
+        "lit_seqcls.runtime.wandb_logger._credentials_found", lambda *a: pytest.fail("checked")
+    )
+    WandbLogger(save_dir="logs")
+
+
+def test_resumed_run_id_reads_the_checkpoint_or_the_requeue_checkpoint(tmp_path, monkeypatch):
     ckpt = tmp_path / "a.ckpt"
     torch.save({RUN_ID_KEY: "abc123", "state_dict": {}}, ckpt)
-    assert prepare_resume(trainer, ckpt) == "abc123"
-    assert logger.version == "abc123" and logger._wandb_init["resume"] == "allow"
-    assert sum(isinstance(cb, WandbRunId) for cb in trainer.callbacks) == 1
-    prepare_resume(trainer, None)
-    assert sum(isinstance(cb, WandbRunId) for cb in trainer.callbacks) == 1  # added once
-    plain = L.Trainer(logger=False)
-    assert prepare_resume(plain, ckpt) is None
-    assert not any(isinstance(cb, WandbRunId) for cb in plain.callbacks)
+    assert resumed_run_id(ckpt, tmp_path) == resumed_run_id(str(ckpt), tmp_path) == "abc123"
+    torch.save({"state_dict": {}}, tmp_path / "b.ckpt")  # written without a W&B logger
+    assert resumed_run_id(tmp_path / "b.ckpt", tmp_path) is None
+    assert resumed_run_id(tmp_path / "missing.ckpt", tmp_path) is None
+    assert resumed_run_id("last", tmp_path) is None
+    # A requeued SLURM job: Lightning resumes the highest hpc_ckpt_N.ckpt in default_root_dir.
+    for n, run_id in [(2, "older"), (10, "newest")]:
+        torch.save({RUN_ID_KEY: run_id}, tmp_path / f"hpc_ckpt_{n}.ckpt")
+    assert resumed_run_id(None, tmp_path) is None  # not on SLURM: Lightning starts afresh
+    assert resumed_run_id("hpc", tmp_path) == "newest"
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.setenv("SLURM_JOB_NAME", "train")
+    assert resumed_run_id(None, tmp_path) == "newest"
+    assert resumed_run_id(None, tmp_path / "elsewhere") is None
+
+
+def test_the_cli_adds_wandb_run_id_once(tmp_path):
+    from lit_seqcls.cli import cli_kwargs
+
+    (callback,) = [
+        c for c in cli_kwargs()["trainer_defaults"]["callbacks"] if isinstance(c, WandbRunId)
+    ]
+    checkpoint: dict = {}
+    callback.on_save_checkpoint(L.Trainer(logger=False), None, checkpoint)
+    assert checkpoint == {}  # a no-op without a W&B logger
 
 
 def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(
@@ -137,6 +188,9 @@ def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(
     assert wandb.run.id == first_id
     wandb.finish()
     assert wandb_run_ids(tmp_path) == [first_id, first_id]
+    # config.yaml holds the command as given: running it again does not continue the run.
+    resumed_config = tmp_path / "logs" / "lightning_logs" / "version_1" / "config.yaml"
+    assert first_id not in resumed_config.read_text()
 
     main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=1"])  # no checkpoint: a new run
     assert wandb.run.id != first_id
