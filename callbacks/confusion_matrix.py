@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from callbacks import figures, sinks
@@ -68,17 +69,7 @@ class ConfusionMatrixLogger(EvaluationCallback):
             return
         import wandb
 
-        long = [
-            [names[i], names[j], int(counts[i, j])]
-            for i in range(len(names))
-            for j in range(len(names))
-        ]
-        chart = wandb.plot_table(
-            "wandb/confusion_matrix/v1",
-            wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=long),
-            {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"},
-            {"title": title},
-        )
+        chart = wandb_chart(counts, names, title)
         sinks.log_to_wandb(
             trainer,
             {
@@ -87,3 +78,25 @@ class ConfusionMatrixLogger(EvaluationCallback):
                 f"{stage}/confusion_matrix_counts": wandb.Table(columns=header, data=rows),
             },
         )
+
+
+def wandb_chart(counts: np.ndarray, names: list[str], title: str) -> Any:
+    """W&B's own confusion-matrix chart (``wandb.plot.confusion_matrix``) of ``counts`` (C, C).
+
+    That function counts (true, predicted) pairs itself, so each count becomes that many pairs:
+    O(texts) work on rank zero (~0.8 s for 560,000 texts, measured on a CPU), in exchange for
+    no dependence on the chart's internal preset and field names.
+
+    Example:
+        >>> chart = wandb_chart(np.array([[2, 1], [0, 3]]), ["neg", "pos"], "val")
+        >>> [(t, p, int(n)) for t, p, n in chart.table.data]
+        [('neg', 'neg', 2), ('neg', 'pos', 1), ('pos', 'neg', 0), ('pos', 'pos', 3)]
+    """
+    import wandb
+
+    classes = np.arange(len(names))
+    y_true = np.repeat(classes, counts.sum(axis=1))  # (N,) sorted by true class
+    preds = np.concatenate([np.repeat(classes, row) for row in counts])  # (N,) same order
+    return wandb.plot.confusion_matrix(
+        y_true=y_true.tolist(), preds=preds.tolist(), class_names=names, title=title
+    )
