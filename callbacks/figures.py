@@ -6,7 +6,7 @@ needs a display. Sizes grow with the number of classes/tokens so 20 classes stay
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +126,77 @@ def length_accuracy_figure(
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def reliability_figure(
+    before: Sequence[Mapping[str, float]],
+    after: Sequence[Mapping[str, float]],
+    ece: tuple[float, float],
+    temperature: float,
+    title: str,
+) -> Figure:
+    """Reliability diagrams before and after temperature scaling, side by side.
+
+    ``before``/``after``: one row per confidence bin (``lo``, ``hi``, ``count``, ``confidence``,
+    ``accuracy``, as ``lit_seqcls.calibration.reliability`` gives them); each bar is a bin's
+    accuracy, the diagonal is perfect calibration, the gap to it is shaded red.
+
+    Example:
+        >>> rows = [{"lo": 0.5, "hi": 1.0, "count": 4, "confidence": 0.9, "accuracy": 0.75}]
+        >>> fig = reliability_figure(rows, rows, (0.15, 0.15), 1.0, "val")
+        >>> len(fig.axes)
+        2
+    """
+    fig = Figure(figsize=(10, 4.6))
+    names = ("before: softmax(logits)", f"after: softmax(logits / {temperature:.3g})")
+    for k, (rows, name, value) in enumerate(zip((before, after), names, ece, strict=True)):
+        ax = fig.add_subplot(1, 2, k + 1)
+        kept = [r for r in rows if r["count"]]
+        left = [r["lo"] for r in kept]
+        width = [r["hi"] - r["lo"] for r in kept]
+        accuracy = [r["accuracy"] for r in kept]
+        confidence = [r["confidence"] for r in kept]
+        ax.bar(left, accuracy, width=width, align="edge", color="#4C72B0", edgecolor="white")
+        gap = [c - a for c, a in zip(confidence, accuracy, strict=True)]
+        ax.bar(left, gap, bottom=accuracy, width=width, align="edge", color="#C44E52", alpha=0.35)
+        ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{name}\nECE {value:.4f} ({len(rows)} bins)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def coverage_figure(curve: Sequence[Mapping[str, float | None]], title: str) -> Figure:
+    """Accuracy against coverage as the confidence threshold rises (abstaining below it).
+
+    Example:
+        >>> rows = [{"threshold": 0.0, "coverage": 1.0, "accuracy": 0.8},
+        ...         {"threshold": 0.9, "coverage": 0.5, "accuracy": 0.95}]
+        >>> len(coverage_figure(rows, "val").axes[0].lines)
+        1
+    """
+    rows = [r for r in curve if r["accuracy"] is not None]
+    fig = Figure(figsize=(6.4, 4.6))
+    ax = fig.add_subplot()
+    ax.plot([r["coverage"] for r in rows], [r["accuracy"] for r in rows], marker=".")
+    for r in rows:
+        if round(r["threshold"] * 100) % 10 == 0 or r["threshold"] in (0.95, 0.99):
+            ax.annotate(
+                f"{r['threshold']:g}",
+                (r["coverage"], r["accuracy"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set_xlabel("coverage (share of texts labelled)")
+    ax.set_ylabel("accuracy of the labelled texts")
+    ax.set_title(f"{title}\nlabels: min_confidence thresholds")
+    ax.grid(alpha=0.3)
     return fig
 
 

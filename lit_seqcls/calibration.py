@@ -41,7 +41,12 @@ ClassWeights = Literal["auto", "none"] | dict[str, float]
 ECE_BINS = 15
 # The fitted temperature stays within [1/100, 100]: a model at chance would push it to infinity.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
-COVERAGE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
+# 0, then every 0.05 to 0.45 (many classes), then every 0.01 from 0.50 to 0.99.
+COVERAGE_THRESHOLDS = (
+    0.0,
+    *(round(0.05 * i, 2) for i in range(1, 10)),
+    *(round(0.5 + 0.01 * i, 2) for i in range(50)),
+)
 
 
 def class_weights(

@@ -13,15 +13,20 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lit_seqcls.runtime.atomic import atomic_write
 from lit_seqcls.runtime.distributed import gather_objects
 from lit_seqcls.runtime.outputs import check_output_file, first_line_is_json_with
+from lit_seqcls.validation import require_fraction
 
 
 class PredictionWriter(BasePredictionWriter):
     """Collects ``predict_step`` outputs from every rank and writes them as JSON Lines.
 
     Each row: ``{"index", "label", "probs": {class name: probability}, "text"}``; ``text`` is
-    included when the DataModule exposes ``texts(split)``. Rows are sorted by ``index`` (the
-    position in the input), whatever the bucketing order or the number of ranks. Only rank zero
-    writes, to a temporary file renamed into place, so a crash never leaves half a file.
+    included when the DataModule exposes ``texts(split)``. The probabilities are the model's
+    calibrated ones (``softmax(logits / temperature)``); with ``min_confidence``, a text whose top
+    probability is below it gets ``"label": null`` (abstained), and the validation split's
+    coverage and accuracy at that threshold (kept in the checkpoint) are printed. Rows are
+    sorted by ``index`` (the position in the input), whatever the bucketing order or the number
+    of ranks. Only rank zero writes, to a temporary file renamed into place, so a crash never
+    leaves half a file.
 
     Before predicting anything it refuses (``lit_seqcls.runtime.OutputFileError``) an output
     that is one of the run's inputs (the DataModule's ``input_files()``, checked in ``setup``;
@@ -32,12 +37,23 @@ class PredictionWriter(BasePredictionWriter):
         output: file to write; default ``<trainer.log_dir>/predictions.jsonl``.
         overwrite: replace ``output`` even if it exists and is not an earlier predictions file
             (an input file is never replaced).
+        min_confidence: leave a text unlabelled (``"label": null``) when its top probability is
+            below this (0 to 1); pick it from the coverage / accuracy curve of the validation
+            split (``<log dir>/media/calibration/`` with ``callbacks.CalibrationLogger``).
     """
 
-    def __init__(self, output: str | None = None, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        output: str | None = None,
+        overwrite: bool = False,
+        min_confidence: float | None = None,
+    ) -> None:
         super().__init__(write_interval="epoch")
+        if min_confidence is not None:
+            require_fraction("min_confidence", min_confidence)
         self.output = output
         self.overwrite = overwrite
+        self.min_confidence = min_confidence
         self.written: Path | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -73,7 +89,9 @@ class PredictionWriter(BasePredictionWriter):
     ) -> None:
         path = self._path(trainer)
         rows = [
-            row for batch in _flatten(predictions) for row in _rows(batch, pl_module.class_names)
+            row
+            for batch in _flatten(predictions)
+            for row in _rows(batch, pl_module.class_names, self.min_confidence)
         ]
         rows = [row for part in gather_objects(trainer, rows) for row in part]  # a collective
         if not trainer.is_global_zero:
@@ -87,6 +105,12 @@ class PredictionWriter(BasePredictionWriter):
         _write_jsonl_atomically(path, rows)
         self.written = path
         print(f"Wrote {len(rows):,} predictions to {path}")
+        if self.min_confidence is not None:
+            abstained = sum(row["label"] is None for row in rows)
+            print(
+                f"{abstained:,} of {len(rows):,} texts left unlabelled (top probability below "
+                f"{self.min_confidence:g}). {_validation_trade_off(pl_module, self.min_confidence)}"
+            )
 
     def _path(self, trainer: L.Trainer) -> Path:
         # `trainer.log_dir` is a collective under DDP (a broadcast): read it on every rank.
@@ -105,18 +129,36 @@ def _flatten(predictions: list[Any]) -> list[dict[str, torch.Tensor]]:
     return predictions
 
 
-def _rows(batch: dict[str, torch.Tensor], class_names: list[str]) -> list[dict[str, Any]]:
+def _rows(
+    batch: dict[str, torch.Tensor], class_names: list[str], min_confidence: float | None = None
+) -> list[dict[str, Any]]:
     probs = batch["probs"].cpu().tolist()
     preds = batch["pred"].cpu().tolist()
     index = batch["index"].cpu().tolist() if "index" in batch else [None] * len(preds)
+    floor = -1.0 if min_confidence is None else min_confidence
     return [
         {
             "index": i,
-            "label": class_names[p],
+            "label": class_names[p] if ps[p] >= floor else None,
             "probs": {name: round(q, 6) for name, q in zip(class_names, ps, strict=True)},
         }
         for i, p, ps in zip(index, preds, probs, strict=True)
     ]
+
+
+def _validation_trade_off(pl_module: L.LightningModule, threshold: float) -> str:
+    """What the threshold did on the validation split: coverage and accuracy, from the curve the
+    model kept in its checkpoint (its nearest threshold at or below ``threshold``)."""
+    curve = getattr(pl_module, "calibration", {}).get("val", {}).get("coverage") or []
+    below = [row for row in curve if row["threshold"] <= threshold + 1e-9]
+    if not below:
+        return "(This checkpoint holds no validation coverage curve: it was saved before #18.)"
+    row, everything = below[-1], curve[0]
+    accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
+    return (
+        f"On the validation split, a threshold of {row['threshold']:g} kept {row['coverage']:.1%} "
+        f"of the texts at accuracy {accuracy} (all texts: {everything['accuracy']:.3f})."
+    )
 
 
 def _write_jsonl_atomically(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from callbacks import (
     AttentionMapLogger,
+    CalibrationLogger,
     ConfusionMatrixLogger,
     LengthAnalysisLogger,
     MisclassifiedLogger,
@@ -107,7 +108,7 @@ def attention_run(tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="module")
 def gru_run(tmp_path_factory) -> Run:
-    callbacks = [AttentionMapLogger(num_examples=4)]
+    callbacks = [AttentionMapLogger(num_examples=4), CalibrationLogger()]
     return _fit(tmp_path_factory, functools.partial(GRUEncoder, hidden_size=16), 1, callbacks)
 
 
@@ -194,7 +195,8 @@ def test_misclassified_table_holds_the_most_confident_errors(attention_run):
     errors = []
     for batch in run.dm.test_dataloader():
         with torch.no_grad():
-            probs = run.model(batch.input_ids, batch.lengths).logits.softmax(-1)
+            logits = run.model(batch.input_ids, batch.lengths).logits
+            probs = (logits / run.model.temperature).softmax(-1)  # calibrated (#18)
         for row, i in enumerate(batch.index.tolist()):
             if probs[row].argmax() != batch.labels[row]:
                 errors.append((probs[row].max().item(), i))
@@ -214,3 +216,21 @@ def test_every_picture_and_table_is_also_written_locally(attention_run):
     for ext in ("png", "csv", "html"):
         assert (media / "token_weights" / f"val_epoch001.{ext}").is_file()
     assert (media / "misclassified" / "test_epoch001.csv").is_file()
+
+
+def test_calibration_is_drawn_per_validation_epoch_and_for_test(gru_run):
+    run = gru_run
+    report = run.model.calibration
+    (val_curve,) = run.tables("val/coverage_accuracy")  # one epoch, no sanity check
+    (test_curve,) = run.tables("test/coverage_accuracy")
+    assert val_curve["columns"] == ["min_confidence", "coverage", "accuracy"]
+    assert val_curve["data"][0][:2] == [0.0, 1.0]  # threshold 0 labels every text
+    assert [row[1] for row in test_curve["data"]] == [
+        r["coverage"] for r in report["test"]["coverage"]
+    ]
+    files = {p.name for p in (run.media / "calibration").iterdir()}
+    for stem in ("val_epoch000", "test_epoch000"):
+        for name in ("reliability.png", "reliability.csv", "coverage.png", "coverage.csv"):
+            assert f"{stem}_{name}" in files
+    images = list((run.run_dir / "files" / "media" / "images").rglob("*reliability_diagram*.png"))
+    assert len(images) == 2

@@ -214,3 +214,34 @@ def test_a_checkpoint_saved_before_calibration_loads_uncalibrated(tmp_path):
     del checkpoint["state_dict"]["temperature"]
     torch.save(checkpoint, path)
     assert float(SequenceClassifier.load_from_checkpoint(path).temperature) == 1.0
+
+
+# ---- abstaining: predict --predictions.min_confidence -------------------------------------------
+def test_rows_below_min_confidence_are_left_unlabelled():
+    from lit_seqcls.runtime.prediction import _rows
+
+    batch = {
+        "probs": torch.tensor([[0.9, 0.1], [0.55, 0.45], [0.2, 0.8]]),
+        "pred": torch.tensor([0, 0, 1]),
+        "index": torch.tensor([0, 1, 2]),
+    }
+    assert [r["label"] for r in _rows(batch, ["a", "b"])] == ["a", "a", "b"]
+    rows = _rows(batch, ["a", "b"], min_confidence=0.8)
+    assert [r["label"] for r in rows] == ["a", None, "b"]
+    assert rows[1]["probs"] == {"a": 0.55, "b": 0.45}  # the probabilities are still given
+
+
+def test_min_confidence_is_checked_and_reports_the_validation_trade_off():
+    from lit_seqcls.runtime.prediction import PredictionWriter, _validation_trade_off
+
+    with pytest.raises(ConfigValueError, match="min_confidence"):
+        PredictionWriter(min_confidence=1.5)
+    model = SequenceClassifier(30, 2)
+    assert "saved before #18" in _validation_trade_off(model, 0.8)
+    probs = torch.tensor([[0.95, 0.05], [0.7, 0.3], [0.55, 0.45], [0.2, 0.8]])
+    labels = torch.tensor([0, 1, 0, 1])
+    model.calibration["val"] = {"coverage": coverage_curve(probs, labels)}
+    message = _validation_trade_off(model, 0.805)  # the curve's nearest threshold below: 0.8
+    assert (
+        "threshold of 0.8 kept 50.0% of the texts at accuracy 1.000 (all texts: 0.750)" in message
+    )
