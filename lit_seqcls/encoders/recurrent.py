@@ -110,19 +110,27 @@ def _reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
 
 
 def _one_direction(rnn: nn.RNNBase, x: Tensor, layer: int, reverse: bool) -> Tensor:
-    """Outputs ``(B, T, H)`` of one layer's one direction of ``rnn``, from a zero state."""
+    """Outputs ``(B, T, H)`` of one layer's one direction of ``rnn``, from a zero state.
+
+    A one-layer, one-direction module of ``rnn``'s kind, given that layer's own parameters, runs
+    torch's own forward on them (public API only); gradients reach ``rnn``'s parameters. Not
+    ``torch.func.functional_call``: it refuses to run under ``torch.jit.trace``, which the
+    TorchScript export and ``torch.onnx.export(dynamo=False)`` use.
+    """
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[: 4 if rnn.bias else 2]
-    weights = [getattr(rnn, name + suffix) for name in names]
+    # Sizes from the module, not from x: a tracer turns x.size() into a tensor.
+    input_size = rnn.input_size if layer == 0 else rnn.hidden_size * 2  # bidirectional below
+    extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+    # Built on the meta device: no memory, no init. Its parameters are then replaced by rnn's
+    # (nn.RNNBase keeps its weight list in step with attribute assignment).
+    cell = type(rnn)(
+        input_size, rnn.hidden_size, bias=rnn.bias, batch_first=True, device="meta", **extra
+    ).train(rnn.training)
+    for name in names:
+        setattr(cell, f"{name}_l0", getattr(rnn, name + suffix))
     h0 = x.new_zeros(1, x.size(0), rnn.hidden_size)  # (1, B, H)
-    # The functional ops nn.LSTM/GRU/RNN themselves call, on one layer and one direction.
-    args = (weights, rnn.bias, 1, 0.0, rnn.training, False, True)
-    if isinstance(rnn, nn.LSTM):
-        return torch.lstm(x, (h0, h0), *args)[0]
-    if isinstance(rnn, nn.GRU):
-        return torch.gru(x, h0, *args)[0]
-    op = torch.rnn_tanh if rnn.nonlinearity == "tanh" else torch.rnn_relu
-    return op(x, h0, *args)[0]
+    return cell(x, (h0, h0) if isinstance(rnn, nn.LSTM) else h0)[0]  # (B, T, H)
 
 
 def _run_masked(
