@@ -185,7 +185,9 @@ def main(args: list[str] | None = None) -> None:
 
     ``lit-seqcls compare ...`` is not a LightningCLI subcommand (it runs several ``fit``/``test``
     processes); it is handed to ``lit_seqcls.compare`` before LightningCLI parses anything, and
-    ``lit-seqcls configs [DEST]`` (copy the shipped configs out) to ``lit_seqcls.shipped_configs``.
+    ``lit-seqcls configs [DEST]`` (copy the shipped configs out) to ``lit_seqcls.shipped_configs``,
+    ``lit-seqcls export`` to ``lit_seqcls.export`` and ``predict --bundle DIR`` to
+    ``lit_seqcls.serving``.
     ``--config lit_seqcls:<name>`` becomes the shipped file's path first, for either.
     """
     argv = sys.argv[1:] if args is None else args
@@ -194,6 +196,16 @@ def main(args: list[str] | None = None) -> None:
             from lit_seqcls.shipped_configs import main as copy_configs
 
             copy_configs(argv[1:])
+            return
+        if argv and argv[0] == "export":  # a checkpoint as a bundle (lit_seqcls/export/)
+            from lit_seqcls.export import main as export
+
+            export(argv[1:])
+            return
+        if argv and argv[0] == "predict" and _options(argv, "--bundle"):
+            from lit_seqcls.serving.command import run as predict_with_bundle  # no torch inside
+
+            predict_with_bundle(argv[1:])
             return
         resolved = resolve_config_names(argv)  # `--config lit_seqcls:model/cnn.yaml`
         if argv and argv[0] == "compare":
