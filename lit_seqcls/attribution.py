@@ -103,7 +103,7 @@ def _attributions(
     with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         for alpha in alphas:
             scaled = (embedded * alpha).requires_grad_(True)  # (B, T, E)
-            logits = network.classify(scaled, lengths).logits  # (B, C)
+            logits = network.classify(scaled, lengths, input_ids).logits  # (B, C)
             picked = logits.gather(1, target.unsqueeze(1)).sum()
             (grad,) = torch.autograd.grad(picked, scaled)  # (B, T, E)
             total += grad

@@ -28,6 +28,7 @@ from lit_seqcls.metrics import (
     metric_name,
 )
 from lit_seqcls.network import ClassifierOutput, TextClassifierNetwork
+from lit_seqcls.schedules import LRSchedule, build_schedule, check_schedule
 from lit_seqcls.trust import check_checkpoint_hparams
 from lit_seqcls.validation import (
     ConfigValueError,
@@ -58,6 +59,9 @@ class SequenceClassifier(L.LightningModule):
             ``init_args``; the embedding size is passed for you).
         embedding_dim: size of the token embeddings.
         dropout: dropout on the embeddings and on the pooled text vector.
+        word_dropout: in training, drop each word type's embedding (every occurrence in the
+            batch) with this probability and scale the kept ones by ``1 / (1 - p)`` (AWD-LSTM's
+            embedding dropout); 0 (off) by default, the identity in evaluation.
         pad_id: retired: the pad id is always 0 (``batch.PAD_ID``, checked where a tokenizer is
             loaded). Accepted only so that checkpoints saved with it still load; must be 0.
         class_names: names of the classes in label order (for logs and predictions); linked.
@@ -72,6 +76,10 @@ class SequenceClassifier(L.LightningModule):
             predictions, test and the analysis callbacks; ``false`` keeps ``T = 1``.
         optimizer: optimizer factory; AdamW (torch defaults) unless configured.
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
+        lr_schedule: a per-step schedule by name instead of ``lr_scheduler``:
+            ``warmup_cosine`` (linear warm-up over ``warmup_steps``, then a cosine decay to 0 at
+            the run's last step, ``trainer.estimated_stepping_batches``); see ``schedules.py``.
+        warmup_steps: optimizer steps of linear warm-up for ``lr_schedule``.
 
     Example:
         >>> model = SequenceClassifier(vocab_size=50, num_classes=3, encoder="gru")
@@ -95,6 +103,9 @@ class SequenceClassifier(L.LightningModule):
         calibrate: bool = True,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
+        word_dropout: float = 0.0,
+        lr_schedule: LRSchedule | None = None,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         require_positive_int("vocab_size", vocab_size)
@@ -104,6 +115,7 @@ class SequenceClassifier(L.LightningModule):
         if label_smoothing:
             require_open_fraction("label_smoothing", label_smoothing)
         _check_optimization(optimizer, lr_scheduler)
+        check_schedule(lr_schedule, warmup_steps, has_scheduler=lr_scheduler is not None)
         if pad_id != PAD_ID:
             raise ConfigValueError(
                 f"pad_id must be {PAD_ID}: the padding id is fixed, leave the argument out "
@@ -115,7 +127,12 @@ class SequenceClassifier(L.LightningModule):
         # the encoder as a plain-data spec so checkpoints load with `weights_only=True`.
         self.save_hyperparameters(ignore=["encoder", "optimizer", "lr_scheduler", "pad_id"])
         self.network = TextClassifierNetwork(
-            vocab_size, num_classes, resolve(encoder, embedding_dim), embedding_dim, dropout
+            vocab_size,
+            num_classes,
+            resolve(encoder, embedding_dim),
+            embedding_dim,
+            dropout,
+            word_dropout=word_dropout,
         )
         if "encoder" not in self.hparams:
             plain = isinstance(encoder, str | dict)
@@ -134,6 +151,7 @@ class SequenceClassifier(L.LightningModule):
         self.calibration: dict[str, dict[str, Any]] = {}
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
+        self.lr_schedule, self.warmup_steps = lr_schedule, warmup_steps
         # Plain data from the DataModule (tokenizer JSON, class names, ...), saved in checkpoints
         # so that a checkpoint alone turns raw text into predictions.
         self.text_pipeline: dict[str, Any] | None = None
@@ -310,6 +328,14 @@ class SequenceClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_schedule is not None:
+            # Per step, over this run's optimizer steps; its state is saved in checkpoints.
+            total = self.trainer.estimated_stepping_batches
+            scheduler = build_schedule(self.lr_schedule, optimizer, self.warmup_steps, total)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)

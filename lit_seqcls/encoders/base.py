@@ -26,10 +26,13 @@ class Encoder(nn.Module, abc.ABC):
     Attributes:
         output_dim: size ``H`` of the pooled vector.
         returns_attention: whether ``forward`` returns attention weights instead of ``None``.
+        uses_token_ids: whether ``forward`` also takes the padded token ids, as the keyword
+            ``input_ids`` ``(B, T)`` (the network passes them; ``swem`` with hashed bigrams).
     """
 
     output_dim: int
     returns_attention: bool = False
+    uses_token_ids: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Encoder:
         encoder = super().__new__(cls)
