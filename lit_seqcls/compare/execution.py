@@ -11,6 +11,7 @@ of a run folder are described in ``lit_seqcls.compare.runs``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -42,6 +43,8 @@ from lit_seqcls.compare.runs import (
 from lit_seqcls.encoders import ENCODERS
 
 REPORTER = "lit_seqcls.compare.ComparisonReporter"
+# Gets each reporter event (an epoch, ...) of a process as it happens; true: stop the process.
+Listener = Callable[[dict[str, Any]], bool | None]
 LOG_TAIL = 2000  # characters of a failed run's log shown in the terminal
 PROGRAM = (sys.executable, "-m", "lit_seqcls")  # how a run's `fit`/`test` process starts
 INTERRUPTED = "interrupted"  # a run's status when stopped by a signal: no record, a rerun resumes
@@ -55,7 +58,7 @@ _PROC = Path("/proc")
 
 def execute_run(
     spec: RunSpec,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Listener | None = None,
     control: RunControl | None = None,
 ) -> RunResult:
     """Finish one run and record it: the per-run function of every launcher (a SLURM task too).
@@ -86,7 +89,7 @@ def execute_run(
 
 def run_one(
     spec: RunSpec,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Listener | None = None,
     control: RunControl | None = None,
 ) -> RunResult:
     """``fit`` then ``test`` one encoder with one seed in child processes; never raises on failure.
@@ -124,67 +127,84 @@ def run_one(
 def _fit_and_test(
     spec: RunSpec,
     result: RunResult,
-    on_event: Callable[[dict[str, Any]], None] | None,
+    on_event: Listener | None,
     control: RunControl | None,
 ) -> dict[str, Any] | None:
     """The two steps of ``run_one``; sets ``result.status``; returns the fit summary."""
     run_dir = Path(spec.run_dir)
-    env = {
-        **os.environ,
-        # Read by wandb.init when a W&B logger is configured; ignored otherwise.
-        "WANDB_RUN_GROUP": spec.group,
-        "WANDB_NAME": spec.name,
-        **_thread_env(spec.threads),
-        "PYTHONUNBUFFERED": "1",  # the log is written as it happens (tail -f, our events)
-    }
     fit = read_json(run_dir / FIT_DONE_FILE)  # fit finished in an earlier attempt: only test
     if fit is None:
-        fit_args = [
-            "fit",
-            *_config_args(list(spec.configs)),
-            # `.class_path`: a bare `--model.encoder=X` is read as an encoder *name* (a string).
-            f"--model.encoder.class_path={_class_path(spec.encoder)}",
-            "--trainer.enable_progress_bar=false",  # progress comes from the reporter's events
-            "--trainer.enable_model_summary=false",
-            *spec.overrides,
-            f"--seed_everything={spec.seed}",
-            f"--trainer.default_root_dir={run_dir}",
-            f"--trainer.callbacks+={REPORTER}",
-            "--ckpt_path=auto",  # the newest checkpoint under default_root_dir, or none
-        ]
-        fit_env = {**env, "WANDB_JOB_TYPE": "fit"}
-        code, files = _child(spec, "fit", fit_args, fit_env, on_event, control)
-        if _stopped(code, control):
-            result.status = f"{INTERRUPTED} during fit (exit {code}): rerun to resume"
+        fit = _step(spec, "fit", fit_args(spec), FIT_FILE, result, on_event, control)
+        if fit is None:
             return None
-        if code != 0 or FIT_FILE not in files:
-            result.status = f"fit failed (exit {code}, see {run_dir.name}/fit.log)"
-            _show_failure(run_dir / "fit.log")
-            return None
-        fit = json.loads(files[FIT_FILE].read_text(encoding="utf-8"))
         write_json(run_dir / FIT_DONE_FILE, fit)
     result.add_fit(fit)
     if not fit.get("best_model_path"):
         result.status = "no checkpoint to test (is checkpointing on?)"
         return fit
-    test_args = [
-        "test",
-        "--config",
-        str(Path(fit["log_dir"]) / "config.yaml"),
-        f"--ckpt_path={fit['best_model_path']}",
-    ]
-    test_env = {**env, "WANDB_JOB_TYPE": "test"}
-    code, files = _child(spec, "test", test_args, test_env, None, control)
-    if _stopped(code, control):
-        result.status = f"{INTERRUPTED} during test (exit {code}): rerun to finish"
-        return fit
-    if code != 0 or TEST_FILE not in files:
-        result.status = f"test failed (exit {code}, see {run_dir.name}/test.log)"
-        _show_failure(run_dir / "test.log")
-        return fit
-    result.add_test(json.loads(files[TEST_FILE].read_text(encoding="utf-8")))
-    result.status = "ok"
+    config = str(Path(fit["log_dir"]) / "config.yaml")
+    test_args = ["test", "--config", config, f"--ckpt_path={fit['best_model_path']}"]
+    test = _step(spec, "test", test_args, TEST_FILE, result, None, control)
+    if test is not None:
+        result.add_test(test)
+        result.status = "ok"
     return fit
+
+
+def _step(
+    spec: RunSpec,
+    step: str,
+    args: list[str],
+    wanted: str,
+    result: RunResult,
+    on_event: Listener | None,
+    control: RunControl | None,
+) -> dict[str, Any] | None:
+    """One ``fit`` or ``test`` process of a run: the summary it wrote (the reporter's ``wanted``
+    file), or None with ``result.status`` saying why not (interrupted, or failed)."""
+    ended = run_process(spec, step, args, run_env(spec, step), on_event, control)
+    log = Path(spec.run_dir) / f"{step}.log"
+    if stopped(ended.code, control):
+        then = "resume" if step == "fit" else "finish"
+        result.status = f"{INTERRUPTED} during {step} (exit {ended.code}): rerun to {then}"
+        return None
+    if ended.code != 0 or wanted not in ended.files:
+        result.status = f"{step} failed (exit {ended.code}, see {log.parent.name}/{log.name})"
+        _show_failure(log)
+        return None
+    return json.loads(ended.files[wanted].read_text(encoding="utf-8"))
+
+
+def fit_args(spec: RunSpec, *, resume: bool = True) -> list[str]:
+    """The ``lit-seqcls fit`` arguments of ``spec``: its configs, encoder, overrides and seed, its
+    folder as ``default_root_dir`` and the ``ComparisonReporter``; ``resume``: with
+    ``--ckpt_path auto`` (a run; a tuning trial keeps no checkpoint to resume from)."""
+    return [
+        "fit",
+        *(arg for path in spec.configs for arg in ("--config", path)),
+        # `.class_path`: a bare `--model.encoder=X` is read as an encoder *name* (a string).
+        f"--model.encoder.class_path={class_path(spec.encoder)}",
+        "--trainer.enable_progress_bar=false",  # progress comes from the reporter's events
+        "--trainer.enable_model_summary=false",
+        *spec.overrides,
+        f"--seed_everything={spec.seed}",
+        f"--trainer.default_root_dir={spec.run_dir}",
+        f"--trainer.callbacks+={REPORTER}",
+        *(["--ckpt_path=auto"] if resume else []),  # the newest checkpoint in the folder, or none
+    ]
+
+
+def run_env(spec: RunSpec, job_type: str, name: str | None = None) -> dict[str, str]:
+    """The environment of one of ``spec``'s processes: its threads, and its W&B group, name and
+    job type (read by ``wandb.init`` when a W&B logger is configured; ignored otherwise)."""
+    return {
+        **os.environ,
+        "WANDB_RUN_GROUP": spec.group,
+        "WANDB_NAME": name or spec.name,
+        "WANDB_JOB_TYPE": job_type,
+        **_thread_env(spec.threads),
+        "PYTHONUNBUFFERED": "1",  # the log is written as it happens (tail -f, our events)
+    }
 
 
 def _thread_env(threads: int | None) -> dict[str, str]:
@@ -194,20 +214,36 @@ def _thread_env(threads: int | None) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def _stopped(code: int, control: RunControl | None) -> bool:
+def stopped(code: int, control: RunControl | None) -> bool:
+    """Whether a process that ended with ``code`` was stopped by a signal (not failed): its run
+    or trial is unfinished, and a rerun goes on with it."""
     return code in _STOPPED or (control is not None and control.stop.is_set() and code != 0)
 
 
-def _child(
+@dataclasses.dataclass
+class Ended:
+    """How a ``run_process`` ended: its exit ``code``, the reporter ``files`` it wrote, and
+    ``cut``: stopped because its listener asked (a trial pruned by Optuna)."""
+
+    code: int
+    files: dict[str, Path]
+    cut: bool = False
+
+
+def run_process(
     spec: RunSpec,
     step: str,
     args: list[str],
     env: dict[str, str],
-    on_event: Callable[[dict[str, Any]], None] | None,
-    control: RunControl | None,
-) -> tuple[int, dict[str, Path]]:
-    """Run ``lit-seqcls *args`` with its output in ``<run>/<step>.log``; return (exit code, the
-    files it wrote). Its events are read from the log as it grows; its wall time, exit status
+    on_event: Listener | None = None,
+    control: RunControl | None = None,
+) -> Ended:
+    """Run ``lit-seqcls *args`` with its output in ``<run>/<step>.log``: the one child runner of
+    compare, for runs and tuning trials alike.
+
+    The reporter's events are read from the log as it grows and handed to ``on_event``; when
+    that returns true (Optuna prunes the trial), the process is stopped like any other
+    (SIGTERM, a grace period) and later events are not handed on. Its wall time, exit status
     and peak resident memory go to ``launches.jsonl``.
 
     The peak is the process's ``VmHWM`` (``/proc/<pid>/status``), read at every poll once it
@@ -216,8 +252,9 @@ def _child(
     reported 603 MB there, 14 MB in ``VmHWM``.
     """
     run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if control is not None and control.stop.is_set():
-        return -signal.SIGTERM, {}
+        return Ended(-signal.SIGTERM, {})
     log = run_dir / f"{step}.log"
     command = [*(spec.program or PROGRAM), *args]
     attempt = 1 + sum(entry["step"] == step for entry in launches(run_dir))
@@ -235,7 +272,7 @@ def _child(
             control.running.add(child)
         if control.stop.is_set():  # asked to stop while it was starting
             child.send_signal(signal.SIGTERM)
-    code, usage, files, peak_kb = None, None, {}, None
+    code, usage, files, peak_kb, cut = None, None, {}, None, False
     try:
         with log.open("rb") as tail:
             tail.seek(offset)
@@ -247,8 +284,11 @@ def _child(
                     code = child.returncode = os.waitstatus_to_exitcode(status)
                 *lines, partial = (partial + tail.read()).split(b"\n")
                 for line in lines:
-                    _on_line(line.decode("utf-8", errors="replace"), files, on_event)
-                if code is None:
+                    text = line.decode("utf-8", errors="replace")
+                    cut = _on_line(text, files, None if cut else on_event) or cut
+                if code is None and cut:
+                    code = _stop(child)
+                elif code is None:
                     time.sleep(POLL_S)
     finally:
         if control is not None:
@@ -268,7 +308,7 @@ def _child(
                 "peak_rss_kb": peak_kb or (_maxrss_kb(usage) if not _PROC.is_dir() else None),
             },
         )
-    return code, files
+    return Ended(code, files, cut)
 
 
 def _maxrss_kb(usage: Any) -> int | None:
@@ -289,16 +329,16 @@ def _peak_rss_kb(pid: int, command: list[str]) -> int | None:
     return None
 
 
-def _on_line(
-    line: str, files: dict[str, Path], on_event: Callable[[dict[str, Any]], None] | None
-) -> None:
+def _on_line(line: str, files: dict[str, Path], on_event: Listener | None) -> bool:
+    """Take in one line of a process's log; whether its listener asks to stop the process."""
     if not line.startswith(EVENT_PREFIX):
-        return
+        return False
     event = json.loads(line[len(EVENT_PREFIX) :])
     if event["event"] == "wrote":
         files[event["file"]] = Path(event["path"])
     elif on_event is not None:
-        on_event(event)
+        return bool(on_event(event))
+    return False
 
 
 def _stop(child: subprocess.Popen) -> int:
@@ -315,10 +355,7 @@ def _show_failure(log: Path) -> None:
     print(f"  !! failed; last lines of {log}:\n{text[-LOG_TAIL:]}", file=sys.stderr, flush=True)
 
 
-def _class_path(encoder: str) -> str:
+def class_path(encoder: str) -> str:
+    """The class path of the encoder named ``encoder`` (``--model.encoder.class_path``)."""
     cls = ENCODERS[encoder]
     return f"{cls.__module__}.{cls.__name__}"
-
-
-def _config_args(configs: list[str]) -> list[str]:
-    return [arg for path in configs for arg in ("--config", path)]

@@ -21,13 +21,14 @@ pickles, so ``--collect`` and a rerun see the same thing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from pathlib import Path
@@ -71,14 +72,44 @@ def run_local(
     their next step boundary with a checkpoint; this waits for them.
     """
     control = RunControl()
+    note = "the running runs save a checkpoint. Rerun the same command to resume them."
+    queue = list(specs)
+    futures: dict[Future, RunSpec] = {}
+    with (
+        stop_on_signals(control, progress.note, note) as stopped,
+        ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="compare") as pool,
+    ):
+        while queue or futures:
+            done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            ended = [(futures.pop(future), future.result()) for future in done]
+            if control.stop.is_set():
+                queue.clear()
+            # Start the next runs before the report is rewritten (its plots take seconds).
+            while queue and len(futures) < jobs:
+                spec = queue.pop(0)
+                progress.started(spec)
+                future = pool.submit(execute, spec, progress.on_event(spec), control)
+                futures[future] = spec
+            for spec, result in ended:
+                progress.finished(spec, result)
+                on_result(result)
+            progress.tick()
+    return stopped[0] if stopped else None
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    control: RunControl, say: Callable[[str], None], what: str
+) -> Iterator[list[int]]:
+    """While inside, a first Ctrl-C or SIGTERM sets ``control.stop`` and passes SIGTERM on to
+    the processes running (``control.running``), which stop at their next step boundary (a run
+    with a checkpoint); ``say`` gets the signal's name and ``what`` happens then. Yields the
+    signals received (empty: none)."""
     stopped: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
         if not stopped:
-            progress.note(
-                f"{signal.Signals(signum).name}: stopping; the running runs save a checkpoint. "
-                "Rerun the same command to resume them."
-            )
+            say(f"{signal.Signals(signum).name}: stopping; {what}")
             control.stop.set()
             with control.lock:  # a `kill <pid>` reaches this process only
                 for child in control.running:
@@ -87,29 +118,11 @@ def run_local(
         stopped.append(signum)
 
     previous = _install(on_signal)
-    queue = list(specs)
-    futures: dict[Future, RunSpec] = {}
     try:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="compare") as pool:
-            while queue or futures:
-                done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
-                ended = [(futures.pop(future), future.result()) for future in done]
-                if control.stop.is_set():
-                    queue.clear()
-                # Start the next runs before the report is rewritten (its plots take seconds).
-                while queue and len(futures) < jobs:
-                    spec = queue.pop(0)
-                    progress.started(spec)
-                    future = pool.submit(execute, spec, progress.on_event(spec), control)
-                    futures[future] = spec
-                for spec, result in ended:
-                    progress.finished(spec, result)
-                    on_result(result)
-                progress.tick()
+        yield stopped
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return stopped[0] if stopped else None
 
 
 def _install(handler: Callable[[int, Any], None]) -> dict[int, Any]:
@@ -312,6 +325,7 @@ __all__ = [
     "SlurmOptions",
     "job_state",
     "run_local",
+    "stop_on_signals",
     "submit",
     "submitted_jobs",
     "threads_per_run",

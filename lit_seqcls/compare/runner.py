@@ -53,6 +53,7 @@ from lit_seqcls.compare.launchers import (
     describe_jobs,
     job_state,
     run_local,
+    stop_on_signals,
     submit,
     submitted_jobs,
     threads_per_run,
@@ -64,6 +65,7 @@ from lit_seqcls.compare.results import RunResult
 from lit_seqcls.compare.runs import (
     COMMAND_FILE,
     RECORD_FILE,
+    RunControl,
     RunSpec,
     command_difference,
     read_json,
@@ -72,7 +74,7 @@ from lit_seqcls.compare.runs import (
     same_command,
     stored_command,
 )
-from lit_seqcls.compare.tuning import TUNING_DIR, tune
+from lit_seqcls.compare.tuning import TUNING_DIR, tune_all
 from lit_seqcls.encoders import ENCODERS
 from lit_seqcls.errors import UserError
 from lit_seqcls.runtime.outputs import check_output_dir
@@ -149,35 +151,38 @@ def _plan(options: argparse.Namespace, overrides: list[str], output_dir: Path) -
 def _tuned_runs(
     options: argparse.Namespace, specs: list[RunSpec], output_dir: Path
 ) -> list[RunSpec]:
-    """``--tune N``: each encoder's N trials here, first (``tuning.tune``: ``fit`` only, on the
-    validation split), then its runs again with the best trial's settings, rows of their own."""
-    tuned = []
-    for encoder in options.encoders if options.tune else []:
-        runs = [s for s in specs if s.encoder == encoder]
-        config = output_dir / TUNING_DIR / f"{encoder}.yaml"
-        if not options.collect:  # --collect starts nothing
-            config = tune(
-                encoder,
-                options.tune,
-                runs[0].configs,
-                runs[0].overrides,
-                output_dir,
-                seed=options.seeds[0],
-                group=options.name,
-                fresh=options.fresh,
-            ).config
+    """``--tune N``: each encoder's N trials here, first (``tuning.tune_all``: ``fit`` only, on
+    the validation split, ``--jobs`` trials at a time), then its runs again with the best
+    trial's settings, rows of their own. A signal stops the trials; a rerun continues."""
+    if not options.tune:
+        return []
+    firsts = [next(s for s in specs if s.encoder == encoder) for encoder in options.encoders]
+    configs = {s.encoder: output_dir / TUNING_DIR / f"{s.encoder}.yaml" for s in firsts}
+    if not options.collect:  # --collect starts nothing
+        control = RunControl()
+        what = "the running trials end uncounted. Rerun the same command to continue tuning."
+        with stop_on_signals(control, print, what) as stopped:
+            tuned = tune_all(
+                firsts, options.tune, output_dir, fresh=options.fresh, jobs=options.jobs,
+                control=control,
+            )  # fmt: skip
+        if stopped:
+            raise SystemExit(128 + stopped[0])
+        configs = {encoder: t.config for encoder, t in tuned.items()}
+    tuned_specs = []
+    for spec in specs:
+        config = configs[spec.encoder]
         if config is None or not config.is_file():
             continue  # no trial finished (tuning said why): the shipped runs still run
-        tuned += [
+        tuned_specs.append(
             dataclasses.replace(
-                s,
-                configs=(*s.configs, str(config)),
+                spec,
+                configs=(*spec.configs, str(config)),
                 variant="tuned",
-                run_dir=str(output_dir / "runs" / run_name(f"{encoder}-tuned", s.seed)),
+                run_dir=str(output_dir / "runs" / run_name(f"{spec.encoder}-tuned", spec.seed)),
             )
-            for s in runs
-        ]
-    return tuned
+        )
+    return tuned_specs
 
 
 class _Report:
@@ -441,7 +446,7 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error("--jobs: at least 1")
     if options.tune < 0 or (options.tune and options.launcher == "slurm"):
         parser.error(
-            "--tune N: N >= 0, and trials run here, one at a time: not with --launcher slurm"
+            "--tune N: N >= 0, and trials run here (--jobs at a time): not with --launcher slurm"
         )
     if options.launcher == "slurm" and options.slurm_time is None and not options.collect:
         parser.error("--launcher slurm needs --slurm.time (submitit would ask for 5 minutes)")

@@ -1,18 +1,27 @@
 """``lit-seqcls compare --tune N``: every encoder gets the same N trials of hyper-parameter search.
 
-Each trial is one ``lit-seqcls fit`` process, the runner's command plus the settings Optuna's TPE
-sampler (seeded) draws from the encoder's search space (``search_space``); the trial never runs
-``test``. Its ``val/acc`` arrives per epoch through the ``ComparisonReporter`` events the runner
-reads too, goes to ``trial.report``, and a trial that Optuna's median pruner gives up on is
-stopped by ending its process. A trial's score is its best ``val/acc`` (what the checkpoint
-that ``test`` reads would hold). So the test set decides nothing here; it gives only the final
+Each trial is one ``lit-seqcls fit`` process, started by the runner's own child runner
+(``execution.run_process``, as a run's ``fit``) with the run's command plus the settings Optuna's
+TPE sampler (seeded) draws from the encoder's search space (``search_space``); the trial never
+runs ``test``. Its ``val/acc`` arrives per epoch through the ``ComparisonReporter`` events, goes
+to ``trial.report``, and a trial that Optuna's median pruner gives up on is stopped the way a
+run is stopped (SIGTERM). A trial's score is its best ``val/acc`` (what the checkpoint that
+``test`` reads would hold). So the test set decides nothing here; it gives only the final
 scores of the runs trained afterwards with the chosen settings.
+
+``--jobs N`` runs N trials at once, each in a thread of this process and its ``fit`` with a run's
+share of the cores: the encoders' studies side by side (N of them at a time, each one trial
+after another, so the trials are those of ``--jobs 1``), and with more jobs than encoders,
+``N // encoders`` trials of each study at once. Where a study has trials running, TPE counts
+them as scoring badly (``constant_liar``) so as not to draw the same settings twice; what it
+draws then depends on which trial ends first.
 
 In the comparison's folder::
 
     tuning/<encoder>.db            the Optuna study (SQLite): a rerun continues it
     tuning/<encoder>.yaml          the best trial's settings, a model config for --config
-    tuning/<encoder>/trial-NNN/    each trial's fit.log and Lightning logs (no checkpoints)
+    tuning/<encoder>/trial-NNN/    each trial's fit.log, launches.jsonl and Lightning logs
+                                   (no checkpoints)
 
 Pruned and failed trials count towards N, so every encoder spends the same budget; a trial cut
 short by an interrupted comparison does not, and runs again. Settings given on the command line
@@ -22,22 +31,23 @@ trials join the comparison's W&B group (job type ``tune``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lit_seqcls.compare.reporter import EVENT_PREFIX, ComparisonReporter
+from lit_seqcls.compare import execution
+from lit_seqcls.compare.execution import class_path, fit_args, run_env, run_process, stopped
+from lit_seqcls.compare.runs import RunControl, RunSpec
 from lit_seqcls.compare.search_space import Param, SearchSpaceError, load_space, space_file
-from lit_seqcls.encoders import ENCODERS
 from lit_seqcls.errors import UserError
 from lit_seqcls.metrics import VAL_ACC
 
@@ -45,17 +55,12 @@ if TYPE_CHECKING:
     import optuna
 
 TUNING_DIR = "tuning"
-LAUNCHER = [sys.executable, "-m", "lit_seqcls"]  # how a trial's `fit` starts
-REPORTER = f"{ComparisonReporter.__module__}.{ComparisonReporter.__name__}"
-TRIAL_ARGS = [  # progress comes from the reporter's events; a trial's weights are never used
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
+TRIAL_ARGS = (  # after the user's overrides: a trial's weights are never used
     "--checkpoint.save_top_k=0",
     "--checkpoint.save_last=false",
     "--shutdown.save_checkpoint=false",
-]
+)
 PRUNE_FROM_EPOCH = 2  # one epoch is too noisy to give up on (README: BiLSTM val 0.862 → 0.992)
-STOP_GRACE_S = 10.0  # a pruned trial's process gets this long to stop on SIGTERM
 
 
 class TuningError(RuntimeError, UserError):
@@ -86,51 +91,146 @@ def tune(
     *,
     seed: int = 0,
     group: str = "comparison",
+    **options: Any,
+) -> Tuned:
+    """Tune one encoder: ``tune_all`` with the run ``encoder`` × ``seed`` of ``configs`` and
+    ``overrides`` (already only the encoder arguments ``encoder`` takes)."""
+    spec = RunSpec(encoder, seed, tuple(configs), tuple(overrides), run_dir="", group=group)
+    return tune_all([spec], trials, output_dir, **options)[encoder]
+
+
+def tune_all(
+    specs: Sequence[RunSpec],
+    trials: int,
+    output_dir: Path,
+    *,
     spaces: str | Path | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     fresh: bool = False,
-) -> Tuned:
-    """Run ``encoder``'s study up to ``trials`` counted trials; write the best settings as YAML.
+    jobs: int = 1,
+    control: RunControl | None = None,
+) -> dict[str, Tuned]:
+    """Run each encoder's study up to ``trials`` counted trials, ``jobs`` trials at a time; write
+    each encoder's best settings as YAML.
 
     Args:
-        encoder: a name from ``ENCODERS``.
+        specs: one run per encoder, as the comparison runs it: encoder, ``--config`` files,
+            overrides, seed (``--seed_everything`` of every trial, and the sampler's seed), W&B
+            group, threads and program.
         trials: the budget N, the same for every encoder.
-        configs: ``--config`` files for ``fit``, as the runner passes them.
-        overrides: further ``fit`` arguments (already only those ``encoder`` takes).
         output_dir: the comparison's folder; everything goes under its ``tuning/``.
-        seed: ``--seed_everything`` of every trial, and the sampler's seed.
-        group: W&B group of the trials (used only when the configs add a W&B logger).
         spaces: folder of ``<encoder>.yaml`` search spaces (default: the shipped ones).
         pruner: Optuna pruner (default: median pruner from epoch ``PRUNE_FROM_EPOCH`` on).
-        fresh: delete this encoder's study, trials and config first (``compare --fresh``).
+        fresh: delete these encoders' studies, trials and configs first (``compare --fresh``).
+        jobs: trials running at once, over all encoders.
+        control: a stop request (a signal; the running trials are stopped and not counted) and
+            where the running processes are registered.
     """
     optuna = _import_optuna()
-    space = _searched(load_space(space_file(encoder, spaces), encoder), overrides, encoder)
+    control = control or RunControl()
     folder = output_dir / TUNING_DIR
-    if fresh:
-        _remove(folder, encoder)
+    spaces_of = {s.encoder: _searched(load_space(space_file(s.encoder, spaces), s.encoder),
+                                      s.overrides, s.encoder) for s in specs}  # fmt: skip
+    for spec in specs if fresh else []:
+        _remove(folder, spec.encoder)
     folder.mkdir(parents=True, exist_ok=True)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
     try:
-        study = _open_study(optuna, folder / f"{encoder}.db", encoder, trials, pruner, seed, {
-            "configs": [_digest(path) for path in configs], "overrides": list(overrides),
-            "seed": seed,
-            "space": [asdict(p) for p in space],
-        })  # fmt: skip
-        base = [
-            "fit",
-            *(arg for path in configs for arg in ("--config", path)),
-            f"--model.encoder.class_path={_class_path(encoder)}",
-            *TRIAL_ARGS,
-            *overrides,
+        studies = [
+            _Study(optuna, spec, spaces_of[spec.encoder], trials, folder, pruner) for spec in specs
         ]
-        env = {**os.environ, "WANDB_RUN_GROUP": group, "WANDB_JOB_TYPE": "tune"}
-        for _ in range(trials - _spent(study)):
-            _run_trial(optuna, study, space, base, seed, folder / encoder, env, trials)
+        # The studies side by side, `jobs` at a time; the jobs they leave over, inside them.
+        inside = max(1, jobs // len(studies))
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tune") as pool:
+            for done in [pool.submit(s.run, inside, control) for s in studies]:
+                done.result()
     finally:
         optuna.logging.set_verbosity(verbosity)
-    return _write_best(optuna, study, space, folder / f"{encoder}.yaml", encoder, seed)
+    return {study.spec.encoder: study.write_best() for study in studies}
+
+
+class _Study:
+    """One encoder's Optuna study, whose trials may run in several threads at once."""
+
+    def __init__(self, optuna, spec: RunSpec, space, trials: int, folder: Path, pruner) -> None:
+        self.optuna, self.space, self.trials = optuna, space, trials
+        self.encoder, self.folder = spec.encoder, folder / spec.encoder
+        self.spec = dataclasses.replace(spec, program=spec.program or tuple(execution.PROGRAM))
+        self.lock = threading.Lock()  # ask, report, prune and tell one trial at a time
+        setup = {
+            "configs": [_digest(path) for path in spec.configs],
+            "overrides": list(spec.overrides),
+            "seed": spec.seed,
+            "space": [asdict(p) for p in space],
+        }
+        self.study = _open_study(
+            optuna, folder / f"{spec.encoder}.db", spec.encoder, trials, pruner, spec.seed, setup
+        )
+        self.started = _spent(self.study)
+
+    def run(self, jobs: int, control: RunControl) -> None:
+        """The trials left of the budget, ``jobs`` at a time."""
+        left = self.trials - _spent(self.study)
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="trial") as pool:
+            for done in [pool.submit(self.run_trial, control) for _ in range(left)]:
+                done.result()
+
+    def run_trial(self, control: RunControl) -> None:
+        """One trial: ask, run its ``fit`` (stopped when pruned), tell how it ended."""
+        if control.stop.is_set():
+            return
+        with self.lock:
+            trial = self.study.ask()
+            values = {p.name: p.suggest(trial) for p in self.space}
+            self.started += 1
+            tag = f"[tune {self.encoder} {self.started}/{self.trials}]"
+        searched = (f"--{p.flag}={_cli_value(values[p.name])}" for p in self.space)
+        spec = dataclasses.replace(
+            self.spec,
+            overrides=(*self.spec.overrides, *TRIAL_ARGS, *searched),
+            run_dir=str(self.folder / f"trial-{trial.number:03d}"),
+        )
+        print(f"{tag} trial {trial.number}: {_show(values)}", flush=True)
+        scores: list[float] = []
+
+        def on_epoch(event: dict[str, Any]) -> bool:
+            if event.get("event") != "epoch" or VAL_ACC not in event:
+                return False
+            with self.lock:
+                scores.append(event[VAL_ACC])
+                trial.report(event[VAL_ACC], step=event["epoch"])
+                prune = trial.should_prune()
+            print(f"{tag} epoch {event['epoch']}/{event.get('max_epochs')}, "
+                  f"{VAL_ACC} {event[VAL_ACC]:.3f}", flush=True)  # fmt: skip
+            return prune
+
+        env = run_env(spec, "tune", name=f"{self.encoder}-trial{trial.number}")
+        ended = run_process(spec, "fit", fit_args(spec, resume=False), env, on_epoch, control)
+        log = Path(spec.run_dir) / "fit.log"
+        states = self.optuna.trial.TrialState
+        with self.lock:
+            if ended.cut:
+                self.study.tell(trial, state=states.PRUNED)
+                with log.open("a", encoding="utf-8") as out:
+                    out.write(f"\n[pruned by compare --tune after epoch {len(scores)}]\n")
+                print(f"{tag} pruned after epoch {len(scores)}", flush=True)
+            elif stopped(ended.code, control):  # not counted: a rerun runs it again
+                self.study.tell(trial, state=states.FAIL)
+                print(f"{tag} stopped (exit {ended.code}); a rerun runs it again", flush=True)
+            elif ended.code == 0 and scores:
+                self.study.tell(trial, max(scores))
+                best = self.study.best_value
+                print(f"{tag} {VAL_ACC} {max(scores):.3f} (best so far {best:.3f})", flush=True)
+            else:
+                problem = f"exit {ended.code}" if ended.code else f"no {VAL_ACC} reported"
+                trial.set_user_attr("error", f"{problem}, see {log}")
+                self.study.tell(trial, state=states.FAIL)
+                print(f"{tag} failed ({problem}, see {log})", flush=True)
+
+    def write_best(self) -> Tuned:
+        path = self.folder.parent / f"{self.encoder}.yaml"
+        return _write_best(self.study, self.space, path, self.encoder, self.spec.seed)
 
 
 def _import_optuna() -> Any:
@@ -189,7 +289,7 @@ def _open_study(optuna, db, encoder, trials, pruner, seed, setup: dict[str, Any]
             "encoder gets the same budget: pass that number, or use another --output_dir."
         )
     # Seeded, and reseeded past the trials already run, so a rerun does not redraw them.
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constant_liar=True)
     return study
 
 
@@ -201,90 +301,17 @@ def _spent(study) -> int:
     )
 
 
-def _run_trial(optuna, study, space, base, seed, folder: Path, env, trials: int) -> None:
-    trial = study.ask()
-    values = {p.name: p.suggest(trial) for p in space}
-    run_dir = folder / f"trial-{trial.number:03d}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        *base,
-        *(f"--{p.flag}={_cli_value(values[p.name])}" for p in space),
-        f"--seed_everything={seed}",
-        f"--trainer.default_root_dir={run_dir}",
-        f"--trainer.callbacks+={REPORTER}",
-    ]
-    tag = f"[tune {folder.name} {_spent(study) + 1}/{trials}]"
-    print(f"{tag} trial {trial.number}: {_show(values)}", flush=True)
-    scores: list[float] = []
-
-    def on_epoch(event: dict[str, Any]) -> bool:
-        scores.append(event[VAL_ACC])
-        trial.report(event[VAL_ACC], step=event["epoch"])
-        print(f"{tag} epoch {event['epoch']}/{event.get('max_epochs')}, "
-              f"{VAL_ACC} {event[VAL_ACC]:.3f}", flush=True)  # fmt: skip
-        return trial.should_prune()
-
-    name = f"{folder.name}-trial{trial.number}"
-    code, pruned = _fit(args, run_dir / "fit.log", {**env, "WANDB_NAME": name}, on_epoch)
-    states = optuna.trial.TrialState
-    if pruned:
-        study.tell(trial, state=states.PRUNED)
-        print(f"{tag} pruned after epoch {len(scores)}", flush=True)
-    elif code == 0 and scores:
-        study.tell(trial, max(scores))
-        print(f"{tag} {VAL_ACC} {max(scores):.3f} (best so far {study.best_value:.3f})", flush=True)
-    else:
-        problem = f"exit {code}" if code else f"no {VAL_ACC} reported"
-        trial.set_user_attr("error", f"{problem}, see {run_dir / 'fit.log'}")
-        study.tell(trial, state=states.FAIL)
-        print(f"{tag} failed ({problem}, see {run_dir / 'fit.log'})", flush=True)
-
-
-def _fit(
-    args: list[str], log: Path, env: dict[str, str], on_epoch: Callable[[dict[str, Any]], bool]
-) -> tuple[int, bool]:
-    """Run ``lit-seqcls *args``, tee it to ``log``, hand each epoch's event to ``on_epoch`` and
-    stop the process when that says so; return (exit code, whether it was stopped)."""
-    command = [*LAUNCHER, *args]
-    pruned = False
-    with log.open("w", encoding="utf-8", buffering=1) as out:  # line-buffered: tail -f works
-        out.write(" ".join(command) + "\n\n")
-        child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
-        )
-        assert child.stdout is not None
-        try:
-            for line in child.stdout:
-                out.write(line)
-                if not line.startswith(EVENT_PREFIX):
-                    continue
-                event = json.loads(line[len(EVENT_PREFIX) :])
-                if event["event"] == "epoch" and VAL_ACC in event and on_epoch(event):
-                    pruned = True
-                    break
-        finally:  # pruned, Ctrl-C or an error here: do not leave the child training
-            if child.poll() is None:
-                child.terminate()  # GracefulShutdown: stops at the next step
-                try:
-                    child.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        code = child.wait()
-        if pruned:
-            out.write(f"\n[pruned by lit-seqcls compare --tune after epoch {event['epoch']}]\n")
-    return code, pruned
-
-
-def _write_best(optuna, study, space, path: Path, encoder: str, seed: int) -> Tuned:
+def _write_best(study, space, path: Path, encoder: str, seed: int) -> Tuned:
     trials = study.get_trials(deepcopy=False)
-    counts = {s: sum(t.state.name == s for t in trials) for s in ("PRUNED", "FAIL")}
-    done = f"{_spent(study)} trials ({counts['PRUNED']} pruned, {counts['FAIL']} failed)"
+    pruned = sum(t.state.name == "PRUNED" for t in trials)
+    failed = sum("error" in t.user_attrs for t in trials)  # not those cut short: uncounted
+    done = f"{_spent(study)} trials ({pruned} pruned, {failed} failed)"
     if not any(t.state.name == "COMPLETE" for t in trials):
         return Tuned(encoder, None, f"tuning failed: none of {done} finished; see {path.parent}")
     best = study.best_trial
     flags = {p.name: p.flag for p in space}
     tree: dict[str, Any] = {}
-    _put(tree, "model.encoder.class_path", _class_path(encoder))
+    _put(tree, "model.encoder.class_path", class_path(encoder))
     for name, value in best.params.items():
         _put(tree, flags[name], value)
     path.write_text(
@@ -322,8 +349,3 @@ def _digest(path: str) -> str:
     """A config file by its content (a rerun from another folder names it differently)."""
     data = Path(path).read_bytes() if Path(path).is_file() else path.encode()
     return hashlib.sha256(data).hexdigest()
-
-
-def _class_path(encoder: str) -> str:
-    cls = ENCODERS[encoder]
-    return f"{cls.__module__}.{cls.__name__}"

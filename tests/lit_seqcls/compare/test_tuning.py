@@ -19,9 +19,10 @@ import yaml
 optuna = pytest.importorskip("optuna")
 
 from lit_seqcls.cli import main as cli_main  # noqa: E402
-from lit_seqcls.compare import execution, runner, tuning  # noqa: E402
+from lit_seqcls.compare import execution, runner  # noqa: E402
+from lit_seqcls.compare.runs import RunSpec  # noqa: E402
 from lit_seqcls.compare.search_space import SearchSpaceError, load_space, space_file  # noqa: E402
-from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune  # noqa: E402
+from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune, tune_all  # noqa: E402
 from lit_seqcls.trust import check_untrusted  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -34,16 +35,43 @@ TINY = [
     "--data.init_args.max_text_length=20",
     "--trainer.max_epochs=1",
 ]
-# The stand-in `fit`: records its arguments and W&B group, then reports FAKE_PLAN[trial]
-# (a list of val/acc, one per epoch, or an exit code) as the reporter would.
+# The stand-in `fit`: records its arguments, W&B group and threads, then reports
+# FAKE_PLAN[trial] (a list of val/acc, one per epoch, or an exit code) as the reporter would.
+# With FAKE_PAIRS (a folder), trials meet in pairs first: the k-th trial started waits until
+# 2 * ceil(k / 2) have started, and records the encoders of its pair (None: alone).
 FAKE_FIT = textwrap.dedent(
     """
     import json, os, sys, time
     args = sys.argv[1:]
     root = [a.split("=", 1)[1] for a in args if a.startswith("--trainer.default_root_dir=")][0]
     trial = int(root.rsplit("-", 1)[1])
+    encoder = [a for a in args if a.startswith("--model.encoder.class_path=")][0]
+    encoder = encoder.rsplit(".", 1)[1].removesuffix("Encoder").lower()
+    pair = None
+    if os.environ.get("FAKE_PAIRS"):
+        folder, k = os.environ["FAKE_PAIRS"], 1
+        while True:  # the k-th to start: create file k, atomically
+            try:
+                os.close(os.open(os.path.join(folder, str(k)), os.O_CREAT | os.O_EXCL))
+                break
+            except FileExistsError:
+                k += 1
+        with open(os.path.join(folder, f"{k}.tmp"), "w") as f:
+            f.write(encoder)
+        os.replace(os.path.join(folder, f"{k}.tmp"), os.path.join(folder, f"{k}.encoder"))
+        mate = k + 1 if k % 2 else k - 1
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(folder, f"{mate}.encoder")):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        else:
+            with open(os.path.join(folder, f"{mate}.encoder")) as f:
+                pair = sorted([encoder, f.read()])
     with open(os.environ["FAKE_CALLS"], "a") as calls:
-        calls.write(json.dumps({"args": args, "group": os.environ.get("WANDB_RUN_GROUP")}) + "\\n")
+        record = {"args": args, "group": os.environ.get("WANDB_RUN_GROUP"), "pair": pair,
+                  "threads": os.environ.get("OMP_NUM_THREADS")}
+        calls.write(json.dumps(record) + "\\n")
     plan = json.loads(os.environ["FAKE_PLAN"])[trial]
     if isinstance(plan, int):
         sys.exit(plan)
@@ -63,7 +91,7 @@ def fake_fit(tmp_path, monkeypatch):
     script = tmp_path / "fake_fit.py"
     script.write_text(FAKE_FIT)
     calls = tmp_path / "calls.jsonl"
-    monkeypatch.setattr(tuning, "LAUNCHER", [sys.executable, str(script)])
+    monkeypatch.setattr(execution, "PROGRAM", (sys.executable, str(script)))
     monkeypatch.setenv("FAKE_CALLS", str(calls))
 
     class Fake:
@@ -86,8 +114,8 @@ def _study(out: Path, encoder: str = "cnn") -> optuna.Study:
     return optuna.load_study(study_name=encoder, storage=storage)
 
 
-def _states(out: Path) -> list[str]:
-    return [t.state.name for t in _study(out).trials]
+def _states(out: Path, encoder: str = "cnn") -> list[str]:
+    return [t.state.name for t in _study(out, encoder).trials]
 
 
 def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(tmp_path, capsys):
@@ -128,8 +156,9 @@ def test_a_trial_reporting_a_bad_val_acc_is_pruned_and_its_process_stopped(tmp_p
     tuned = tune("cnn", 3, [DATA], [], tmp_path, group="cmp-group", pruner=pruner)
     assert _states(tmp_path) == ["COMPLETE", "PRUNED", "COMPLETE"]
     log = (tmp_path / "tuning" / "cnn" / "trial-001" / "fit.log").read_text()
-    assert '"epoch": 2' in log and '"epoch": 3' not in log  # not before epoch 2, then at once
-    assert "fake fit finished" not in log and "[pruned by lit-seqcls compare --tune" in log
+    pruned = _study(tmp_path).trials[1]
+    assert pruned.intermediate_values.keys() == {1, 2}  # not before epoch 2, then at once
+    assert "fake fit finished" not in log and "[pruned by compare --tune after epoch 2]" in log
     assert _study(tmp_path).best_value == 0.95 and "1 pruned" in tuned.status
     calls = fake_fit.calls
     assert [c["args"][0] for c in calls] == ["fit"] * 3  # `fit` only, in the trials' group
@@ -164,10 +193,32 @@ def test_a_rerun_continues_the_study_and_keeps_the_budget_equal(tmp_path, fake_f
     assert _states(tmp_path) == ["COMPLETE"] and len(fake_fit.calls) == 4
 
 
+@pytest.mark.parametrize("encoders", [["cnn", "gru"], ["cnn"]])
+def test_jobs_run_trials_side_by_side_and_a_rerun_continues_each_study(
+    tmp_path, fake_fit, monkeypatch, encoders
+):
+    # --jobs 2: the trials meet in pairs (the stand-in waits for its mate), counted, not timed.
+    # Two encoders: one trial of each study at a time; one encoder: two of its study at once.
+    monkeypatch.setenv("FAKE_PAIRS", str(tmp_path / "started"))
+    (tmp_path / "started").mkdir()
+    fake_fit.set([[0.5], [0.6], [0.7], [0.8], [0.9], [0.95]])
+    specs = [RunSpec(e, 0, (DATA,), (), run_dir="", group="g", threads=3) for e in encoders]
+    trials = 4 // len(encoders)  # four trials in all: two pairs
+    tuned = tune_all(specs, trials, tmp_path, jobs=2)
+    pair = encoders * 2 if len(encoders) == 1 else encoders
+    assert [c["pair"] for c in fake_fit.calls] == [pair] * 4
+    assert {c["threads"] for c in fake_fit.calls} == {"3"}  # each trial, a run's threads
+    assert all(_states(tmp_path, e) == ["COMPLETE"] * trials for e in encoders)
+    assert all(t.config is not None for t in tuned.values())
+
+    tune_all(specs, trials + 2 // len(encoders), tmp_path, jobs=2)  # one pair more, resumed
+    assert len(fake_fit.calls) == 6 and [c["pair"] for c in fake_fit.calls[4:]] == [pair] * 2
+    assert sum(len(_study(tmp_path, e).trials) for e in encoders) == 6  # none redone
+
+
 def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(tmp_path, monkeypatch):
     # The runner's stand-in `lit-seqcls` for trials and runs alike: instant, and it counts fits.
-    for module, name in ((execution, "PROGRAM"), (tuning, "LAUNCHER")):
-        monkeypatch.setattr(module, name, (sys.executable, str(RUNNER_FAKE)))
+    monkeypatch.setattr(execution, "PROGRAM", (sys.executable, str(RUNNER_FAKE)))
     counter = tmp_path / "fits.txt"
     monkeypatch.setenv("FAKE_FIT_COUNTER", str(counter))
     out = tmp_path / "cmp"
