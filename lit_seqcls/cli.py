@@ -212,6 +212,10 @@ def main(args: list[str] | None = None) -> None:
             from lit_seqcls.compare import main as compare  # imported only for this command
 
             compare(resolved[1:])
+        elif argv and argv[0] == "vectors":  # word2vec on the training + unlabelled texts
+            from lit_seqcls.vectors_command import main as vectors
+
+            vectors(resolved[1:])
         else:
             _run_cli(args if resolved == argv else resolved)
     except Exception as err:

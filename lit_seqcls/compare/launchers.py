@@ -206,7 +206,7 @@ class _Task:
     """What a submitit job runs: ``execute(spec)``, with SIGUSR1 left to Lightning under SLURM.
 
     SLURM sends SIGUSR1 to this process too, whose default action would end it (and, through
-    ``_child``'s clean-up, stop the ``fit`` that is saving); the handler only says who acts.
+    ``run_process``'s clean-up, stop the ``fit`` that is saving); the handler only says who acts.
     """
 
     def __init__(self, execute: Execute) -> None:

@@ -94,6 +94,7 @@ def run_reference(data: dict[str, Any], run_dir: Path) -> RunResult:
     """Fit and score the reference on the DataModule described by ``data`` (a config's
     ``data:`` section); write its ``test_predictions.jsonl`` into ``run_dir``."""
     check_untrusted({"data": data}, "the data config of the reference row")
+    started = time.perf_counter()
     dm = datamodule(data)
     labels, preds, seconds, params = fit_predict(dm)
     names = list(dm.class_names)
@@ -112,6 +113,7 @@ def run_reference(data: dict[str, Any], run_dir: Path) -> RunResult:
         test_acc=float((labels == preds).mean()),
         test_f1=macro_f1(labels, preds),
         train_time_s=seconds,
+        wall_time_s=time.perf_counter() - started,  # data, fit and predictions, in this process
         params=params,
         predictions=str(path.resolve()),
         reference=True,

@@ -88,16 +88,36 @@ def _plain(value: Any) -> Any:
 
 
 def _run_row(r: RunResult) -> dict[str, Any]:
-    fields = ("encoder", "seed", "test_acc", "test_f1", "train_time_s", "params")
+    fields = (
+        "encoder", "seed", "test_acc", "test_f1", "wall_time_s", "train_time_s", "time_to_best_s",
+        "params", "encoder_params", "peak_rss_mb", "samples_per_s", "tokens_per_s",
+    )  # fmt: skip
     return {
         **{k: getattr(r, k) for k in fields},
-        "encoder_params": r.encoder_params,
-        "samples_per_s": r.samples_per_s,
-        "tokens_per_s": r.tokens_per_s,
+        "peak_gpu_mem_mb": r.hardware.get("peak_gpu_mem_mb"),
+        "hardware": hardware_text(r.hardware),
         "status": r.status,
         "run_dir": r.run_dir,
         "reference": r.reference,
     }
+
+
+def hardware_text(hw: dict[str, Any]) -> str:
+    """What a run ran on, in words (empty when not recorded).
+
+    Example:
+        >>> hardware_text({"cpu": "AMD EPYC 7B13", "cores": 2, "threads": 1, "device": "cpu"})
+        'AMD EPYC 7B13 (2 cores), 1 thread per process'
+        >>> hardware_text({"cpu": "Xeon", "cores": 16, "threads": 16, "gpu": "NVIDIA H100"})
+        'NVIDIA H100 GPU; Xeon (16 cores), 16 threads per process'
+    """
+    if not hw.get("cpu"):
+        return ""
+    threads = hw.get("threads")
+    text = f"{hw['cpu']} ({hw.get('cores')} cores)"
+    if threads:
+        text += f", {threads} thread{'s' if threads != 1 else ''} per process"
+    return f"{hw['gpu']} GPU; {text}" if hw.get("gpu") else text
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -107,6 +127,23 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
         # Encoder names and statuses are text: keep a spreadsheet from reading them as formulas.
         writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return path
+
+
+def _hardware_lines(results: Sequence[RunResult]) -> list[str]:
+    """``Hardware: ...``, one description per distinct machine of the runs that finished."""
+    seen = dict.fromkeys(
+        hardware_text(r.hardware) for r in results if r.status == "ok" and not r.reference
+    )
+    seen.pop("", None)
+    return [f"Hardware: {'; '.join(seen)}."] if seen else []
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} s" if value >= 10 else f"{value:.1f} s"
+
+
+def _megabytes(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} MB"
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -152,14 +189,14 @@ def _write_markdown(
         f"`{command}`" if command else "",
         "",
         "| encoder | test acc | acc 95% CI | macro-F1 | F1 95% CI | p vs best (acc / F1) "
-        "| tied with best | train time | params (encoder) | samples/s | tokens/s | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| tied with best | wall time | time to best val | params (encoder) | peak memory "
+        "| tokens/s | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         params = _fmt(r["params"], ",") + (
             "" if r["encoder_params"] is None else f" ({r['encoder_params']:,})"
         )
-        time_s = r["train_time_s_mean"]
         name = f"{r['encoder']} (reference)" if r["reference"] else r["encoder"]
         p_values = (
             "—"
@@ -169,17 +206,21 @@ def _write_markdown(
         lines.append(
             f"| {name} | {r['test_acc']} | {_interval(r['acc_ci_low'], r['acc_ci_high'])} "
             f"| {r['test_f1']} | {_interval(r['f1_ci_low'], r['f1_ci_high'])} | {p_values} "
-            f"| {r['tied_with_best'] or '—'} "
-            f"| {'—' if time_s is None else f'{time_s:.0f} s'} | {params} "
-            f"| {_fmt(r['samples_per_s_mean'], ',.0f')} | {_fmt(r['tokens_per_s_mean'], ',.0f')} "
-            f"| {r['status']} |"
+            f"| {r['tied_with_best'] or '—'} | {_seconds(r['wall_time_s_mean'])} "
+            f"| {_seconds(r['time_to_best_s_mean'])} | {params} "
+            f"| {_megabytes(r['peak_rss_mb_mean'])} "
+            f"| {_fmt(r['tokens_per_s_mean'], ',.0f')} | {r['status']} |"
         )
     lines += [
         "",
         f"Mean ± std over {seeds} seeds." if seeds > 1 else "One seed per encoder.",
-        "Train time: the whole `fit` (training and validation epochs); samples/s and tokens/s: "
-        "training steps only (forward, backward, optimizer), real tokens without padding. "
-        "Params: the whole model, with the encoder's share in brackets.",
+        "Wall time: every `fit` and `test` process of a run, over all its attempts (a resumed "
+        "run adds them up); time to best val: `fit` time until the epoch of the best validation "
+        "accuracy; peak memory: the largest resident memory of one of a run's processes; "
+        "tokens/s: training steps only (forward, backward, optimizer), real tokens without "
+        "padding (samples/s and the `fit` time alone: comparison.csv). Params: the whole model, "
+        "with the encoder's share in brackets.",
+        *_hardware_lines(results),
         *([f"Statistics: {footnote}"] if footnote else []),
         "",
         *_length_table(results),

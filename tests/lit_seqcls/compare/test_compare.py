@@ -122,6 +122,10 @@ def _result(encoder: str, seed: int, acc: float, ok: bool = True) -> RunResult:
         encoder_params=400,
         samples_per_s=100.0,
         tokens_per_s=3000.0,
+        wall_time_s=20.0 + seed,
+        time_to_best_s=5.0,
+        peak_rss_mb=500.0 + 100 * seed,
+        hardware={"cpu": "Test CPU", "cores": 2, "threads": 1, "device": "cpu"},
         history=history,
         lengths=[1, 5, 9, 30, 80, 120],
         correct=[1, 1, 1, 1, 0, int(acc > 0.8)],
@@ -156,6 +160,36 @@ def test_report_gives_mean_and_std_over_seeds_and_keeps_partial_failures(tmp_pat
     assert accuracy["lstm"][-1] == pytest.approx(1 / 3) and accuracy["rnn"][-1] == 0.0
     assert "| lstm | " in markdown.split("Test accuracy by text length")[1]
     assert [r.test_acc for r in load_results(tmp_path)] == [0.9, 0.8, 0.7, 0.5, None]
+
+
+def test_the_tables_show_what_each_run_cost_and_on_what_hardware(tmp_path):
+    gpu = {
+        "cpu": "Test CPU",
+        "cores": 16,
+        "threads": 16,
+        "gpu": "NVIDIA H100",
+        "peak_gpu_mem_mb": 42.0,
+    }
+    results = [
+        _result("lstm", 0, 0.9),
+        _result("lstm", 1, 0.8),
+        replace(_result("cnn", 0, 0.7), hardware=gpu),
+    ]
+    write_report(results, tmp_path, title="unit")
+    markdown = (tmp_path / "comparison.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| encoder"))
+    for column in ("wall time", "time to best val", "params (encoder)", "peak memory", "tokens/s"):
+        assert f"| {column} |" in header
+    # Means over seeds: wall 20 and 21 s, best val at 5 s, peak 500 and 600 MB.
+    assert "| 20 s | 5.0 s | 1,000 (400) | 550 MB | 3,000 | ok |" in markdown
+    assert (
+        "Hardware: Test CPU (2 cores), 1 thread per process; "
+        "NVIDIA H100 GPU; Test CPU (16 cores), 16 threads per process." in markdown
+    )
+    runs = _read_csv(tmp_path / "runs.csv")
+    assert [float(r["wall_time_s"]) for r in runs] == [20.0, 21.0, 20.0]
+    assert runs[1]["time_to_best_s"] == "5.0" and runs[1]["peak_rss_mb"] == "600.0"
+    assert runs[2]["peak_gpu_mem_mb"] == "42.0" and runs[2]["hardware"].startswith("NVIDIA H100")
 
 
 def test_arguments_pass_through_to_fit_except_the_ones_compare_owns():
