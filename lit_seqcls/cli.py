@@ -289,7 +289,7 @@ def _checked_step(path: str, mtime_ns: int, size: int) -> int | None:
     """``_check_ckpt_file``'s full read (every zip checksum), once per file version: the CLI asks
     about the same ``--ckpt_path`` before parsing, after parsing and before ``fit``."""
     checkpoint = load_checkpoint(path, mmap=True)
-    check_checkpoint_hparams(checkpoint, path)
+    check_checkpoint_hparams(checkpoint, path, SequenceClassifier)
     return checkpoint.get("global_step")
 
 

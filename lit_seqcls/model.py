@@ -179,7 +179,7 @@ class SequenceClassifier(L.LightningModule):
         model's own arguments as plain data first (see docs/security.md).
         """
         if isinstance(checkpoint_path, str | Path) and Path(checkpoint_path).is_file():
-            check_checkpoint_hparams(load_checkpoint(checkpoint_path), checkpoint_path)
+            check_checkpoint_hparams(load_checkpoint(checkpoint_path), checkpoint_path, cls)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def setup(self, stage: str) -> None:

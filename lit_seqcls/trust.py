@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import yaml
 from jsonargparse import ArgumentError, ArgumentParser
-from lightning import LightningDataModule
+from lightning import LightningDataModule, LightningModule
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY
@@ -94,35 +94,42 @@ def check_untrusted(
             )
 
 
-def check_checkpoint_hparams(checkpoint: Mapping[str, Any], path: str | Path) -> None:
+def check_checkpoint_hparams(
+    checkpoint: Mapping[str, Any], path: str | Path, model_class: type[LightningModule]
+) -> None:
     """Refuse a checkpoint whose hyper-parameters are not the model's arguments as plain data.
 
     Checked before Lightning's CLI or ``load_from_checkpoint`` parses them: the keys must be
-    ``SequenceClassifier`` arguments (plus Lightning's ``_instantiator``), the values plain data
+    ``model_class``'s arguments (plus Lightning's ``_instantiator``), the values plain data
     (``None``, bool, numbers, str, lists, dicts), and every ``class_path`` a class of the base
     its place declares (``check_untrusted``). The text pipeline's ``datamodule`` must name a
     ``LightningDataModule`` class.
-    """
-    from lit_seqcls.model import SequenceClassifier  # the model imports this module
 
+    Args:
+        checkpoint: the loaded checkpoint.
+        path: where it came from, for the message.
+        model_class: the model the checkpoint must rebuild (``SequenceClassifier``); the caller
+            passes it, so this module does not import the model that imports it.
+    """
     source = f"checkpoint {path}"
     hparams = checkpoint.get("hyper_parameters", {})
     if not isinstance(hparams, Mapping):
         _refuse(source, "hyper_parameters", f"is a {type(hparams).__name__}, not a dictionary")
-    allowed = set(inspect.signature(SequenceClassifier.__init__).parameters) - {"self"}
+    allowed = set(inspect.signature(model_class.__init__).parameters) - {"self"}
+    name = model_class.__name__
     for key in hparams:
         if key not in allowed | {"_instantiator"}:
-            _refuse(source, f"hyper_parameters.{key}", "is not an argument of SequenceClassifier")
+            _refuse(source, f"hyper_parameters.{key}", f"is not an argument of {name}")
     for key, value in _leaves(hparams, "hyper_parameters"):
         if not isinstance(value, _PLAIN):
             _refuse(source, key, f"holds a {type(value).__name__}, not plain data")
     bases = {f"hyper_parameters.{key}": classes for key, classes in MODEL_BASES.items()}
-    bases["hyper_parameters"] = (SequenceClassifier,)  # `_class_path` at its root
+    bases["hyper_parameters"] = (model_class,)  # `_class_path` at its root
     check_untrusted({"hyper_parameters": hparams}, source, bases, only_known=True)
     instantiator = hparams.get("_instantiator", LIGHTNING_INSTANTIATOR)
     if instantiator != LIGHTNING_INSTANTIATOR:
         _refuse(source, "hyper_parameters._instantiator", f"names {instantiator!r}")
-    _parse_as_arguments(SequenceClassifier, hparams, source)
+    _parse_as_arguments(model_class, hparams, source)
     pipeline = checkpoint.get(TEXT_PIPELINE_KEY)
     if isinstance(pipeline, Mapping) and "datamodule" in pipeline:
         problem = class_problem(pipeline["datamodule"], (LightningDataModule,))

@@ -181,7 +181,8 @@ def test_the_shipped_configs_and_a_real_checkpoint_pass(plain_checkpoint):
 
     for config in sorted((ROOT / "configs").rglob("*.yaml")):
         check_untrusted(read_config_file(config), f"config {config}")
-    check_checkpoint_hparams(torch.load(plain_checkpoint, weights_only=True), plain_checkpoint)
+    checkpoint = torch.load(plain_checkpoint, weights_only=True)
+    check_checkpoint_hparams(checkpoint, plain_checkpoint, SequenceClassifier)
 
 
 _DANGEROUS = ["os.system", "posix.system", "builtins.exec", "builtins.eval", "subprocess.call",
