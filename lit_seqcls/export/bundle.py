@@ -74,7 +74,7 @@ def export_bundle(
     if eval_data is not None and fmt != "onnx":
         raise CheckpointError(f"--eval_data evaluates the ONNX bundle; drop it for --format {fmt}")
     checkpoint = load_checkpoint(ckpt_path)
-    check_checkpoint_hparams(checkpoint, ckpt_path)
+    check_checkpoint_hparams(checkpoint, ckpt_path, SequenceClassifier)
     text_pipeline = _text_pipeline(checkpoint, ckpt_path)
     model = SequenceClassifier.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
     network = model.network.eval()
