@@ -7,14 +7,20 @@ upgrade that renames one fails here by name, not as a run that silently loses a 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import signal
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 import torch.distributed as dist
 from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.fabric.utilities.data import _replace_dunder_methods, _set_sampler_epoch
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.core import saving as lightning_saving
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -23,8 +29,11 @@ from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities.data import _update_dataloader
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
+from lit_seqcls.cli import SeqClsCLI, cli_kwargs
+from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.runtime import lightning_internals as li
 from lit_seqcls.text.bucketing import BucketBatchSampler
+from lit_seqcls.trust import CLASS_PATH_KEYS, LIGHTNING_INSTANTIATOR, check_checkpoint_hparams
 
 CHANGED = f"Lightning {L.__version__} changed"
 NO_TENSORBOARD = not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
@@ -105,3 +114,98 @@ def test_a_missing_attribute_names_the_version_and_the_attribute():
 
     with pytest.raises(li.LightningInternalsChanged, match=f"{CHANGED} Bare._timeout"):
         li.ddp_timeout(Bare())  # type: ignore[arg-type]
+
+
+class _RecordingParser:
+    """Stands in for LightningCLI's parser: records what it is asked to parse."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def parse_args(self, args=None):
+        self.calls.append(("parse_args", args))
+        return "parsed"
+
+    def parse_object(self, cfg, *args, **kwargs):
+        self.calls.append(("parse_object", cfg))
+        return "parsed object"
+
+
+@pytest.mark.parametrize("args", [["fit", "--trainer.max_epochs=1"], None])
+def test_lightning_cli_parses_a_list_or_the_command_line_with_parse_args_alone(monkeypatch, args):
+    # SeqClsCLI.parse_arguments re-does this branch itself (checking files first); if Lightning
+    # starts doing more with a list, SeqClsCLI would silently skip it.
+    monkeypatch.setattr(sys, "argv", ["lit-seqcls"])  # no "args and sys.argv" warning
+    cli, parser = object.__new__(LightningCLI), _RecordingParser()
+    LightningCLI.parse_arguments(cli, parser, args)
+    assert parser.calls == [("parse_args", args)] and cli.config == "parsed", (
+        f"{CHANGED} LightningCLI.parse_arguments for {args!r}: it no longer ends in "
+        "parser.parse_args(args); update SeqClsCLI.parse_arguments (lit_seqcls/cli.py)"
+    )
+
+
+def test_lightning_allows_the_one_instantiator_trust_accepts():
+    allowed = getattr(lightning_saving, "_ALLOWED_INSTANTIATORS", None)
+    assert allowed is not None and LIGHTNING_INSTANTIATOR in allowed, (
+        f"{CHANGED} core/saving.py's _ALLOWED_INSTANTIATORS (got {allowed!r}); update "
+        "LIGHTNING_INSTANTIATOR in lit_seqcls/trust.py"
+    )
+
+
+# Lightning's own config dump in the plain LightningCLI (SeqClsCLI does not use it).
+@pytest.mark.filterwarnings("ignore:skip_none parameter was deprecated")
+def test_lightning_cli_names_a_subclass_model_in_class_path(tmp_path):
+    # What a checkpoint of a model given by class_path holds: its class under `_class_path`,
+    # the key `check_untrusted` checks (trust.CLASS_PATH_KEYS).
+    cli = LightningCLI(
+        SequenceClassifier,
+        subclass_mode_model=True,
+        run=False,
+        trainer_defaults={"logger": False, "default_root_dir": str(tmp_path)},
+        args=[
+            "--model=lit_seqcls.model.SequenceClassifier",
+            "--model.vocab_size=30",
+            "--model.num_classes=2",
+            "--model.encoder=swem",
+        ],
+    )
+    private = {key: value for key, value in cli.model.hparams.items() if key.startswith("_")}
+    assert private == {
+        "_class_path": "lit_seqcls.model.SequenceClassifier",
+        "_instantiator": LIGHTNING_INSTANTIATOR,
+    }, f"{CHANGED} the private keys LightningCLI saves with hyper-parameters: {private}"
+    assert "_class_path" in CLASS_PATH_KEYS
+
+
+def test_a_checkpoint_saved_by_our_cli_holds_only_the_instantiator_beside_the_arguments(
+    tmp_path, small_synthetic_kwargs
+):
+    configs = Path(__file__).resolve().parents[3] / "configs"
+    data = [f"--data.init_args.{key}={value}" for key, value in small_synthetic_kwargs.items()]
+    cli = SeqClsCLI(
+        SequenceClassifier,
+        L.LightningDataModule,
+        **cli_kwargs(),
+        run=False,
+        args=[
+            *("--config", str(configs / "data" / "synthetic.yaml")),
+            *data,
+            "--model.embedding_dim=4",
+            "--model.encoder=swem",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}",
+        ],
+    )
+    cli.trainer.strategy.connect(cli.model)
+    cli.trainer.save_checkpoint(tmp_path / "cli.ckpt")
+    checkpoint = torch.load(tmp_path / "cli.ckpt", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    private = {key: value for key, value in hparams.items() if key.startswith("_")}
+    # The model is not in subclass mode, so no `_class_path`; the rest are its arguments.
+    assert private == {"_instantiator": LIGHTNING_INSTANTIATOR}, (
+        f"{CHANGED} the private keys LightningCLI saves with hyper-parameters: {private}; "
+        "update lit_seqcls/trust.py (check_checkpoint_hparams)"
+    )
+    arguments = set(inspect.signature(SequenceClassifier.__init__).parameters)
+    assert set(hparams) - set(private) <= arguments
+    check_checkpoint_hparams(checkpoint, tmp_path / "cli.ckpt", SequenceClassifier)
