@@ -1,9 +1,10 @@
 """Is the shadow tokenizer worth keeping? A cold DataModule start with it and without it (#15).
 
-``lit_seqcls/encoding.py`` re-implements the Rust WordLevel tokenizer on ASCII in Python and
-``datamodules/pipeline.py`` runs it in forked workers (``encode_split``). The alternative is the
-tokenizer's own batch encoding, ``rust_encode_split`` below: ``Tokenizer.encode_batch_fast`` in
-Rust threads, one process, the same Arrow columns. Issue #15's rule: keep the shadow path only if
+``lit_seqcls/text/encoding.py`` re-implements the Rust WordLevel tokenizer on ASCII in Python and
+``datamodules/pipeline.py`` runs it (``encode_split``: in forked workers when first measured,
+in-process in ``CHUNK_ROWS`` chunks since). The alternative is the tokenizer's own batch
+encoding, ``rust_encode_split`` below: ``Tokenizer.encode_batch_fast`` in Rust threads, one
+process, the same Arrow columns. Issue #15's rule: keep the shadow path only if
 it saves more than a fifth of a cold start on the shipped datasets.
 
 A cold start is ``vocab_size`` + ``num_classes`` + ``prepare_data`` + ``setup`` of the shipped

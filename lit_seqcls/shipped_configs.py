@@ -86,9 +86,9 @@ def copy_configs(dest: str | Path, overwrite: bool = False) -> tuple[list[Path],
     """Copy every shipped config into ``dest`` (same layout); the files written, and how many
     were already there unchanged.
 
-    ``dest`` must be new, empty or an earlier copy (``lit_seqcls/outputs.py``'s rule), and a
-    file there that differs from the shipped one (edited since) is kept unless ``overwrite``:
-    then nothing is written at all.
+    ``dest`` must be new, empty or an earlier copy (``lit_seqcls/runtime/outputs.py``'s rule),
+    and a file there that differs from the shipped one (edited since) is kept unless
+    ``overwrite``: then nothing is written at all.
     """
     dest = Path(dest).expanduser()
     check_output_dir(

@@ -123,8 +123,8 @@ def test_no_shipped_config_restates_a_default(config, parse):
 
 
 def test_no_shipped_config_sets_the_ddp_timeout_the_cli_applies(parse):
-    # lit_seqcls.shutdown.bound_ddp_timeout gives any DDPStrategy left at torch's default this
-    # timeout after parsing, so a config stating it restates a default the parser cannot see.
+    # lit_seqcls.runtime.shutdown.bound_ddp_timeout gives any DDPStrategy left at torch's default
+    # this timeout after parsing, so a config stating it restates a default the parser cannot see.
     for config in CLI_CONFIGS:
         strategy = yaml.safe_load(config.read_text()).get("trainer", {}).get("strategy")
         if isinstance(strategy, dict) and "timeout" in strategy.get("init_args", {}):
