@@ -22,7 +22,7 @@ from lit_seqcls.batch import PAD_ID
 class PretrainedVectors(NamedTuple):
     weights: Tensor  # (V, E), row i is the vector of token id i
     coverage: float  # share of the vocabulary (special tokens excluded) found in the file
-    found: int
+    found: int  # words of the vocabulary found (special tokens excluded)
 
 
 def load_vectors(
@@ -84,7 +84,9 @@ def load_vectors(
         ids = torch.tensor(list(rows))
         weights[ids] = torch.tensor(list(rows.values()))
     weights[PAD_ID] = 0.0
-    specials = sum(1 for t in vocab if t.startswith("[") and t.endswith("]"))
-    found = len(rows)
-    coverage = found / max(1, len(vocab) - specials)
+    # Coverage counts words only: a file may hold a vector for `[UNK]` (``lit-seqcls vectors``
+    # writes one), which must not push the share past 1.
+    specials = {i for t, i in vocab.items() if t.startswith("[") and t.endswith("]")}
+    found = len(rows.keys() - specials)
+    coverage = found / max(1, len(vocab) - len(specials))
     return PretrainedVectors(weights, coverage, found)
