@@ -40,7 +40,8 @@ class AttentionMapLogger(Callback):
     Args:
         num_examples: texts to follow (balanced across classes).
         every_n_epochs: log every this many validation epochs.
-        max_tokens: longest token window drawn per text.
+        max_tokens: tokens drawn per text, at most (a window around the highest weights); not
+            the DataModule's ``max_tokens`` batch budget.
         importance: ``integrated_gradients`` or ``gradient_x_input``, for encoders without
             attention (or all encoders with ``use_attention=False``).
         use_attention: draw attention weights when the encoder returns them.

@@ -27,8 +27,9 @@ class IMDBDataModule(TextDataModule):
         include_unsupervised: serve the unlabelled ``unsupervised`` reviews as the ``predict``
             split (otherwise ``predict`` runs on ``test``).
         strip_html: replace the ``<br />`` markup with a space.
-        max_length: truncate reviews to this many tokens: the median review has 206, and 800
-            keeps 96.5% of them whole (400: 81.7%, and 0.7 points less test accuracy).
+        max_length: tokens kept per review (longer ones are truncated): the median review has
+            206, and 800 keeps 96.5% of them whole (400: 81.7%, and 0.7 points less test
+            accuracy).
         **kwargs: the shared data arguments (see ``TextDataModule`` and
             ``TextClassificationDataModule``).
 

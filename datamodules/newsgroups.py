@@ -26,7 +26,7 @@ class NewsgroupsDataModule(TextDataModule):
         path: the hub id, or a local folder in the same layout (``train.jsonl[.gz]``,
             ``test.jsonl[.gz]``).
         revision: the hub commit, tag or branch to load (ignored for a local folder).
-        max_length: truncate posts to this many tokens (a few posts are very long).
+        max_length: tokens kept per post (longer ones are truncated; a few posts are very long).
         **kwargs: the shared data arguments (see ``TextDataModule`` and
             ``TextClassificationDataModule``).
     """

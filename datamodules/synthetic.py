@@ -39,7 +39,8 @@ class SyntheticDataModule(TextClassificationDataModule):
         test_size: generated test texts.
         median_length: median text length in words.
         min_length: shortest text, in words.
-        max_text_length: longest generated text, in words (the long tail is cut here).
+        max_text_length: words in the longest generated text (the long tail is cut here); the
+            tokenizer's ``max_length`` (tokens) truncates after that.
         length_spread: sigma of the log-normal length distribution; larger = longer tail.
         num_filler_words: size of the distractor vocabulary.
         **kwargs: the shared data arguments (batch size, tokenizer, bucketing; see

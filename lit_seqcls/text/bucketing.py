@@ -41,8 +41,9 @@ class BucketBatchSampler(BatchSampler):
     Args:
         lengths: token count of every example in the dataset.
         batch_size: texts per batch (per rank); with ``max_tokens`` only a cap on the count.
-        max_tokens: token budget per batch instead of a fixed size: ``longest × count`` (the
-            padded tensor) stays within it; a single longer text gets a batch of its own.
+        max_tokens: tokens per batch, padding included (a budget instead of a fixed size):
+            ``longest × count`` (the padded tensor) stays within it; a single longer text gets a
+            batch of its own.
         shuffle: training mode (pools, noise, shuffled batch order); ``False`` for evaluation.
         drop_last: drop the one incomplete batch of the epoch (fixed-size mode only).
         pool_size: batches per sorting pool; larger pools pad less but are less random.
