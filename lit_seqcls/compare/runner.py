@@ -78,6 +78,7 @@ from lit_seqcls.compare.tuning import TUNING_DIR, tune_all
 from lit_seqcls.encoders import ENCODERS
 from lit_seqcls.errors import UserError
 from lit_seqcls.runtime.outputs import check_output_dir
+from lit_seqcls.shipped_configs import PREFIX, shipped_config, shipped_names, shipped_root
 from lit_seqcls.trust import check_untrusted, read_config_file
 
 ENCODER_ARG = "--model.encoder.init_args."
@@ -131,12 +132,18 @@ def _plan(options: argparse.Namespace, overrides: list[str], output_dir: Path) -
     """One ``RunSpec`` per encoder × seed, in the order they run and appear in the tables."""
     # A SLURM task uses the cores of its allocation; here the cores are shared by --jobs runs.
     threads = None if options.launcher == "slurm" else threads_per_run(options.jobs)
-    configs = tuple(str(Path(c).resolve()) if Path(c).is_file() else c for c in options.config)
+    # Files by their resolved paths, so a run's command records (and a rerun checks) their content.
+    configs = tuple(
+        str(shipped_config(c)) if c.startswith(PREFIX) else str(Path(c).resolve())
+        if Path(c).is_file() else c
+        for c in options.config
+    )  # fmt: skip
+    experiments = experiment_configs(configs, options.encoders) if options.experiments else {}
     return [
         RunSpec(
             encoder=encoder,
             seed=seed,
-            configs=configs,
+            configs=(*configs, *experiments.get(encoder, ())),
             overrides=tuple(_for_encoder(overrides, encoder)),
             run_dir=str(output_dir / "runs" / run_name(encoder, seed)),
             group=options.name,
@@ -146,6 +153,36 @@ def _plan(options: argparse.Namespace, overrides: list[str], output_dir: Path) -
         for encoder in options.encoders
         for seed in options.seeds
     ]
+
+
+def experiment_configs(configs: tuple[str, ...], encoders: list[str]) -> dict[str, list[str]]:
+    """Each encoder's shipped settings (files) for the shipped datasets among ``configs``.
+
+    A shipped data config ``data/<dataset>.yaml`` (named ``lit_seqcls:data/imdb.yaml``, or as a
+    file of the checkout's ``configs/``) brings ``experiment/<dataset>/<encoder>.yaml`` for each
+    encoder that has one: what that encoder needs on that data (README, "Real data", says how
+    each was found). A user's own data config brings none.
+
+    Example:
+        >>> experiment_configs(("my_data.yaml",), ["rnn"])  # a user's own data: nothing
+        {}
+    """
+    root, names, found = shipped_root().resolve(), set(shipped_names()), {}
+    for config in configs:
+        if config.startswith(PREFIX):
+            name = config.removeprefix(PREFIX)
+        elif Path(config).resolve().is_relative_to(root):
+            name = Path(config).resolve().relative_to(root).as_posix()
+        else:
+            continue
+        group, _, dataset = name.removesuffix(".yaml").partition("/")
+        if group != "data":
+            continue
+        for encoder in encoders:
+            experiment = f"experiment/{dataset}/{encoder}.yaml"
+            if experiment in names:
+                found.setdefault(encoder, []).append(str(shipped_config(experiment)))
+    return found
 
 
 def _tuned_runs(
@@ -433,6 +470,14 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "validation split (Optuna; search spaces in lit_seqcls/configs/tune/), then run each "
         "seed with the best settings too: rows '<encoder> (tuned)' beside the shipped ones",
     )
+    parser.add_argument(
+        "--experiments",
+        choices=["shipped", "none"],
+        default="shipped",
+        help="shipped: a shipped data config (e.g. configs/data/imdb.yaml) brings each encoder's "
+        "settings for that dataset from lit_seqcls/configs/experiment/<dataset>/; none: every "
+        "encoder runs its plain model config (default: shipped)",
+    )
     _add_launch_arguments(parser)
     add_reference_argument(parser)
     options, passthrough = parser.parse_known_args(argv)
@@ -452,6 +497,7 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error("--launcher slurm needs --slurm.time (submitit would ask for 5 minutes)")
     if options.fresh and options.collect:
         parser.error("--fresh deletes the runs that --collect would merge; give one of them")
+    options.experiments = options.experiments == "shipped"
     if options.name is None:
         options.name = "-".join(Path(c).name.split(".")[0] for c in options.config) or "comparison"
     return options, passthrough

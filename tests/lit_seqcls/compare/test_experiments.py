@@ -1,0 +1,61 @@
+"""A shipped data config brings each encoder's shipped settings for that dataset (#17)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import lit_seqcls.shipped_configs as shipped
+from lit_seqcls.compare import runner
+
+
+@pytest.fixture
+def shipped_tree(tmp_path, monkeypatch):
+    """A shipped configs folder holding data/imdb.yaml and experiment/imdb/rnn.yaml only."""
+    root = tmp_path / "configs"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "imdb.yaml").write_text("data:\n  class_path: datamodules.IMDBDataModule\n")
+    (root / "experiment" / "imdb").mkdir(parents=True)
+    (root / "experiment" / "imdb" / "rnn.yaml").write_text(
+        "data:\n  init_args:\n    truncation_side: left\n"
+    )
+    monkeypatch.setattr(shipped, "shipped_root", lambda: root)
+    monkeypatch.setattr(runner, "shipped_root", lambda: root)
+    return root
+
+
+def _configs(argv, tmp_path):
+    options, passthrough = runner._parse(argv)
+    return {s.encoder: s.configs for s in runner._plan(options, passthrough, tmp_path)}
+
+
+@pytest.mark.parametrize("how", ["file", "name"])
+def test_each_encoder_gets_its_experiment_config_after_the_data_config(shipped_tree, tmp_path,
+                                                                       how):  # fmt: skip
+    data = (
+        str(shipped_tree / "data" / "imdb.yaml") if how == "file" else "lit_seqcls:data/imdb.yaml"
+    )
+    configs = _configs(["--config", data, "--encoders", "rnn", "gru"], tmp_path)
+    experiment = str(shipped_tree / "experiment" / "imdb" / "rnn.yaml")
+    assert configs["rnn"] == (str(shipped_tree / "data" / "imdb.yaml"), experiment)
+    assert configs["gru"] == (str(shipped_tree / "data" / "imdb.yaml"),)  # none shipped for gru
+
+
+def test_experiments_none_and_a_users_own_data_config_bring_nothing(shipped_tree, tmp_path):
+    data = str(shipped_tree / "data" / "imdb.yaml")
+    configs = _configs(["--config", data, "--encoders", "rnn", "--experiments", "none"], tmp_path)
+    assert configs["rnn"] == (data,)
+    own = tmp_path / "imdb.yaml"  # the same name, but the user's file
+    own.write_text(Path(data).read_text())
+    assert _configs(["--config", str(own), "--encoders", "rnn"], tmp_path)["rnn"] == (str(own),)
+
+
+def test_every_shipped_experiment_config_names_a_shipped_dataset_and_encoder():
+    from lit_seqcls.encoders import ENCODERS
+
+    names = shipped.shipped_names()
+    for name in (n for n in names if n.startswith("experiment/")):
+        _, dataset, file = name.split("/")
+        assert f"data/{dataset}.yaml" in names, name
+        assert file.removesuffix(".yaml") in ENCODERS, name
