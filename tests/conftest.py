@@ -77,6 +77,23 @@ def run_cli():
 
 
 @pytest.fixture
+def cli_runs(monkeypatch) -> list:
+    """The ``SeqClsCLI`` each in-process ``main([...])`` built, in order, to check what it did
+    (its ``trainer``, ``model`` and ``datamodule``)."""
+    from lit_seqcls import cli
+
+    built: list = []
+
+    class Recorded(cli.SeqClsCLI):
+        def __init__(self, *args, **kwargs) -> None:
+            built.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "SeqClsCLI", Recorded)
+    return built
+
+
+@pytest.fixture
 def cli_error(capsys):
     """Runs the CLI in this process, expects its one-block error (no traceback); returns it."""
 

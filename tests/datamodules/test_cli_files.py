@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules import TextDataModule
+from datamodules import IMDBDataModule, NewsgroupsDataModule, TextDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.cli import main
 from lit_seqcls.text.encoding import encode
@@ -33,8 +33,15 @@ def _rows(n: int) -> list[dict]:
     return [{"text": f"{words[i % 2]} film {i % 7}", "label": words[i % 2]} for i in range(n)]
 
 
+def _trained_one_step(run) -> None:
+    """A ``fast_dev_run=1`` fit finished its one step on a model linked to the data."""
+    assert run.trainer.state.finished and run.trainer.global_step == 1
+    assert run.model.hparams.vocab_size == run.datamodule.vocab_size
+    assert run.model.hparams.class_names == run.datamodule.class_names
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
-def test_fit_on_user_files_in_each_format(fmt, tmp_path):
+def test_fit_on_user_files_in_each_format(fmt, tmp_path, cli_runs):
     files = {}
     for split, n in (("train", 40), ("test", 10)):
         path = tmp_path / f"{split}.{fmt}"
@@ -47,6 +54,11 @@ def test_fit_on_user_files_in_each_format(fmt, tmp_path):
           "--data.data_files.train", files["train"], "--data.data_files.test", files["test"],
           "--config", CNN, "--trainer.fast_dev_run=1", "--model.embedding_dim=8",
           *QUIET])  # fmt: skip
+    (run,) = cli_runs
+    _trained_one_step(run)
+    assert run.datamodule.class_names == ["bad", "good"]
+    sizes = {name: len(split) for name, split in run.datamodule.splits.items()}
+    assert sizes == {"train": 36, "validation": 4, "test": 10}
 
 
 @pytest.mark.parametrize(("side", "max_length"), [("right", 16), ("left", 2)])
@@ -106,14 +118,24 @@ TINY_MODEL = ["--config", CNN, "--model.embedding_dim=8", "--trainer.fast_dev_ru
     ("config", "path"),
     [("imdb", FIXTURES / "imdb"), ("newsgroups", FIXTURES / "20_newsgroups")],
 )
-def test_shipped_real_data_configs_run_on_the_fixtures(config, path):
+def test_shipped_real_data_configs_run_on_the_fixtures(config, path, cli_runs):
     data = str(ROOT / "configs" / "data" / f"{config}.yaml")
     main(["fit", "--config", data, "--data.init_args.path", str(path), *TINY_MODEL])
+    (run,) = cli_runs
+    _trained_one_step(run)
+    expected = {"imdb": (IMDBDataModule, 2), "newsgroups": (NewsgroupsDataModule, 20)}[config]
+    assert (type(run.datamodule), run.datamodule.num_classes) == expected
+    assert run.datamodule.path == str(path)
 
 
-def test_local_files_example_config_runs(tmp_path):
+def test_local_files_example_config_runs(tmp_path, cli_runs):
     (tmp_path / "data").mkdir()
     for split, n in (("train", 30), ("test", 10)):
         rows = _rows(n)
         (tmp_path / "data" / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     main(["fit", "--config", str(ROOT / "configs" / "data" / "local_files.yaml"), *TINY_MODEL])
+    (run,) = cli_runs
+    _trained_one_step(run)
+    # The config's relative paths are read from the working directory.
+    assert run.datamodule.data_files == {"train": ["data/train.jsonl"], "test": ["data/test.jsonl"]}
+    assert len(run.datamodule.splits["test"]) == 10

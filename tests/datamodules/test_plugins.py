@@ -56,8 +56,12 @@ def test_the_plugin_is_discovered(plugin_on_path):
     assert {"imdb", "newsgroups", "text", "synthetic"} <= set(plugins)
 
 
-def test_the_plugin_is_selected_by_its_short_name(plugin_on_path, tmp_path):
+def test_the_plugin_is_selected_by_its_short_name(plugin_on_path, tmp_path, cli_runs):
     main(["fit", "--data", "ShoutDataModule", "--data.batch_size", "8", "--model.encoder", "cnn",
           "--model.embedding_dim", "8", "--trainer.fast_dev_run", "1",
           "--trainer.enable_progress_bar=false",
           "--trainer.enable_model_summary=false"])  # fmt: skip
+    (run,) = cli_runs
+    assert type(run.datamodule).__name__ == "ShoutDataModule"
+    assert type(run.datamodule).__module__ == "shout_plugin"
+    assert run.trainer.state.finished and run.trainer.global_step == 1

@@ -55,8 +55,13 @@ def test_there_is_a_config_for_every_encoder():
 
 
 @pytest.mark.parametrize("config", MODEL_CONFIGS, ids=lambda p: p.stem)
-def test_model_config_runs_under_fast_dev_run(config, tmp_path):
+def test_model_config_runs_under_fast_dev_run(config, tmp_path, cli_runs):
+    from lit_seqcls.encoders import ENCODERS
+
     main(["fit", "--config", DATA, "--config", str(config), "--trainer.fast_dev_run=1", *TINY])
+    (run,) = cli_runs
+    assert run.trainer.state.finished and run.trainer.global_step == 1
+    assert isinstance(run.model.network.encoder, ENCODERS[config.stem])
 
 
 @pytest.mark.parametrize(
@@ -64,13 +69,15 @@ def test_model_config_runs_under_fast_dev_run(config, tmp_path):
     [pytest.param(p, marks=_marks(p)) for p in OTHER_CONFIGS],
     ids=lambda p: f"{p.parent.name}/{p.stem}",
 )
-def test_other_config_runs_under_fast_dev_run(config, tmp_path, run_cli):
+def test_other_config_runs_under_fast_dev_run(config, tmp_path, run_cli, cli_runs):
     args = ["fit", "--config", DATA, "--config", str(CONFIGS / "model" / "cnn.yaml"),
             "--config", str(config), "--trainer.fast_dev_run=1", *TINY]  # fmt: skip
     if config.stem in MULTI_PROCESS:
-        run_cli(*args, cwd=tmp_path)
+        run_cli(*args, cwd=tmp_path)  # asserts exit status 0
     else:
         main(args)
+        (run,) = cli_runs
+        assert run.trainer.state.finished and run.trainer.global_step == 1
 
 
 def test_encoder_by_short_name_parses_runs_and_serialises(capsys, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -53,8 +54,13 @@ def test_launcher_has_kill():
     assert callable(getattr(launcher, "kill", None)), f"{CHANGED} the launcher's kill()"
 
 
-def test_no_launcher_means_nothing_to_kill():
-    li.kill_launched_processes(L.Trainer(logger=False, devices=1).strategy, signal.SIGKILL)
+def test_no_launcher_means_nothing_to_kill(monkeypatch):
+    strategy = L.Trainer(logger=False, devices=1).strategy
+    assert strategy.launcher is None
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    li.kill_launched_processes(strategy, signal.SIGKILL)
+    assert sent == []
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from lightning.pytorch.loggers import CSVLogger
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.batch import collate
-from lit_seqcls.runtime import BatchTelemetry, check_equal_batch_counts
+from lit_seqcls.runtime import BatchTelemetry, check_equal_batch_counts, distributed
 
 
 def test_padding_ratio_counts_pad_tokens_of_the_tensor():
@@ -32,6 +32,10 @@ def test_fit_logs_padding_ratio_and_tokens_per_second(tmp_path, small_synthetic_
     assert len(speeds) == len(ratios) - 1 and all(s > 0 for s in speeds)
 
 
-def test_batch_count_check_is_a_no_op_on_one_process(small_synthetic_kwargs):
+def test_batch_counts_are_compared_across_ranks(monkeypatch):
     trainer = L.Trainer(logger=False)
-    check_equal_batch_counts(trainer)  # would raise on a mismatch; one rank cannot mismatch
+    assert distributed.gather_objects(trainer, 5) == [5]  # one process: only its own count
+    assert check_equal_batch_counts(trainer) is None
+    monkeypatch.setattr(distributed, "gather_objects", lambda trainer, count: [3, 4])
+    with pytest.raises(RuntimeError, match=r"different numbers .* \(rank 0: 3, rank 1: 4\)"):
+        check_equal_batch_counts(trainer)
