@@ -35,6 +35,7 @@ from datamodules.datasets_internals import dataset_fingerprint
 from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import collate
+from lit_seqcls.runtime.lightning_internals import restored_batches_in_epoch
 from lit_seqcls.text import (
     TRAINERS,
     TRUNCATION_SIDES,
@@ -475,14 +476,13 @@ def resume_point(trainer: L.Trainer | None) -> tuple[int | None, int]:
     Lightning restores its loop progress from the checkpoint before it asks for the training
     dataloader, so the loop itself is the record of where the interrupted epoch stopped; the
     sampler only has to skip that many of its batches (``BucketBatchSampler.resume_batches``).
+    The loop's progress is private Lightning state, read through its fence
+    (``lit_seqcls.runtime.lightning_internals``).
     """
     if trainer is None:
         return None, 0
-    # `processed`, not `completed`: a checkpoint written in `on_train_batch_end` (ModelCheckpoint
-    # every N steps, a pre-emption signal) has the step in its weights but not yet `completed`;
-    # Lightning itself counts it as done when it restarts.
-    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-    if not trainer.fit_loop.restarting or done == 0:
+    done = restored_batches_in_epoch(trainer)
+    if done == 0:
         return None, 0
     return trainer.current_epoch, done
 

@@ -62,6 +62,27 @@ def kill_launched_processes(strategy: Strategy, signum: Signals | int) -> None:
     launcher.kill(signum)
 
 
+# -- Where a restored fit stopped in its epoch (`fit_loop.epoch_loop.batch_progress`) -----------
+
+
+def restored_batches_in_epoch(trainer: L.Trainer) -> int:
+    """Batches of the current epoch a restored checkpoint had already processed; 0 unless the fit
+    loop is restarting from one (Lightning restores its progress before it asks for the training
+    dataloader, so a sampler can skip them: ``datamodules.base.resume_point``).
+
+    ``processed``, not ``completed``: a checkpoint written in ``on_train_batch_end``
+    (ModelCheckpoint every N steps, a pre-emption signal) has the step in its weights but not yet
+    ``completed``; Lightning itself counts it as done when it restarts.
+    """
+    loop = trainer.fit_loop
+    _check(loop, "restarting")
+    _check(loop, "epoch_loop")
+    _check(loop.epoch_loop, "batch_progress")
+    _check(loop.epoch_loop.batch_progress, "current")
+    _check(loop.epoch_loop.batch_progress.current, "processed")
+    return loop.epoch_loop.batch_progress.current.processed if loop.restarting else 0
+
+
 # -- Logger versions (`Logger._version` of TensorBoard/CSV loggers) -----------------------------
 
 

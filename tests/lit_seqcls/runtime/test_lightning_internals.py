@@ -114,6 +114,32 @@ def test_lightning_recreates_our_batch_sampler_and_relays_set_epoch():
     assert sampler.epoch == 3 == again._current_epoch()
 
 
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")
+def test_a_restored_fit_loop_says_how_many_batches_of_its_epoch_were_processed(tmp_path):
+    # What `datamodules.base.resume_point` reads when the training loader is built.
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    progress = L.Trainer(logger=False).fit_loop.epoch_loop.batch_progress
+    assert isinstance(progress.current.processed, int), f"{CHANGED} the fit loop's progress"
+    seen = []
+
+    class Model(BoringModel):
+        def train_dataloader(self):
+            seen.append(li.restored_batches_in_epoch(self.trainer))
+            return super().train_dataloader()
+
+    kwargs = {
+        "default_root_dir": tmp_path, "limit_train_batches": 8, "limit_val_batches": 0,
+        "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }  # fmt: skip
+    first = L.Trainer(max_steps=3, **kwargs)
+    first.fit(Model())
+    first.save_checkpoint(tmp_path / "mid.ckpt")  # 3 of the epoch's 8 batches done
+    L.Trainer(max_steps=5, **kwargs).fit(Model(), ckpt_path=tmp_path / "mid.ckpt")
+    assert seen == [0, 3], f"{CHANGED} the fit loop's restored progress: {seen}"
+
+
 def test_a_missing_attribute_names_the_version_and_the_attribute():
     class Bare:
         pass
