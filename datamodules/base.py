@@ -24,6 +24,7 @@ from typing import Any
 
 import datasets
 import lightning as L
+import numpy as np
 from lightning.pytorch.utilities import rank_zero_info
 from tokenizers import Tokenizer
 from torch import Tensor
@@ -221,6 +222,24 @@ class TextClassificationDataModule(L.LightningDataModule):
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    @property
+    def class_counts(self) -> dict[str, int] | None:
+        """Texts per class in the training split (``class_weights: auto`` weighs by them), or
+        ``None`` without one (a checkpoint's pipeline on new files).
+
+        Read from the tokenized cache (built here if missing, as ``setup`` would), so every
+        rank gets the same counts and a warm start still loads no raw text.
+        """
+        if self.from_checkpoint is not None:
+            return None
+        self.setup()
+        assert self._encoded is not None
+        train = self._encoded.get(TRAIN)
+        if train is None or LABEL not in train.column_names:
+            return None
+        counts = np.bincount(train.with_format("numpy")[LABEL], minlength=len(self.class_names))
+        return {name: int(n) for name, n in zip(self.class_names, counts, strict=True)}
 
     @property
     def tokenizer(self) -> Tokenizer:

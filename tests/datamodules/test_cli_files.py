@@ -84,8 +84,9 @@ def test_checkpoint_alone_predicts_like_the_in_memory_model(side, max_length, tm
     model.eval()
     with torch.no_grad():
         ids = encode(dm.tokenizer, NEW_TEXTS, dm.max_length, side)
-        expected = [model(torch.tensor([x]), torch.tensor([len(x)])).logits.softmax(-1)[0]
-                    for x in ids]  # fmt: skip
+        # predict writes the calibrated probabilities: softmax(logits / temperature) (#18)
+        expected = [(model(torch.tensor([x]), torch.tensor([len(x)])).logits
+                     / model.temperature).softmax(-1)[0] for x in ids]  # fmt: skip
 
     # Plain data only: the checkpoint loads with weights_only and carries the text pipeline.
     pipeline = torch.load(ckpt, weights_only=True)["text_pipeline"]

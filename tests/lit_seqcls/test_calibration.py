@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -245,3 +248,76 @@ def test_min_confidence_is_checked_and_reports_the_validation_trade_off():
     assert (
         "threshold of 0.8 kept 50.0% of the texts at accuracy 1.000 (all texts: 0.750)" in message
     )
+
+
+# ---- through the CLI: linked counts, YAML and command-line weights -------------------------------
+CLI_ARGS = [
+    "--config", str(Path(__file__).resolve().parents[2] / "configs" / "data" / "synthetic.yaml"),
+    "--data.init_args.train_size=120", "--data.init_args.test_size=20",
+    "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
+    "--model.embedding_dim=8", "--trainer.logger=false",
+]  # fmt: skip
+
+
+def _cli(*args: str):
+    from lit_seqcls.cli import SeqClsCLI, cli_kwargs
+
+    return SeqClsCLI(
+        SequenceClassifier, L.LightningDataModule, **cli_kwargs(), run=False,
+        args=[*CLI_ARGS, *args],
+    )  # fmt: skip
+
+
+def test_the_cli_links_class_counts_and_parses_weights_from_yaml_and_the_command_line(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    cli = _cli("--model.class_weights=auto", "--model.label_smoothing=0.1")
+    counts = cli.datamodule.class_counts
+    assert cli.model.hparams.class_counts == counts
+    assert sum(counts.values()) == len(cli.datamodule.splits["train"])  # the training split only
+    labels = cli.datamodule.splits["train"]["label"]
+    assert list(counts.values()) == [labels.count(i) for i in range(len(counts))]
+    expected = class_weights("auto", cli.datamodule.class_names, counts)
+    assert torch.allclose(cli.model.loss_weight, expected)
+    assert cli.model.label_smoothing == 0.1
+
+    assert _cli("--model.class_weights={topic_1: 3.0}").model.loss_weight.tolist() == [
+        1.0, 3.0, 1.0, 1.0,
+    ]  # fmt: skip
+    config = tmp_path / "weights.yaml"
+    config.write_text("model:\n  class_weights:\n    topic_0: 0.5\n  calibrate: false\n")
+    model = _cli("--config", str(config)).model
+    assert model.loss_weight.tolist() == [0.5, 1.0, 1.0, 1.0] and model.calibrate is False
+    assert _cli().model.loss_weight is None  # default: plain cross-entropy
+
+
+@pytest.mark.slow
+def test_fit_with_auto_weights_then_predict_abstains_from_the_checkpoint_alone(tmp_path, run_cli):
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    out = run_cli(
+        "fit", *CLI_ARGS[:-1], "--config", str(configs / "model" / "cnn.yaml"),
+        "--model.class_weights=auto", "--trainer.max_epochs=2",
+        "--trainer.enable_progress_bar=false", cwd=tmp_path,
+    )  # fmt: skip
+    ckpt = tmp_path / re.search(r"--ckpt_path (\S+\.ckpt)", out).group(1)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    assert checkpoint["hyper_parameters"]["class_weights"] == "auto"
+    assert sum(checkpoint["hyper_parameters"]["class_counts"].values()) > 0
+    temperature = float(checkpoint["state_dict"]["temperature"])
+    assert temperature != 1.0 and checkpoint["calibration"]["temperature"] == temperature
+    texts = tmp_path / "new.txt"
+    texts.write_text("".join(f"topic word {i} filler filler\n" for i in range(12)))
+    predictions = tmp_path / "predictions.jsonl"
+    out = run_cli(
+        "predict", "--ckpt_path", str(ckpt), "--data.data_files.predict", str(texts),
+        "--predictions.output", str(predictions), "--predictions.min_confidence=0.99",
+        cwd=tmp_path,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(rows) == 12
+    for row in rows:
+        top = max(row["probs"].values())
+        assert (row["label"] is None) == (top < 0.99)
+    assert re.search(r"\d+ of 12 texts left unlabelled \(top probability below 0.99\)", out)
+    assert "On the validation split, a threshold of 0.99 kept" in out
