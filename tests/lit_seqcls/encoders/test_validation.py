@@ -28,6 +28,7 @@ BAD = {
     "attention_dim": ([0, -4, 2.5], "attention_dim must be a positive integer"),
     "num_filters": ([0, -1, 3.0], "num_filters must be a positive integer"),
     "kernel_sizes": ([(), (3, 0), (3, -1), (2.5,), 3], "kernel_sizes"),
+    "ngram_buckets": ([-1, 2.5, "8", None], "ngram_buckets must be an integer >= 0"),
 }
 
 
@@ -68,6 +69,7 @@ def test_smallest_valid_values_are_accepted(name):
         "attention_dim": 1,
         "num_filters": 1,
         "kernel_sizes": [1],  # a list, as a YAML config gives it
+        "ngram_buckets": 1,  # every bigram in one row
     }
     parameters = inspect.signature(ENCODERS[name]).parameters
     encoder = ENCODERS[name](1, **{k: v for k, v in smallest.items() if k in parameters})
