@@ -1,0 +1,155 @@
+"""What a checkpoint and its run folder record, for the model card (``RunFacts.gather``).
+
+The checkpoint: hyper-parameters, text pipeline, epoch and step, batches per epoch, the
+DataModule's tokenizer digest. The run folder (the folder above ``checkpoints/``, or
+``--run_dir``): ``config.yaml`` (data source and revision, seeds, trainer) and ``metrics.csv``
+(best validation scores, throughput, test scores if ``test`` ran there).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lit_seqcls.serving.bundle import sha256
+
+MAX_FINGERPRINTED = 20  # files of a data folder listed with their digests
+
+
+@dataclass
+class RunFacts:
+    ckpt_path: Path
+    ckpt_sha256: str
+    epoch: int | None
+    global_step: int | None
+    hparams: dict[str, Any]
+    parameters: int
+    batches_per_epoch: int | None
+    tokenizer: dict[str, Any]
+    datamodule_state: dict[str, Any]
+    run_dir: Path | None
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    training_seconds: float | None = None
+
+    @classmethod
+    def gather(
+        cls, ckpt_path: Path, checkpoint: dict[str, Any], run_dir: str | Path | None
+    ) -> RunFacts:
+        run = _run_dir(ckpt_path, run_dir)
+        config = _read_yaml(run / "config.yaml") if run else {}
+        facts = cls(
+            ckpt_path=ckpt_path,
+            ckpt_sha256=sha256(ckpt_path),
+            epoch=checkpoint.get("epoch"),
+            global_step=checkpoint.get("global_step"),
+            hparams=dict(checkpoint.get("hyper_parameters") or {}),
+            parameters=sum(
+                int(v.numel())
+                for k, v in checkpoint.get("state_dict", {}).items()
+                if k.startswith("network.") and hasattr(v, "numel")
+            ),
+            batches_per_epoch=_batches_per_epoch(checkpoint),
+            tokenizer=_tokenizer_facts(checkpoint.get("text_pipeline", {}).get("tokenizer")),
+            datamodule_state={
+                k: v
+                for k, v in checkpoint.items()
+                if k.endswith("DataModule") and isinstance(v, dict)
+            },
+            run_dir=run,
+            config=config,
+            metrics=_read_metrics(run / "metrics.csv") if run else {},
+        )
+        if run and (run / "config.yaml").is_file():
+            elapsed = ckpt_path.stat().st_mtime - (run / "config.yaml").stat().st_mtime
+            facts.training_seconds = elapsed if elapsed > 0 else None
+        return facts
+
+
+def _run_dir(ckpt_path: Path, given: str | Path | None) -> Path | None:
+    if given is not None:
+        return Path(given).expanduser()
+    folder = ckpt_path.resolve().parent
+    run = folder.parent if folder.name == "checkpoints" else folder
+    return run if (run / "config.yaml").is_file() or (run / "metrics.csv").is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_metrics(path: Path) -> dict[str, float]:
+    """Best ``val/*`` (max), last ``train/tokens_per_sec``, any ``test/*`` of ``metrics.csv``."""
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for row in rows:
+        for key, text in row.items():
+            try:
+                value = float(text)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(value):
+                continue
+            if key in ("val/acc", "val/f1_macro"):
+                out[key] = max(out.get(key, -math.inf), value)
+            elif key.startswith("test/") or key == "train/tokens_per_sec":
+                out[key] = value
+    return out
+
+
+def _batches_per_epoch(checkpoint: dict[str, Any]) -> int | None:
+    try:
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+        return int(progress["current"]["ready"]) or None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _tokenizer_facts(tokenizer_json: Any) -> dict[str, Any]:
+    try:
+        spec = json.loads(tokenizer_json)
+    except (TypeError, ValueError):
+        return {}
+    model = spec.get("model") or {}
+    norm = spec.get("normalizer") or {}
+    steps = [s.get("type") for s in norm.get("normalizers", [norm]) if isinstance(s, dict)]
+    vocab = model.get("vocab")
+    return {
+        "model": model.get("type"),
+        "vocab_size": len(vocab) if isinstance(vocab, dict | list) else None,
+        "normalizers": [s for s in steps if s],
+    }
+
+
+def fingerprints(args: dict[str, Any]) -> str:
+    paths: list[str] = []
+    if isinstance(args.get("path"), str):
+        paths.append(args["path"])
+    files = args.get("data_files") or {}
+    for value in files.values() if isinstance(files, dict) else [files]:
+        paths += (
+            [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
+        )
+    found = []
+    for given in paths:
+        root = Path(given).expanduser()
+        members = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for file in members[:MAX_FINGERPRINTED]:
+            if file.is_file() and not file.name.startswith("."):
+                found.append(
+                    f"`{file.name}` {file.stat().st_size:,} B sha256 `{sha256(file)[:16]}…`"
+                )
+    return "<br>".join(found)
