@@ -179,7 +179,7 @@ def _use_section(p: dict[str, Any], f: RunFacts) -> str:
     limits = [
         f"Only the {kept} {limit} tokens of a text are read; the rest is ignored."
         if limit else "Texts are read whole (no max_length): very long texts cost time and memory.",
-        f"The vocabulary ({f.tokenizer.get('vocab_size', '?')} tokens) was learned from the "
+        f"The vocabulary ({_vocabulary(f)}) was learned from the "
         "training data; other words become `[UNK]`, so new slang, names and other languages are "
         "read as unknown.",
         "The language and domain are those of the training data (see Data); nothing checks that "

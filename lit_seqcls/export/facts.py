@@ -19,6 +19,8 @@ import yaml
 
 from lit_seqcls.serving.bundle import sha256
 
+# The network's weights; checkpoints from before #15 name them without "network."
+NETWORK_KEYS = ("network.", "embedding.", "encoder.", "head.")
 MAX_FINGERPRINTED = 20  # files of a data folder listed with their digests
 
 
@@ -53,7 +55,7 @@ class RunFacts:
             parameters=sum(
                 int(v.numel())
                 for k, v in checkpoint.get("state_dict", {}).items()
-                if k.startswith("network.") and hasattr(v, "numel")
+                if k.startswith(NETWORK_KEYS) and hasattr(v, "numel")
             ),
             batches_per_epoch=_batches_per_epoch(checkpoint),
             tokenizer=_tokenizer_facts(checkpoint.get("text_pipeline", {}).get("tokenizer")),
