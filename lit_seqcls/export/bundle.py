@@ -71,6 +71,11 @@ def export_bundle(
     check_output_dir(
         output_dir, overwrite, is_bundle, option="--output_dir", overwrite_option="--overwrite true"
     )
+    if not ckpt_path.is_file():
+        raise CheckpointError(
+            f"--ckpt_path {ckpt_path} does not exist (or is not a file); give a .ckpt file "
+            "written by `lit-seqcls fit`, e.g. lightning_logs/version_0/checkpoints/last.ckpt"
+        )
     if eval_data is not None and fmt != "onnx":
         raise CheckpointError(f"--eval_data evaluates the ONNX bundle; drop it for --format {fmt}")
     checkpoint = load_checkpoint(ckpt_path)

@@ -205,3 +205,9 @@ def test_a_checkpoint_without_text_pipeline_is_refused(write_checkpoint, tmp_pat
     with pytest.raises(ValueError, match="holds no text pipeline"):
         export_bundle(ckpt, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_a_missing_checkpoint_is_one_error_block(tmp_path, cli_error):
+    error = cli_error(["export", "--ckpt_path", "nope.ckpt", "--output_dir", str(tmp_path / "b")])
+    assert "--ckpt_path nope.ckpt does not exist" in error
+    assert not (tmp_path / "b").exists()
