@@ -289,7 +289,6 @@ def test_the_cli_links_class_counts_and_parses_weights_from_yaml_and_the_command
     config.write_text("model:\n  class_weights:\n    topic_0: 0.5\n  calibrate: false\n")
     model = _cli("--config", str(config)).model
     assert model.loss_weight.tolist() == [0.5, 1.0, 1.0, 1.0] and model.calibrate is False
-    assert _cli().model.loss_weight is None  # default: plain cross-entropy
 
 
 @pytest.mark.slow
