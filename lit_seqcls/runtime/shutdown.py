@@ -3,14 +3,23 @@
 ``GracefulShutdown`` (added by the CLI) turns Ctrl-C and SIGTERM into a stop at the next step
 boundary that every rank agrees on: a checkpoint of the last completed step, the W&B run closed
 with the exit status, and exit status 128 + signal (130 for Ctrl-C, 143 for SIGTERM) within
-seconds. Lightning's own SIGTERM handler stops with status 0, saves nothing and broadcasts from
-inside the signal handler (a collective that can pair with another rank's gradient all-reduce),
-so it is replaced while training runs; SLURM's requeue signal (SIGUSR1) is left to Lightning.
+seconds. SLURM's requeue signal (SIGUSR1) is left to Lightning.
 
-A second Ctrl-C stops at once, mid-step and without saving (the first one says so); the exit
-status is still 130, not Lightning's 1 for a ``KeyboardInterrupt``, so a script or scheduler sees
-"stopped by Ctrl-C" however many times it was pressed. ``--ckpt_path auto`` then resumes from the
-last checkpoint saved before.
+SIGTERM outside training is Lightning's own, public handling: its handler (in place from the
+start of ``fit``/``validate``/... to its end) sets ``trainer.received_sigterm`` and its loops
+raise ``SIGTERMException`` after the current batch; ``on_exception`` gives that exception the
+exit status 143 (Lightning's is 0) and, should it come during training, saves the checkpoint.
+While training runs, our handler takes SIGTERM over (one install, in ``on_train_start``):
+Lightning 2.6's handler broadcasts from *inside* the signal handler, a collective that can pair
+with another rank's, and each rank raises after its own batch; with it, 1 of 3 runs of the
+``-m ddp`` SIGTERM test hung (measured). A SIGTERM Lightning noted before training started is
+carried over to the first step boundary.
+
+Lightning installs no SIGINT handler; ours is installed once, in ``setup``. A second Ctrl-C stops
+at once, mid-step and without saving (the first one says so); the exit status is still 130, not
+Lightning's 1 for a ``KeyboardInterrupt``, so a script or scheduler sees "stopped by Ctrl-C"
+however many times it was pressed. ``--ckpt_path auto`` then resumes from the last checkpoint
+saved before.
 
 A rank that dies or hangs makes the others fail in their next collective: at once when its
 process is gone (the socket closes; ~2 s measured), after the process-group timeout when it
@@ -45,7 +54,6 @@ from lit_seqcls.runtime.lightning_internals import (
 
 DEFAULT_DDP_TIMEOUT = timedelta(minutes=5)
 INTERRUPTED_CKPT = "interrupted.ckpt"
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PEER_FAILURE = re.compile(r"gloo|nccl|TCPStore|connection (reset|closed) by peer", re.I)
 
 
@@ -68,15 +76,18 @@ class TrainingInterrupted(SIGTERMException):
 class GracefulShutdown(L.Callback):
     """Ctrl-C / SIGTERM: stop at the next step boundary on every rank, with a checkpoint.
 
-    The first signal is noted. At the end of the current optimizer step (or of the current
-    validation) the ranks compare notes; all stop there together, saving
+    During training the first signal is noted. At the end of the current optimizer step (or of
+    the current validation) the ranks compare notes; all stop there together, saving
     ``<checkpoint dir>/interrupted.ckpt`` first, which ``--ckpt_path auto`` resumes from. A
-    second Ctrl-C stops at once, without saving, with the same exit status 130. Before training
-    starts, and in ``validate``/``test``/``predict``, a signal stops at once (there is no step
-    to finish). When a DDP collective fails because another rank died or hangs, the error gets a
-    note saying so and how to resume.
-    The handlers are in place from ``setup`` to ``teardown`` only; a process that ignores
-    SIGINT (a background job) keeps ignoring it.
+    second Ctrl-C stops at once, without saving, with the same exit status 130.
+
+    Before training, and in ``validate``/``test``/``predict``, nothing is saved: Ctrl-C stops at
+    once, SIGTERM (Lightning's handler) after the current batch; a SIGTERM noted during the
+    sanity check stops at the first step boundary instead, with a checkpoint. A SIGTERM before
+    Lightning's handler is in place (in ``setup``, while the data is prepared) ends the process
+    at once, the signal's default action. When a DDP collective fails because another rank died
+    or hangs, the error gets a note saying so and how to resume. A process that ignores SIGINT
+    (a background job) keeps ignoring it.
 
     Args:
         save_checkpoint: save a checkpoint of the last completed step when interrupted.
@@ -86,29 +97,33 @@ class GracefulShutdown(L.Callback):
         self.save_checkpoint = save_checkpoint
         self.requested: int | None = None  # the first signal received
         self._training = False
+        self._where = ""  # the last training batch or validation finished, for the message
         self._trainer: L.Trainer | None = None
-        self._previous: dict[int, Any] = {}
+        self._previous: dict[int, Any] = {}  # the handlers ours replaced
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._trainer, self.requested = trainer, None
-        self._install()
-
-    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._install()  # again: Lightning put its own SIGTERM handler in place since `setup`
+        self._install(signal.SIGINT)  # Lightning installs none
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._install()
+        # Lightning's SIGTERM handler is in place by now (`Trainer._run`); ours replaces it.
+        self._install(signal.SIGTERM)
+        if trainer.received_sigterm and self.requested is None:
+            self.requested = signal.SIGTERM  # since Lightning's handler: at the first boundary
         self._training = True
+        self._where = f"the start of epoch {trainer.current_epoch}"
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
+        self._where = f"batch {idx} of epoch {trainer.current_epoch}"
         if (idx + 1) % trainer.accumulate_grad_batches == 0:  # only right after an update
-            self._stop_if_requested(trainer, f"batch {idx} of epoch {trainer.current_epoch}")
+            self._stop_if_requested(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._training and not trainer.sanity_checking:
-            self._stop_if_requested(trainer, f"the validation of epoch {trainer.current_epoch}")
+            self._where = f"the validation of epoch {trainer.current_epoch}"
+            self._stop_if_requested(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._training = False  # training is complete: a late signal changes nothing
@@ -119,6 +134,15 @@ class GracefulShutdown(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        if isinstance(exception, SIGTERMException) and not isinstance(
+            exception, TrainingInterrupted
+        ):
+            # Lightning's own stop on SIGTERM (outside training, where its handler is in place).
+            exception.code = 128 + signal.SIGTERM  # Lightning's is None: exit status 0
+            message = self._stop(trainer, signal.SIGTERM)
+            self._detach()
+            rank_zero_info(message)
+            return
         self._detach()
         if isinstance(exception, TrainingInterrupted):
             if exception.together:
@@ -130,15 +154,14 @@ class GracefulShutdown(L.Callback):
                 # A hung rank would outlive the job; Lightning only does this for Ctrl-C.
                 kill_launched_processes(trainer.strategy, signal.SIGKILL)
 
-    def _install(self) -> None:
+    def _install(self, signum: int) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
-        for signum in _SIGNALS:
-            current = signal.getsignal(signum)
-            if current == self._on_signal or (signum == signal.SIGINT and current == SIG_IGN):
-                continue
-            self._previous.setdefault(signum, current)
-            signal.signal(signum, self._on_signal)
+        current = signal.getsignal(signum)
+        if current == self._on_signal or (signum == signal.SIGINT and current == SIG_IGN):
+            return
+        self._previous.setdefault(signum, current)
+        signal.signal(signum, self._on_signal)
 
     def _detach(self) -> None:
         self._trainer, self._training = None, False
@@ -161,8 +184,7 @@ class GracefulShutdown(L.Callback):
         if signum == signal.SIGTERM:
             kill_launched_processes(trainer.strategy, signum)  # the ranks it started stop too
         if not self._training:  # no step under way that is worth finishing
-            what = "before training started" if trainer.state.fn == "fit" else "early"
-            raise TrainingInterrupted(signum, f"Stopped by {name} {what}; nothing saved.")
+            raise TrainingInterrupted(signum, self._stopped(trainer, signum))
         # Unbuffered: a signal can arrive while the main thread is inside a buffered write.
         saving = " and saving a checkpoint" if self.save_checkpoint else ""
         again = "; a second Ctrl-C stops at once, without saving" if signum == signal.SIGINT else ""
@@ -185,18 +207,30 @@ class GracefulShutdown(L.Callback):
             "--ckpt_path auto.",
         )
 
-    def _stop_if_requested(self, trainer: L.Trainer, where: str) -> None:
+    def _stop_if_requested(self, trainer: L.Trainer) -> None:
+        """Stop every rank here if any of them received a signal (a collective under DDP)."""
         if not any(r for (r,) in gather_flags(trainer, [self.requested is not None])):
             return
         signum = self.requested or signal.SIGTERM  # only another rank received it
+        raise TrainingInterrupted(signum, self._stop(trainer, signum), together=True)
+
+    def _stop(self, trainer: L.Trainer, signum: int) -> str:
+        """Save the checkpoint of the last completed step (all ranks call it); say what happened."""
+        if not self._training:
+            return self._stopped(trainer, signum)
         saved = ""
         if self.save_checkpoint and trainer.global_step > 0:
             path = _checkpoint_dir(trainer) / INTERRUPTED_CKPT
             trainer.save_checkpoint(path, weights_only=False)  # a collective: all ranks call it
             saved = f" Saved {path}; resume with the same command and --ckpt_path auto."
         self._training = False
-        message = f"Stopped by {signal.Signals(signum).name} after step {trainer.global_step}"
-        raise TrainingInterrupted(signum, f"{message} ({where}).{saved}", together=True)
+        name = signal.Signals(signum).name
+        return f"Stopped by {name} after step {trainer.global_step} ({self._where}).{saved}"
+
+    @staticmethod
+    def _stopped(trainer: L.Trainer, signum: int) -> str:
+        what = "before training started" if trainer.state.fn == "fit" else "early"
+        return f"Stopped by {signal.Signals(signum).name} {what}; nothing saved."
 
     def _peer_note(self, trainer: L.Trainer) -> str:
         ckpt = trainer.checkpoint_callback

@@ -6,6 +6,7 @@ checkpoint and a W&B run recorded as exit code 0 (finished); Ctrl-C saved nothin
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import struct
@@ -18,6 +19,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
@@ -131,12 +133,40 @@ def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint_and_status_130(
         time.sleep(1)
 
 
-def test_a_signal_before_training_stops_at_once(small_synthetic_kwargs, tmp_path):
-    sender = _SendSignals([signal.SIGTERM], hook="on_sanity_check_end")
+def test_a_ctrl_c_before_training_stops_at_once(small_synthetic_kwargs, tmp_path):
+    sender = _SendSignals([signal.SIGINT], hook="on_sanity_check_end")
     trainer, model, dm = _fit(small_synthetic_kwargs, tmp_path, sender)
     with pytest.raises(TrainingInterrupted, match="before training started; nothing saved"):
         trainer.fit(model, dm)
     assert trainer.global_step == 0
+
+
+def test_a_sigterm_in_test_stops_at_the_next_batch_and_saves_nothing(
+    small_synthetic_kwargs, tmp_path, caplog
+):
+    """Outside training SIGTERM is Lightning's: its SIGTERMException gets exit status 143."""
+    caplog.set_level(logging.INFO)
+    sender = _SendSignals([signal.SIGTERM], hook="on_test_batch_end", batch=0)
+    trainer, model, dm = _fit(small_synthetic_kwargs, tmp_path, sender)
+    with pytest.raises(SIGTERMException) as stop:
+        trainer.test(model, dm)
+    assert stop.value.code == 143
+    assert "Stopped by SIGTERM early; nothing saved." in caplog.text
+    assert not (tmp_path / "ckpt" / INTERRUPTED_CKPT).exists()
+
+
+def test_a_sigterm_during_the_sanity_check_stops_at_the_first_step_boundary(
+    small_synthetic_kwargs, tmp_path
+):
+    """Lightning's handler notes it (its check after the sanity check's last batch does not
+    stop); training takes it over and stops, saved, where a SIGTERM during training would."""
+    sender = _SendSignals([signal.SIGTERM], hook="on_sanity_check_end")
+    trainer, model, dm = _fit(small_synthetic_kwargs, tmp_path, sender)
+    with pytest.raises(TrainingInterrupted) as stop:
+        trainer.fit(model, dm)
+    assert stop.value.code == 143 and trainer.global_step == 1
+    assert stop.value.message.startswith("Stopped by SIGTERM after step 1 (batch 0 of epoch 0).")
+    assert load_checkpoint(tmp_path / "ckpt" / INTERRUPTED_CKPT)["global_step"] == 1
 
 
 def test_without_a_signal_nothing_changes(small_synthetic_kwargs, tmp_path):

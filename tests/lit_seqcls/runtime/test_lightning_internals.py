@@ -114,6 +114,33 @@ def test_lightning_recreates_our_batch_sampler_and_relays_set_epoch():
     assert sampler.epoch == 3 == again._current_epoch()
 
 
+def test_lightning_puts_its_sigterm_handler_in_place_before_on_train_start(tmp_path):
+    # GracefulShutdown replaces it there once (runtime/shutdown.py); a Lightning that installs
+    # it later would run both handlers during training.
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    seen = {}
+
+    class Probe(L.Callback):
+        def setup(self, trainer, pl_module, stage):
+            seen["setup"] = signal.getsignal(signal.SIGTERM)
+
+        def on_train_start(self, trainer, pl_module):
+            seen["train"] = signal.getsignal(signal.SIGTERM)
+            seen["received"] = trainer.received_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    trainer = L.Trainer(
+        default_root_dir=tmp_path, max_steps=1, limit_val_batches=0, logger=False,
+        callbacks=[Probe()], enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(BoringModel())
+    assert seen["setup"] == before and seen["received"] is False
+    assert seen["train"] != before, f"{CHANGED} when it installs its SIGTERM handler"
+    assert signal.getsignal(signal.SIGTERM) == before  # and puts the old one back
+
+
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")
 def test_a_restored_fit_loop_says_how_many_batches_of_its_epoch_were_processed(tmp_path):
     # What `datamodules.base.resume_point` reads when the training loader is built.

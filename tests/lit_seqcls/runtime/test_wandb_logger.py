@@ -155,7 +155,7 @@ def test_resumed_run_id_reads_the_checkpoint_or_the_requeue_checkpoint(tmp_path,
     assert resumed_run_id(None, tmp_path / "elsewhere") is None
 
 
-def test_the_cli_adds_wandb_run_id_once(tmp_path):
+def test_every_cli_trainer_gets_wandb_run_id_a_no_op_without_wandb():
     from lit_seqcls.cli import cli_kwargs
 
     (callback,) = [
