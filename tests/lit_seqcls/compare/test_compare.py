@@ -15,17 +15,7 @@ from lit_seqcls.compare import PLOTS, RunResult, accuracy_by_length, load_result
 from lit_seqcls.compare.runner import _parse
 from lit_seqcls.encoders import ENCODERS
 
-ROOT = Path(__file__).resolve().parents[3]
-DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
-TINY = [
-    "--data.init_args.train_size=160",
-    "--data.init_args.test_size=40",
-    "--data.init_args.median_length=8",
-    "--data.init_args.max_text_length=20",
-    "--model.embedding_dim=8",
-    "--trainer.max_epochs",  # the space-separated form must pass through too
-    "2",
-]
+EPOCHS = ["--trainer.max_epochs", "2"]  # the space-separated form must pass through too
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +28,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(tmp_path, capsys):
+def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(
+    tmp_path, capsys, synthetic_config, tiny_synthetic
+):
     # Encoder arguments go only to encoders that take them: the RNN gets hidden_size, the CNN
     # gets kernel_sizes, which this value makes it reject; the comparison goes on without it.
     out = tmp_path / "cmp"
@@ -51,13 +43,14 @@ def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(
         [
             "compare",
             "--config",
-            DATA,
+            synthetic_config,
             "--encoders",
             "cnn",
             "rnn",
             "--output_dir",
             str(out),
-            *TINY,
+            *tiny_synthetic,
+            *EPOCHS,
             *encoder_args,
         ]
     )
@@ -205,11 +198,14 @@ def test_arguments_pass_through_to_fit_except_the_ones_compare_owns():
         _parse(["--encoders", "transformer"])
 
 
-def test_compare_without_encoder_arguments_selects_the_encoder_class(tmp_path):
+def test_compare_without_encoder_arguments_selects_the_encoder_class(
+    tmp_path, synthetic_config, tiny_synthetic
+):
     # A bare `--model.encoder=<class path>` is read as an encoder name (a string) and fails;
     # compare must select the class with `--model.encoder.class_path`.
     out = tmp_path / "cmp"
-    main(["compare", "--config", DATA, "--encoders", "gru", "--output_dir", str(out), *TINY])
+    args = ["--config", synthetic_config, "--encoders", "gru", *tiny_synthetic, *EPOCHS]
+    main(["compare", *args, "--output_dir", str(out)])
     rows = {r["encoder"]: r for r in csv.DictReader((out / "comparison.csv").open())}
     assert rows["gru"]["status"] == "ok"
 

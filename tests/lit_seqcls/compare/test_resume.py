@@ -19,19 +19,19 @@ from lit_seqcls.compare.runs import FIT_DONE_FILE, RECORD_FILE, launches, read_r
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[3]
-DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
 RUNS = ["cnn-seed0", "cnn-seed1", "gru-seed0", "gru-seed1"]
-COMMAND = [
-    "--config", DATA, "--encoders", "cnn", "gru", "--seeds", "0", "1",
-    "--trainer.max_epochs", "1", "--jobs", "2",
-    # tiny, but long enough (~500 steps) to be stopped in the middle of training
-    "--data.init_args.train_size=4000", "--data.init_args.test_size=40",
-    "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
-    "--data.init_args.batch_size=8", "--model.embedding_dim=8",
-    "--model.encoder.init_args.hidden_size=8", "--model.encoder.init_args.num_filters=4",
-    "--trainer.deterministic=true",
-]  # fmt: skip
+
+
+@pytest.fixture
+def command(synthetic_config, tiny_synthetic) -> list[str]:
+    """The issue's command on tiny data, long enough (~500 steps) to be stopped mid-training."""
+    return [
+        "--config", synthetic_config, "--encoders", "cnn", "gru", "--seeds", "0", "1",
+        "--trainer.max_epochs", "1", "--jobs", "2", *tiny_synthetic,
+        "--data.init_args.train_size=4000", "--data.init_args.batch_size=8",
+        "--model.encoder.init_args.hidden_size=8", "--model.encoder.init_args.num_filters=4",
+        "--trainer.deterministic=true",
+    ]  # fmt: skip
 
 
 def _fits(out: Path) -> int:
@@ -50,10 +50,10 @@ def _training(out: Path) -> bool:
     return any(list((out / "runs" / r).glob("lightning_logs/*/metrics.csv")) for r in fitting)
 
 
-def test_a_killed_comparison_resumes_to_the_uninterrupted_results(tmp_path):
+def test_a_killed_comparison_resumes_to_the_uninterrupted_results(tmp_path, command):
     killed = tmp_path / "killed"
     compare = subprocess.Popen(
-        [sys.executable, "-m", "lit_seqcls", "compare", *COMMAND, "--output_dir", str(killed)],
+        [sys.executable, "-m", "lit_seqcls", "compare", *command, "--output_dir", str(killed)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -70,9 +70,9 @@ def test_a_killed_comparison_resumes_to_the_uninterrupted_results(tmp_path):
     assert 1 <= len(done) < len(RUNS), output[-3000:]
     assert list(killed.glob("runs/*/**/interrupted.ckpt")), "no run was stopped mid-fit"
 
-    runner.main([*COMMAND, "--output_dir", str(killed)])  # the same command: it completes
+    runner.main([*command, "--output_dir", str(killed)])  # the same command: it completes
     reference = tmp_path / "uninterrupted"
-    runner.main([*COMMAND, "--output_dir", str(reference)])
+    runner.main([*command, "--output_dir", str(reference)])
     for run in RUNS:
         resumed = read_record(killed / "runs" / run)
         straight = read_record(reference / "runs" / run)
@@ -83,6 +83,6 @@ def test_a_killed_comparison_resumes_to_the_uninterrupted_results(tmp_path):
     assert _fits(killed) > len(RUNS)  # some runs needed two fits
 
     fits = _fits(reference)
-    runner.main([*COMMAND, "--output_dir", str(reference)])  # the same command again
+    runner.main([*command, "--output_dir", str(reference)])  # the same command again
     assert _fits(reference) == fits  # trained nothing
     assert "| gru |" in (reference / "comparison.md").read_text()

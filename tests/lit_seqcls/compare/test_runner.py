@@ -23,23 +23,16 @@ from lit_seqcls.compare.progress import Progress
 from lit_seqcls.compare.results import RunResult
 from lit_seqcls.compare.runs import RECORD_FILE, RunSpec, read_record, usable_cores
 
-ROOT = Path(__file__).resolve().parents[3]
-DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
 FAKE = Path(__file__).with_name("fake_lit_seqcls.py")
 PLAN = ["--encoders", "cnn", "gru", "--seeds", "0", "1", "--trainer.max_epochs", "1"]
 
 
 @pytest.fixture
-def fits(monkeypatch, tmp_path):
-    """Runs use the stand-in; returns a function giving the fits started so far."""
-    monkeypatch.setattr(execution, "PROGRAM", (sys.executable, str(FAKE)))
-    counter = tmp_path / "fits.txt"
-    monkeypatch.setenv("FAKE_FIT_COUNTER", str(counter))
-    return lambda: counter.read_text().splitlines() if counter.exists() else []
-
-
-def _compare(out: Path, *args: str) -> None:
-    runner.main(["--config", DATA, "--output_dir", str(out), *args])
+def compare(synthetic_config):
+    """``compare(out, *args)``: the runner on the synthetic config, writing to ``out``."""
+    return lambda out, *args: runner.main(
+        ["--config", synthetic_config, "--output_dir", str(out), *args]
+    )
 
 
 def _rows(path: Path) -> dict[str, dict[str, str]]:
@@ -54,11 +47,11 @@ def _statuses(out: Path) -> set[str]:
 
 
 def test_a_rerun_trains_nothing_and_finishes_only_what_is_missing(
-    fits, tmp_path, capsys, monkeypatch
+    compare, fits, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setenv("FAKE_STEP_S", "0.5")  # alive long enough for its memory to be read
     out = tmp_path / "cmp"
-    _compare(out, *PLAN, "--jobs", "2")
+    compare(out, *PLAN, "--jobs", "2")
     assert len(fits()) == 4
     assert _statuses(out) == {"ok"}
     record = read_record(out / "runs" / "gru-seed1")
@@ -69,53 +62,55 @@ def test_a_rerun_trains_nothing_and_finishes_only_what_is_missing(
     summary = _rows(out / "comparison.csv")["gru"]
     assert float(summary["time_to_best_s_mean"]) == 0.25 and float(summary["peak_rss_mb_mean"]) > 0
 
-    _compare(out, *PLAN, "--jobs", "2")  # the same command again
+    compare(out, *PLAN, "--jobs", "2")  # the same command again
     assert len(fits()) == 4
     assert "4 of 4 runs already finished" in capsys.readouterr().out
 
     # A run cut short before its record was written resumes (and only that one runs).
     (out / "runs" / "gru-seed1" / RECORD_FILE).unlink()
     (out / "runs" / "gru-seed1" / "fit.json").unlink()
-    _compare(out, *PLAN)
+    compare(out, *PLAN)
     assert fits()[4:] == ["GRUEncoder 1 auto"]
     assert "attempt 2" in (out / "runs" / "gru-seed1" / "fit.log").read_text()
 
 
-def test_another_command_is_refused_naming_fresh_which_starts_over(fits, tmp_path):
+def test_another_command_is_refused_naming_fresh_which_starts_over(compare, fits, tmp_path):
     out = tmp_path / "cmp"
     plan = ["--encoders", "cnn", "--trainer.max_epochs", "1"]
-    _compare(out, *plan)
+    compare(out, *plan)
     with pytest.raises(runner.CompareError, match=r"(?s)cnn-seed0: overrides were.*--fresh"):
-        _compare(out, "--encoders", "cnn", "--trainer.max_epochs", "2")
+        compare(out, "--encoders", "cnn", "--trainer.max_epochs", "2")
     assert len(fits()) == 1
-    _compare(out, "--encoders", "cnn", "--trainer.max_epochs", "2", "--fresh")
+    compare(out, "--encoders", "cnn", "--trainer.max_epochs", "2", "--fresh")
     assert len(fits()) == 2
     assert read_record(out / "runs" / "cnn-seed0").status == "ok"
     # Launch options are not part of a run's command: a rerun with other --jobs reuses it.
-    _compare(out, "--encoders", "cnn", "--trainer.max_epochs", "2", "--jobs", "2")
+    compare(out, "--encoders", "cnn", "--trainer.max_epochs", "2", "--jobs", "2")
     assert len(fits()) == 2
 
 
-def test_a_failed_run_is_reported_and_tried_again_by_a_rerun(fits, tmp_path, monkeypatch):
+def test_a_failed_run_is_reported_and_tried_again_by_a_rerun(compare, fits, tmp_path, monkeypatch):
     out = tmp_path / "cmp"
     monkeypatch.setenv("FAKE_FAIL", "CNNEncoder")
-    _compare(out, "--encoders", "cnn", "gru")
+    compare(out, "--encoders", "cnn", "gru")
     assert _rows(out / "comparison.csv")["cnn"]["status"].startswith("seed 0: fit failed")
     monkeypatch.delenv("FAKE_FAIL")
-    _compare(out, "--encoders", "cnn", "gru", "--collect")  # merges, starts nothing
+    compare(out, "--encoders", "cnn", "gru", "--collect")  # merges, starts nothing
     assert len(fits()) == 2
-    _compare(out, "--encoders", "cnn", "gru")
+    compare(out, "--encoders", "cnn", "gru")
     assert fits()[2:] == ["CNNEncoder 0 auto"]
     assert _rows(out / "comparison.csv")["cnn"]["status"] == "ok"
 
 
-def test_sigterm_stops_every_run_with_a_checkpoint_and_a_rerun_resumes_them(fits, tmp_path):
+def test_sigterm_stops_every_run_with_a_checkpoint_and_a_rerun_resumes_them(
+    fits, tmp_path, synthetic_config
+):
     out = tmp_path / "cmp"
     script = (
         "import sys; from lit_seqcls.compare import execution, runner; "
         f"execution.PROGRAM = (sys.executable, {str(FAKE)!r}); runner.main(sys.argv[1:])"
     )
-    argv = ["--config", DATA, "--output_dir", str(out), *PLAN, "--jobs", "2"]
+    argv = ["--config", synthetic_config, "--output_dir", str(out), *PLAN, "--jobs", "2"]
     env = {**os.environ, "FAKE_STEPS": "60", "FAKE_STEP_S": "0.1"}  # 6 s of "training" a run
     compare = subprocess.Popen(
         [sys.executable, "-c", script, *argv],
@@ -166,15 +161,15 @@ def test_progress_is_one_line_for_the_whole_comparison():
     assert lines[2].startswith("[2/3] gru (seed 1): test acc 0.900, macro-F1 0.800 (2/3 done")
 
 
-def test_submitit_local_executor_runs_the_comparison_and_collect_merges_it(fits, tmp_path):
+def test_submitit_local_executor_runs_the_comparison_and_collect_merges_it(compare, fits, tmp_path):
     pytest.importorskip("submitit")
     out = tmp_path / "cmp"
     plan = ["--encoders", "cnn", "--seeds", "0", "1"]
-    _compare(out, *plan, "--launcher", "submitit-local", "--jobs", "2")
+    compare(out, *plan, "--launcher", "submitit-local", "--jobs", "2")
     assert len(fits()) == 2
     assert _statuses(out) == {"ok"}
     assert list((out / "submitit").glob("*_log.out"))  # submitit ran the tasks
-    _compare(out, *plan, "--collect")
+    compare(out, *plan, "--collect")
     assert len(fits()) == 2
 
 
@@ -197,7 +192,7 @@ def _stand_in_slurm(bin_dir: Path, log: Path) -> None:
         path.chmod(0o755)
 
 
-def test_slurm_submits_one_array_running_our_per_run_function(fits, tmp_path, monkeypatch):
+def test_slurm_submits_one_array_running_our_per_run_function(compare, fits, tmp_path, monkeypatch):
     submitit = pytest.importorskip("submitit")
     log = tmp_path / "slurm_log"
     log.mkdir()
@@ -212,7 +207,7 @@ def test_slurm_submits_one_array_running_our_per_run_function(fits, tmp_path, mo
         "--slurm.account", "proj", "--slurm.array_parallelism", "1",
         "--slurm.additional", '{"qos": "high"}',
     ]  # fmt: skip
-    _compare(out, *plan, *slurm)
+    compare(out, *plan, *slurm)
     assert len((log / "sbatch.args").read_text().splitlines()) == 1  # one array, one sbatch
     script = (log / "submitted.sh").read_text()
     for line in [
@@ -251,9 +246,9 @@ def test_slurm_submits_one_array_running_our_per_run_function(fits, tmp_path, mo
     assert fits() == ["CNNEncoder 0 auto"]
 
     # Rerunning while task 1 still runs submits nothing; --collect merges task 0.
-    _compare(out, *plan, *slurm)
+    compare(out, *plan, *slurm)
     assert len((log / "sbatch.args").read_text().splitlines()) == 1
-    _compare(out, *plan, "--collect")
+    compare(out, *plan, "--collect")
     runs = _rows(out / "runs.csv")
     assert runs["cnn0"]["status"] == "ok"
     assert runs["gru0"]["status"] == "SLURM job 4242_1: RUNNING"

@@ -25,16 +25,7 @@ from lit_seqcls.compare.search_space import SearchSpaceError, load_space, space_
 from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune, tune_all  # noqa: E402
 from lit_seqcls.trust import check_untrusted  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[3]
-RUNNER_FAKE = Path(__file__).with_name("fake_lit_seqcls.py")  # test_runner's stand-in
-DATA = str(ROOT / "configs" / "data" / "synthetic.yaml")
-TINY = [
-    "--data.init_args.train_size=160",
-    "--data.init_args.test_size=40",
-    "--data.init_args.median_length=8",
-    "--data.init_args.max_text_length=20",
-    "--trainer.max_epochs=1",
-]
+ONE_EPOCH = "--trainer.max_epochs=1"
 # The stand-in `fit`: records its arguments, W&B group and threads, then reports
 # FAKE_PLAN[trial] (a list of val/acc, one per epoch, or an exit code) as the reporter would.
 # With FAKE_PAIRS (a folder), trials meet in pairs first: the k-th trial started waits until
@@ -118,9 +109,11 @@ def _states(out: Path, encoder: str = "cnn") -> list[str]:
     return [t.state.name for t in _study(out, encoder).trials]
 
 
-def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(tmp_path, capsys):
+def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(
+    synthetic_config, tiny_synthetic, tmp_path, capsys
+):
     out = tmp_path / "cmp"
-    tuned = tune("cnn", 2, [DATA], [*TINY, "--model.embedding_dim=8"], out, group="g")
+    tuned = tune("cnn", 2, [synthetic_config], [*tiny_synthetic, ONE_EPOCH], out, group="g")
     assert tuned.config == out / "tuning" / "cnn.yaml" and "of 2 trials" in tuned.status
     assert "embedding_dim: --model.embedding_dim is given, not searched" in capsys.readouterr().out
 
@@ -150,10 +143,12 @@ def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(tmp_pa
     assert not list((out / "tuning").rglob("*.ckpt"))  # trials keep no weights
 
 
-def test_a_trial_reporting_a_bad_val_acc_is_pruned_and_its_process_stopped(tmp_path, fake_fit):
+def test_a_trial_reporting_a_bad_val_acc_is_pruned_and_its_process_stopped(
+    synthetic_config, tmp_path, fake_fit
+):
     fake_fit.set([[0.9] * 3, [0.1] * 40, [0.95] * 3])
     pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=2)
-    tuned = tune("cnn", 3, [DATA], [], tmp_path, group="cmp-group", pruner=pruner)
+    tuned = tune("cnn", 3, [synthetic_config], [], tmp_path, group="cmp-group", pruner=pruner)
     assert _states(tmp_path) == ["COMPLETE", "PRUNED", "COMPLETE"]
     log = (tmp_path / "tuning" / "cnn" / "trial-001" / "fit.log").read_text()
     pruned = _study(tmp_path).trials[1]
@@ -165,44 +160,54 @@ def test_a_trial_reporting_a_bad_val_acc_is_pruned_and_its_process_stopped(tmp_p
     assert {c["group"] for c in calls} == {"cmp-group"}
 
 
-def test_failed_trials_count_and_no_finished_trial_gives_no_config(tmp_path, fake_fit):
+def test_failed_trials_count_and_no_finished_trial_gives_no_config(
+    synthetic_config, tmp_path, fake_fit
+):
     fake_fit.set([3, []])  # a crash, and a fit that reports no val/acc
-    tuned = tune("gru", 2, [DATA], [], tmp_path)
+    tuned = tune("gru", 2, [synthetic_config], [], tmp_path)
     assert tuned.config is None and tuned.status.startswith("tuning failed: none of 2 trials")
     assert not (tmp_path / "tuning" / "gru.yaml").exists()
     errors = [t.user_attrs["error"] for t in _study(tmp_path, "gru").trials]
     assert errors[0].startswith("exit 3") and errors[1].startswith("no val/acc")
 
 
-def test_a_rerun_continues_the_study_and_keeps_the_budget_equal(tmp_path, fake_fit):
+def test_a_rerun_continues_the_study_and_keeps_the_budget_equal(
+    synthetic_config, tmp_path, fake_fit
+):
     fake_fit.set([[0.5], [0.6], [0.7], [0.8]])
-    tune("cnn", 2, [DATA], [], tmp_path)
+    tune("cnn", 2, [synthetic_config], [], tmp_path)
     study = _study(tmp_path)
     study.ask()  # a trial cut short by an interrupted comparison: left RUNNING in the db
-    tune("cnn", 3, [DATA], [], tmp_path)  # the budget grows by one: one more trial
+    tune("cnn", 3, [synthetic_config], [], tmp_path)  # the budget grows by one: one more trial
     assert _states(tmp_path) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
     assert len(fake_fit.calls) == 3  # the interrupted one does not count, the others stay
     assert "of 3 trials" in (tmp_path / "tuning" / "cnn.yaml").read_text()
-    tune("cnn", 3, [DATA], [], tmp_path)  # done: nothing runs, the config is written again
+    tune(
+        "cnn", 3, [synthetic_config], [], tmp_path
+    )  # done: nothing runs, the config is written again
     assert len(fake_fit.calls) == 3
     with pytest.raises(TuningError, match=r"holds 3 trials, more than --tune 2"):
-        tune("cnn", 2, [DATA], [], tmp_path)
+        tune("cnn", 2, [synthetic_config], [], tmp_path)
     with pytest.raises(TuningError, match=r"made with other settings \(overrides differ\)"):
-        tune("cnn", 3, [DATA], ["--trainer.max_epochs=5"], tmp_path)
-    tune("cnn", 1, [DATA], ["--trainer.max_epochs=5"], tmp_path, fresh=True)  # starts over
+        tune("cnn", 3, [synthetic_config], ["--trainer.max_epochs=5"], tmp_path)
+    tune(
+        "cnn", 1, [synthetic_config], ["--trainer.max_epochs=5"], tmp_path, fresh=True
+    )  # starts over
     assert _states(tmp_path) == ["COMPLETE"] and len(fake_fit.calls) == 4
 
 
 @pytest.mark.parametrize("encoders", [["cnn", "gru"], ["cnn"]])
 def test_jobs_run_trials_side_by_side_and_a_rerun_continues_each_study(
-    tmp_path, fake_fit, monkeypatch, encoders
+    synthetic_config, tmp_path, fake_fit, monkeypatch, encoders
 ):
     # --jobs 2: the trials meet in pairs (the stand-in waits for its mate), counted, not timed.
     # Two encoders: one trial of each study at a time; one encoder: two of its study at once.
     monkeypatch.setenv("FAKE_PAIRS", str(tmp_path / "started"))
     (tmp_path / "started").mkdir()
     fake_fit.set([[0.5], [0.6], [0.7], [0.8], [0.9], [0.95]])
-    specs = [RunSpec(e, 0, (DATA,), (), run_dir="", group="g", threads=3) for e in encoders]
+    specs = [
+        RunSpec(e, 0, (synthetic_config,), (), run_dir="", group="g", threads=3) for e in encoders
+    ]
     trials = 4 // len(encoders)  # four trials in all: two pairs
     tuned = tune_all(specs, trials, tmp_path, jobs=2)
     pair = encoders * 2 if len(encoders) == 1 else encoders
@@ -216,18 +221,16 @@ def test_jobs_run_trials_side_by_side_and_a_rerun_continues_each_study(
     assert sum(len(_study(tmp_path, e).trials) for e in encoders) == 6  # none redone
 
 
-def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(tmp_path, monkeypatch):
+def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(
+    synthetic_config, tmp_path, fits
+):
     # The runner's stand-in `lit-seqcls` for trials and runs alike: instant, and it counts fits.
-    monkeypatch.setattr(execution, "PROGRAM", (sys.executable, str(RUNNER_FAKE)))
-    counter = tmp_path / "fits.txt"
-    monkeypatch.setenv("FAKE_FIT_COUNTER", str(counter))
     out = tmp_path / "cmp"
-    command = ["--config", DATA, "--output_dir", str(out), "--encoders", "cnn", "gru"]
+    command = ["--config", synthetic_config, "--output_dir", str(out), "--encoders", "cnn", "gru"]
     command += ["--seeds", "0", "1", "--tune", "2", "--reference", "none"]
     runner.main(command)
 
-    fits = counter.read_text().splitlines()  # "<class> <seed> <--ckpt_path>"
-    trials, runs = fits[:4], fits[4:]
+    trials, runs = fits()[:4], fits()[4:]  # "<class> <seed> <--ckpt_path>" each
     assert trials == ["CNNEncoder 0 None"] * 2 + ["GRUEncoder 0 None"] * 2  # fit only, seed 0
     assert len(runs) == 8 and all(f.endswith(" auto") for f in runs)  # 2 × 2 shipped, 2 × 2 tuned
     with (out / "comparison.csv").open(encoding="utf-8") as f:
@@ -240,31 +243,33 @@ def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(tmp_
     assert "tuning" not in (out / "runs" / "gru-seed1" / "fit.log").read_text().splitlines()[0]
 
     runner.main(command)  # the same command again: nothing trains, tuning included
-    assert len(counter.read_text().splitlines()) == 12
+    assert len(fits()) == 12
     with pytest.raises(SystemExit):  # trials run here, never on a login node
         runner.main([*command, "--launcher", "slurm", "--slurm.time", "10"])
 
 
 def test_without_optuna_or_with_nothing_left_to_search_tuning_says_what_to_do(
-    tmp_path, monkeypatch
+    synthetic_config, tmp_path, monkeypatch
 ):
     given = [f"--{p.flag}=1" for p in load_space(space_file("swem"), "swem")]
     with pytest.raises(
         SearchSpaceError, match=r"swem\.yaml: every parameter is set on the command"
     ):
-        tune("swem", 1, [DATA], given, tmp_path)
+        tune("swem", 1, [synthetic_config], given, tmp_path)
     monkeypatch.setitem(sys.modules, "optuna", None)  # not installed
     with pytest.raises(TuningError, match=r"pip install 'lit-seqcls\[tune\]'"):
-        tune("cnn", 1, [DATA], [], tmp_path)
+        tune("cnn", 1, [synthetic_config], [], tmp_path)
     assert not (tmp_path / TUNING_DIR).exists()  # refused before anything is written
 
 
 @pytest.mark.slow
-def test_compare_tune_with_real_training_applies_the_tuned_settings(tmp_path, monkeypatch):
+def test_compare_tune_with_real_training_applies_the_tuned_settings(
+    synthetic_config, tiny_synthetic, tmp_path, monkeypatch
+):
     monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
     out = tmp_path / "cmp"
-    cli_main(["compare", "--config", DATA, "--encoders", "cnn", "--tune", "2", "--reference",
-              "none", "--output_dir", str(out), *TINY, "--model.embedding_dim=8"])  # fmt: skip
+    args = ["--config", synthetic_config, "--encoders", "cnn", "--tune", "2", "--reference", "none"]
+    cli_main(["compare", *args, "--output_dir", str(out), *tiny_synthetic, ONE_EPOCH])
     with (out / "comparison.csv").open(encoding="utf-8") as f:
         rows = {row["encoder"]: row for row in csv.DictReader(f)}
     assert list(rows) == ["cnn", "cnn (tuned)"]
