@@ -112,6 +112,16 @@ def test_same_seed_same_numbers():
     assert [r.acc_ci for r in other] != [r.acc_ci for r in first]
 
 
+@pytest.mark.parametrize("k, columns", [(2, 23), (1000, 12)])  # 1000**12 overflows int64
+def test_unique_rows_matches_numpy_unique_of_rows(k, columns):
+    rows = np.random.default_rng(7).integers(0, k, (3000, columns))
+    rows[1000:1500] = rows[:500]  # repeated rows
+    patterns, inverse, counts = counting.unique_rows(rows, k)
+    expected = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    assert np.array_equal(patterns, expected[0]) and np.array_equal(counts, expected[2])
+    assert np.array_equal(inverse, expected[1].reshape(-1))
+
+
 def test_dense_and_segment_sum_counting_agree(monkeypatch):
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 6, 500)
