@@ -13,6 +13,8 @@ Plain tensor maths the system (``SequenceClassifier``) applies; nothing here kno
   L1, binned as torchmetrics does) and the rows of a reliability diagram.
 - ``coverage_curve``: the share of texts kept and their accuracy when texts whose top probability
   is below a threshold are left unlabelled (``predict --predictions.min_confidence``).
+- ``fit_thresholds``: per-label decision thresholds maximising F1 (multi-label, #18 part 4: the
+  model does not use it yet).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "class_weights",
     "coverage_curve",
     "fit_temperature",
+    "fit_thresholds",
     "reliability",
 ]
 
@@ -127,6 +130,42 @@ def fit_temperature(logits: Tensor, labels: Tensor, iterations: int = 60) -> flo
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if slope(mid) < 0 else (lo, mid)
     return float(1 / math.exp((lo + hi) / 2))
+
+
+def fit_thresholds(probs: Tensor, targets: Tensor, default: float = 0.5) -> Tensor:
+    """Per-label thresholds ``(C,)`` maximising each label's F1 on ``probs`` ``(N, C)``.
+
+    ``targets`` ``(N, C)`` holds 0/1. A label is predicted when its probability is at least its
+    threshold. For each label the texts are ranked by probability and F1 is counted exactly at
+    every cut between two distinct probabilities (equal probabilities are never split); the
+    threshold is the midpoint of the best cut, the highest such cut on a tie. Labels without a
+    positive text keep ``default``. Deterministic and independent of row order, so every rank
+    gets the same thresholds from the same gathered probabilities.
+
+    Example (label 0: the two positives are the top two; label 1: no positive):
+        >>> probs = torch.tensor([[0.9, 0.2], [0.6, 0.1], [0.4, 0.3], [0.1, 0.8]])
+        >>> fit_thresholds(probs, torch.tensor([[1, 0], [1, 0], [0, 0], [0, 0]])).tolist()
+        [0.5, 0.5]
+        >>> fit_thresholds(probs, torch.tensor([[1, 0], [0, 0], [1, 0], [0, 0]])).tolist()
+        [0.25, 0.5]
+    """
+    probs, targets = probs.detach().double().cpu(), targets.detach().double().cpu()
+    thresholds = torch.full((probs.shape[1],), float(default), dtype=torch.float64)
+    for c in range(probs.shape[1]):
+        positives = float(targets[:, c].sum())
+        if positives == 0:
+            continue
+        order = torch.argsort(probs[:, c], descending=True, stable=True)
+        p, t = probs[order, c], targets[order, c]  # (N,), (N,)
+        last = torch.ones_like(p, dtype=torch.bool)  # a cut may follow position k only where
+        last[:-1] = p[1:] < p[:-1]  # the next probability is lower (ties stay together)
+        tp = t.cumsum(0)  # (N,): true positives when the top k+1 are predicted
+        predicted = torch.arange(1, len(p) + 1, dtype=torch.float64)
+        f1 = torch.where(last, 2 * tp / (predicted + positives), torch.full_like(tp, -1.0))
+        k = int(torch.argmax(f1))  # the first maximum: the highest threshold on a tie
+        below = float(p[k + 1]) if k + 1 < len(p) else 0.0
+        thresholds[c] = (float(p[k]) + below) / 2
+    return thresholds.float()
 
 
 def reliability(

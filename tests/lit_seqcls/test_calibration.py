@@ -20,6 +20,7 @@ from lit_seqcls.calibration import (
     class_weights,
     coverage_curve,
     fit_temperature,
+    fit_thresholds,
     reliability,
 )
 from lit_seqcls.validation import ConfigValueError
@@ -66,6 +67,26 @@ def test_temperature_is_clamped_for_separable_and_chance_data():
     assert fit_temperature(logits, torch.tensor([0, 1])) == MIN_TEMPERATURE  # always right
     assert fit_temperature(logits, torch.tensor([1, 0])) == MAX_TEMPERATURE  # always wrong
     assert fit_temperature(torch.empty(0, 2), torch.empty(0, dtype=torch.long)) == 1.0
+
+
+# ---- per-label thresholds (multi-label) ---------------------------------------------------------
+def _f1(pred: torch.Tensor, target: torch.Tensor) -> float:
+    tp = float((pred & target).sum())
+    return 2 * tp / (float(pred.sum()) + float(target.sum()))
+
+
+def test_thresholds_reach_the_best_f1_of_any_threshold_and_ignore_row_order():
+    g = torch.Generator().manual_seed(4)
+    targets = (torch.rand(80, 4, generator=g) < 0.3).bool()
+    probs = (targets.float() * 0.3 + torch.rand(80, 4, generator=g) * 0.7).round(decimals=2)
+    probs[:, 3] = 0.5  # one probability for every text: all or nothing
+    thresholds = fit_thresholds(probs, targets)
+    for c in range(4):
+        best = max(_f1(probs[:, c] >= t, targets[:, c]) for t in probs[:, c].unique().tolist())
+        assert _f1(probs[:, c] >= thresholds[c], targets[:, c]) == pytest.approx(best)
+    perm = torch.randperm(80, generator=g)
+    assert torch.equal(fit_thresholds(probs[perm], targets[perm]), thresholds)
+    assert fit_thresholds(probs, torch.zeros_like(targets)).tolist() == [0.5] * 4  # no positive
 
 
 # ---- ECE and the coverage curve ------------------------------------------------------------------
