@@ -21,7 +21,7 @@ import torch
 from lit_seqcls import __version__
 from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, CheckpointError, load_checkpoint
 from lit_seqcls.export.card import RunFacts, model_card
-from lit_seqcls.export.evaluation import Evaluation, evaluate
+from lit_seqcls.export.evaluation import Evaluation, evaluate, from_test_predictions
 from lit_seqcls.export.graph import MODEL_FILES, Format, check_export, export_model
 from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.runtime.outputs import check_output_dir
@@ -99,6 +99,9 @@ def export_bundle(
         if eval_data is not None:
             bundle = Bundle(tmp, verify=False)
             evaluation = evaluate(bundle, Path(eval_data), text_field, label_field, tmp)
+        if evaluation is None and facts.test_predictions is not None:  # compare's test run
+            names = pipeline["class_names"]
+            evaluation = from_test_predictions(facts.test_predictions, names, facts.record)
         card = model_card(pipeline, facts, evaluation, command, files=_files(tmp))
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
         _write_manifest(tmp)

@@ -120,10 +120,8 @@ def _training_section(f: RunFacts) -> str:
          f"(max_epochs {trainer.get('max_epochs', 'n/a')}), {f.global_step or 0:,} steps"),
         ("Optimizer", f"`{opt}`" + (f", lr {lr}" if lr is not None else "")),
         ("Gradient clipping", str(trainer.get("gradient_clip_val", "not recorded"))),
-        ("Training time", _duration(f.training_seconds)),
-        ("Hardware", f"accelerator {trainer.get('accelerator', 'n/a')}, devices "
-         f"{trainer.get('devices', 'n/a')}, precision {trainer.get('precision') or '32 (default)'}"
-         "; the machine itself is not recorded"),
+        ("Training time", _duration(f)),
+        ("Hardware", _hardware(f, trainer)),
     ]  # fmt: skip
     tokens = f.metrics.get("train/tokens_per_sec")
     if tokens:
@@ -145,13 +143,14 @@ def _evaluation_section(f: RunFacts, e: Evaluation | None) -> str:
     out = ["## Evaluation\n"]
     if e is not None:
         out.append(
-            f"The exported bundle (onnxruntime) on `{Path(e.source).name}` ({e.size:,} texts); "
+            f"Predictions of {e.measured} on `{Path(e.source).name}` ({e.size:,} texts); "
             "95% intervals from 1,000 bootstrap resamples of the texts.\n"
         )
+        ece = "not recorded (no probabilities)" if e.ece is None else f"{e.ece:.4f}"
         out.append(_table(("metric", "value", "95% interval"), [
             ("accuracy", f"{e.accuracy:.4f}", _ci(e.accuracy_ci)),
             ("macro-F1", f"{e.macro_f1:.4f}", _ci(e.macro_f1_ci)),
-            ("expected calibration error (15 bins)", f"{e.ece:.4f}", ""),
+            ("expected calibration error (15 bins)", ece, ""),
         ]))  # fmt: skip
         out.append("\nPer class:\n")
         out.append(_table(("class", "precision", "recall", "F1", "F1 95% interval", "support"), [
@@ -159,11 +158,14 @@ def _evaluation_section(f: RunFacts, e: Evaluation | None) -> str:
              _ci(c["f1_ci"]), f"{c['support']:,}")
             for c in e.per_class
         ]))  # fmt: skip
-        out.append("\nAccuracy by length (tokens after truncation, buckets of about equal size):\n")
-        out.append(_table(("tokens", "texts", "accuracy"), [
-            (f"{lo}–{hi}" if lo < hi else str(lo), f"{n:,}", f"{acc:.4f}")
-            for lo, hi, n, acc in e.by_length
-        ]))  # fmt: skip
+        if e.by_length:
+            out.append(
+                "\nAccuracy by length (tokens after truncation, buckets of about equal size):\n"
+            )
+            out.append(_table(("tokens", "texts", "accuracy"), [
+                (f"{lo}–{hi}" if lo < hi else str(lo), f"{n:,}", f"{acc:.4f}")
+                for lo, hi, n, acc in e.by_length
+            ]))  # fmt: skip
         if e.plots:
             out.append("\n" + "  \n".join(f"![{Path(p).stem}]({p})" for p in e.plots))
     if test:
@@ -244,12 +246,26 @@ def _max_length(p: dict[str, Any]) -> str:
     return f"{p['max_length']} tokens (truncation keeps the {kept})"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
+def _duration(f: RunFacts) -> str:
+    if f.training_seconds is None:
         return "not recorded"
+    minutes = f"{f.training_seconds / 60:,.1f} min"
+    if f.training_time_source == "compare":
+        return f"{minutes} (fit, as `lit-seqcls compare` recorded it)"
     return (
-        f"≈ {seconds / 60:,.0f} min (from the run's config.yaml to this checkpoint's write time; "
-        "includes data preparation and validation)"
+        f"≈ {minutes} (from the run's config.yaml to this checkpoint's write time; includes "
+        "data preparation and validation)"
+    )
+
+
+def _hardware(f: RunFacts, trainer: dict[str, Any]) -> str:
+    recorded = f.record.get("hardware")
+    if isinstance(recorded, dict) and recorded:
+        return ", ".join(f"{k} {v}" for k, v in recorded.items()) + " (recorded by compare)"
+    return (
+        f"accelerator {trainer.get('accelerator', 'n/a')}, devices {trainer.get('devices', 'n/a')}"
+        f", precision {trainer.get('precision') or '32 (default)'}; the machine itself is not "
+        "recorded"
     )
 
 

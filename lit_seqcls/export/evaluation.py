@@ -1,14 +1,16 @@
-"""The exported model measured on labelled texts, for its model card (``--eval_data``).
+"""The model measured on labelled texts, for its model card: the exported bundle on
+``--eval_data``, or what ``lit-seqcls compare``'s test run of the checkpoint recorded.
 
 Accuracy and macro-F1 with 95% bootstrap intervals (``BOOTSTRAP`` resamples of the texts),
 per-class precision / recall / F1 (F1 with an interval) and support, the expected calibration
 error (15 equal-width bins of the top probability, as torchmetrics bins it), accuracy by length
-(``lit_seqcls.metrics.length_buckets``) and two figures. What is measured is the bundle itself
-(onnxruntime, the bundle's tokenizer), not the checkpoint.
+(``lit_seqcls.metrics.length_buckets``) and, for ``--eval_data``, two figures; there what is
+measured is the bundle itself (onnxruntime, the bundle's tokenizer), not the checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ class EvaluationError(ValueError, UserError):
 @dataclass
 class Evaluation:
     source: str
+    measured: str  # what made the predictions: "the exported bundle (onnxruntime)", ...
     size: int
     class_counts: dict[str, int]
     accuracy: float
@@ -41,7 +44,7 @@ class Evaluation:
     macro_f1: float
     macro_f1_ci: tuple[float, float]
     per_class: list[dict[str, Any]]  # name, precision, recall, f1, f1_ci, support
-    ece: float
+    ece: float | None  # None: no probabilities
     by_length: list[tuple[int, int, int, float]]  # shortest, longest, texts, accuracy
     plots: list[str] = field(default_factory=list)  # paths inside the bundle
 
@@ -55,12 +58,55 @@ def evaluate(
     rows = read_rows(data, text_field, label_field)
     if not rows:
         raise EvaluationError(f"{data} holds no rows to evaluate on")
-    labels = np.array([_label_id(label, bundle.class_names, data, n) for n, (_, label) in
-                       enumerate(rows, 1)])  # fmt: skip
+    names = bundle.class_names
+    labels = np.array([_label_id(label, names, data, n) for n, (_, label) in enumerate(rows, 1)])
     ids = bundle.encode([text for text, _ in rows])
     probs = bundle.probabilities_of(bundle.logits_of_ids(ids))  # (N, C)
-    preds = probs.argmax(axis=1)
-    names, k = bundle.class_names, len(bundle.class_names)
+    measured = "the exported bundle (onnxruntime)"
+    evaluation = measure(labels, probs.argmax(axis=1), probs, [len(x) for x in ids], names,
+                         str(data), measured)  # fmt: skip
+    evaluation.plots = _plots(evaluation, probs, labels, folder)
+    return evaluation
+
+
+def from_test_predictions(
+    path: Path, names: list[str], record: dict[str, Any]
+) -> Evaluation | None:
+    """``measure`` on a ``test_predictions.jsonl`` that ``lit-seqcls compare`` wrote for the
+    run (true and predicted class per test text, probabilities when given), accuracy by length
+    from its ``result.json`` (``record``: each test text's length and correctness); ``None`` if
+    the file does not fit the model's classes."""
+    try:
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+        rows.sort(key=lambda r: r["index"])
+        labels = np.array([names.index(str(r["label"])) for r in rows])
+        preds = np.array([names.index(str(r["pred"])) for r in rows])
+        probs = None
+        if all(isinstance(r.get("probs"), dict) for r in rows):
+            probs = np.array([[r["probs"][n] for n in names] for r in rows], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not rows:
+        return None
+    measured = "the checkpoint, by `lit-seqcls compare`'s test run"
+    evaluation = measure(labels, preds, probs, None, names, str(path), measured)
+    lengths, correct = record.get("lengths"), record.get("correct")
+    if isinstance(lengths, list) and isinstance(correct, list) and len(lengths) == len(correct):
+        evaluation.by_length = _by_length(lengths, np.array(correct, dtype=bool))
+    return evaluation
+
+
+def measure(
+    labels: np.ndarray,
+    preds: np.ndarray,
+    probs: np.ndarray | None,
+    lengths: list[int] | None,
+    names: list[str],
+    source: str,
+    measured: str,
+) -> Evaluation:
+    """The scores of ``preds`` against ``labels`` (class ids ``(N,)``), with intervals."""
+    k = len(names)
     f1_draws, acc_draws = _bootstrap(labels, preds, k)  # (B, C), (B,)
     precision, recall, f1 = _per_class(labels, preds, k)
     support = np.bincount(labels, minlength=k)
@@ -70,22 +116,20 @@ def evaluate(
          "f1_ci": _interval(f1_draws[:, c]), "support": int(support[c])}
         for c in range(k)
     ]  # fmt: skip
-    lengths = [len(x) for x in ids]
     correct = preds == labels
-    evaluation = Evaluation(
-        source=str(data),
-        size=len(rows),
+    return Evaluation(
+        source=source,
+        measured=measured,
+        size=len(labels),
         class_counts={names[c]: int(support[c]) for c in range(k)},
         accuracy=float(correct.mean()),
         accuracy_ci=_interval(acc_draws),
         macro_f1=float(f1[present].mean()),
         macro_f1_ci=_interval(np.nanmean(np.where(present, f1_draws, np.nan), axis=1)),
         per_class=per_class,
-        ece=expected_calibration_error(probs, labels),
-        by_length=_by_length(lengths, correct),
+        ece=None if probs is None else expected_calibration_error(probs, labels),
+        by_length=[] if lengths is None else _by_length(lengths, correct),
     )
-    evaluation.plots = _plots(evaluation, probs, labels, folder)
-    return evaluation
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS):

@@ -22,6 +22,8 @@ from lit_seqcls.serving.bundle import sha256
 # The network's weights; checkpoints from before #15 name them without "network."
 NETWORK_KEYS = ("network.", "embedding.", "encoder.", "head.")
 MAX_FINGERPRINTED = 20  # files of a data folder listed with their digests
+# What `lit-seqcls compare` writes in each run's folder (compare/runs.py, compare/predictions.py).
+COMPARE_RECORD, COMPARE_PREDICTIONS = "result.json", "test_predictions.jsonl"
 
 
 @dataclass
@@ -39,6 +41,10 @@ class RunFacts:
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     training_seconds: float | None = None
+    training_time_source: str = ""
+    # `lit-seqcls compare` records per run (result.json, test_predictions.jsonl), if found.
+    record: dict[str, Any] = field(default_factory=dict)
+    test_predictions: Path | None = None
 
     @classmethod
     def gather(
@@ -71,6 +77,15 @@ class RunFacts:
         if run and (run / "config.yaml").is_file():
             elapsed = ckpt_path.stat().st_mtime - (run / "config.yaml").stat().st_mtime
             facts.training_seconds = elapsed if elapsed > 0 else None
+            facts.training_time_source = "config.yaml"
+        compare_dir = _compare_run_dir(ckpt_path, run)
+        if compare_dir is not None:
+            facts.record = _read_json(compare_dir / COMPARE_RECORD)
+            if isinstance(facts.record.get("train_time_s"), int | float):
+                facts.training_seconds = float(facts.record["train_time_s"])
+                facts.training_time_source = "compare"
+            predictions = compare_dir / COMPARE_PREDICTIONS
+            facts.test_predictions = predictions if predictions.is_file() else None
         return facts
 
 
@@ -80,6 +95,22 @@ def _run_dir(ckpt_path: Path, given: str | Path | None) -> Path | None:
     folder = ckpt_path.resolve().parent
     run = folder.parent if folder.name == "checkpoints" else folder
     return run if (run / "config.yaml").is_file() or (run / "metrics.csv").is_file() else None
+
+
+def _compare_run_dir(ckpt_path: Path, run: Path | None) -> Path | None:
+    """The folder above the checkpoint holding compare's ``result.json``, within 3 levels."""
+    for folder in [run, *ckpt_path.resolve().parents[:4]]:
+        if folder is not None and (folder / COMPARE_RECORD).is_file():
+            return folder
+    return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -90,3 +90,27 @@ def test_bundle_is_logged_to_the_training_runs_wandb(run, tmp_path):
     staged = {p.read_bytes() for p in (tmp_path / "wandb_data_dir").rglob("staging/*")}
     bundle = tmp_path / "bundle"
     assert staged == {p.read_bytes() for p in bundle.iterdir()}
+
+
+def test_card_reads_what_compare_recorded_for_the_run(kit, tmp_path):
+    run_dir = tmp_path / "runs" / "cnn-seed0"  # compare's run folder
+    ckpt_dir = run_dir / "lightning_logs" / "version_0" / "checkpoints"
+    ckpt_dir.mkdir(parents=True)
+    ckpt = kit.write_checkpoint(ckpt_dir / "best.ckpt", "cnn")
+    labels, preds = ["neg", "pos", "meh", "pos"], ["neg", "pos", "pos", "pos"]
+    rows = [
+        {"index": i, "label": y, "pred": p, "probs": {"neg": 0.2, "pos": 0.7, "meh": 0.1}}
+        for i, (y, p) in enumerate(zip(labels, preds, strict=True))
+    ]
+    (run_dir / "test_predictions.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    record = {"train_time_s": 90.0, "hardware": {"type": "cpu", "torch_threads": 1},
+              "lengths": [3, 5, 9, 12], "correct": [1, 1, 0, 1]}  # fmt: skip
+    (run_dir / "result.json").write_text(json.dumps(record))
+    main(["export", "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "b")])
+    card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    for fact in ("Predictions of the checkpoint, by `lit-seqcls compare`'s test run",
+                 "| accuracy | 0.7500 |", "1.5 min (fit, as `lit-seqcls compare` recorded it)",
+                 "type cpu, torch_threads 1 (recorded by compare)",
+                 "4 texts (neg: 1, pos: 2, meh: 1)",
+                 "| 3 | 1 | 1.0000 |"):  # fmt: skip
+        assert fact in card, fact
