@@ -183,18 +183,24 @@ def test_calibration_and_multi_label_come_from_the_checkpoint(write_checkpoint, 
         ]
 
 
-def test_other_formats(write_checkpoint, tmp_path):
+def test_torchscript_format(write_checkpoint, tmp_path):
     ckpt = write_checkpoint(tmp_path / "m.ckpt", "gru")
-    folder = export_bundle(ckpt, tmp_path / "ts", fmt="torchscript")
+    folder = export_bundle(ckpt, tmp_path / "ts", fmt="torchscript")  # checked against PyTorch
     assert (folder / "model.torchscript.pt").is_file()
     with pytest.raises(BundleError, match="only an ONNX bundle is served without torch"):
         Bundle(folder)
-    try:  # pt2 works where torch.export captures dynamic shapes, else refuses and writes nothing
-        export_bundle(ckpt, tmp_path / "pt2", fmt="pt2")
-        assert (tmp_path / "pt2" / "model.pt2").is_file()
-    except ExportError as err:
-        assert "--format onnx" in str(err)
-        assert not (tmp_path / "pt2").exists()
+
+
+@pytest.mark.slow  # torch.export takes 10-30 s per model here
+def test_pt2_format_works_or_refuses_and_writes_nothing(write_checkpoint, tmp_path):
+    # Measured (torch 2.13): cnn and swem export; the recurrent encoders are refused, since
+    # torch.export fixes their sequence length.
+    cnn = export_bundle(write_checkpoint(tmp_path / "c.ckpt", "cnn"), tmp_path / "c", fmt="pt2")
+    assert (cnn / "model.pt2").is_file()
+    with pytest.raises(ExportError, match="--format onnx"):
+        export_bundle(write_checkpoint(tmp_path / "g.ckpt", "gru"), tmp_path / "g", fmt="pt2")
+    assert not (tmp_path / "g").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_a_checkpoint_without_text_pipeline_is_refused(write_checkpoint, tmp_path):
