@@ -59,3 +59,16 @@ def test_every_shipped_experiment_config_names_a_shipped_dataset_and_encoder():
         _, dataset, file = name.split("/")
         assert f"data/{dataset}.yaml" in names, name
         assert file.removesuffix(".yaml") in ENCODERS, name
+
+
+def test_every_shipped_experiment_config_builds_its_own_encoder():
+    # Complete after the data config alone: `fit --config data/imdb.yaml --config
+    # experiment/imdb/rnn.yaml` trains an rnn, not the default encoder with rnn's arguments.
+    import yaml
+
+    from lit_seqcls.encoders import ENCODERS
+
+    for name in (n for n in shipped.shipped_names() if n.startswith("experiment/")):
+        encoder = yaml.safe_load(shipped.shipped_config(name).read_text())["model"]["encoder"]
+        expected = ENCODERS[name.split("/")[-1].removesuffix(".yaml")]
+        assert encoder["class_path"] == f"lit_seqcls.encoders.{expected.__name__}", name
