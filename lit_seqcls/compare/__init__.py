@@ -5,9 +5,11 @@ to a launcher (``launchers``: here ``--jobs`` at a time, or a SLURM job array th
 which calls ``execution.execute_run`` for each: one ``fit`` and one ``test`` process with the
 ``ComparisonReporter`` callback (``reporter``), resumed from the run's checkpoints after an
 interruption; ``runs`` holds what a run folder records, ``progress`` the one progress line.
+``tuning`` (``--tune``) runs its Optuna trials through the same child runner
+(``execution.run_process``), ``--jobs`` at a time.
 ``results`` holds the run records and what is computed from them (summaries, accuracy by
 length); ``report`` writes the tables and ``plots`` the figures. Arrows go one way: runner →
-launchers | execution → runs → results; runner → report → plots → results.
+launchers | tuning → execution → runs → results; runner → report → plots → results.
 """
 
 from lit_seqcls.compare.execution import execute_run, run_one
