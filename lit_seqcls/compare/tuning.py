@@ -141,7 +141,7 @@ def tune_all(
             _Study(optuna, spec, spaces_of[spec.encoder], trials, folder, pruner) for spec in specs
         ]
         # The studies side by side, `jobs` at a time; the jobs they leave over, inside them.
-        inside = max(1, jobs // len(studies))
+        inside = max(1, jobs // max(1, len(studies)))
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tune") as pool:
             for done in [pool.submit(s.run, inside, control) for s in studies]:
                 done.result()

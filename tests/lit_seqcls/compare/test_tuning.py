@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import sqlite3
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,8 @@ optuna = pytest.importorskip("optuna")
 
 from lit_seqcls.cli import main as cli_main  # noqa: E402
 from lit_seqcls.compare import execution, runner  # noqa: E402
-from lit_seqcls.compare.runs import RunSpec  # noqa: E402
+from lit_seqcls.compare.launchers import stop_on_signals  # noqa: E402
+from lit_seqcls.compare.runs import RunControl, RunSpec  # noqa: E402
 from lit_seqcls.compare.search_space import SearchSpaceError, load_space, space_file  # noqa: E402
 from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune, tune_all  # noqa: E402
 from lit_seqcls.trust import check_untrusted  # noqa: E402
@@ -219,6 +224,34 @@ def test_jobs_run_trials_side_by_side_and_a_rerun_continues_each_study(
     tune_all(specs, trials + 2 // len(encoders), tmp_path, jobs=2)  # one pair more, resumed
     assert len(fake_fit.calls) == 6 and [c["pair"] for c in fake_fit.calls[4:]] == [pair] * 2
     assert sum(len(_study(tmp_path, e).trials) for e in encoders) == 6  # none redone
+
+
+def test_a_signal_stops_the_trial_uncounted_and_a_rerun_finishes_the_study(
+    synthetic_config, tmp_path, fake_fit
+):
+    # As in `compare --tune`: SIGTERM reaches this process while a trial's `fit` runs.
+    fake_fit.set([[0.5] * 400, [0.6]])  # trial 0 would report for 20 s
+    spec = RunSpec("cnn", 0, (synthetic_config,), (), run_dir="")
+
+    def terminate_once_a_trial_runs() -> None:
+        deadline = time.monotonic() + 120
+        while not fake_fit.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_a_trial_runs, daemon=True).start()
+    control = RunControl()
+    with stop_on_signals(control, print, "the trials end uncounted") as stopped:
+        tune_all([spec], 1, tmp_path, control=control)
+    assert stopped == [signal.SIGTERM]
+    (cut,) = _study(tmp_path).trials
+    assert cut.state.name == "FAIL" and "error" not in cut.user_attrs  # not counted
+    assert (
+        "fake fit finished"
+        not in (tmp_path / "tuning" / "cnn" / "trial-000" / "fit.log").read_text()
+    )
+    tune_all([spec], 1, tmp_path)  # the same budget: one trial still to run
+    assert _states(tmp_path) == ["FAIL", "COMPLETE"] and len(fake_fit.calls) == 2
 
 
 def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(
