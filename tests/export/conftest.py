@@ -35,11 +35,11 @@ CLASSES = ["neg", "pos", "meh"]
 MAX_LENGTH = 12
 
 
-def encoder_spec(name: str) -> dict:
+def encoder_spec(name: str, args: dict | None = None) -> dict:
     from lit_seqcls.encoders import ENCODERS
 
     cls = ENCODERS[name]
-    args = ENCODER_ARGS.get(name, {})  # a newly registered encoder: its defaults
+    args = ENCODER_ARGS.get(name, {}) if args is None else args  # new encoder: its defaults
     return {"class_path": f"{cls.__module__}.{cls.__name__}", "init_args": args}
 
 
@@ -52,12 +52,13 @@ def write_checkpoint(
     strip_html: bool = True,
     seed: int = 0,
     extra: dict | None = None,
+    encoder_args: dict | None = None,
 ) -> Path:
     """A checkpoint of an untrained model with a word tokenizer trained on ``CORPUS``."""
     tokenizer = train_word_tokenizer(CORPUS)
     torch.manual_seed(seed)
     model = SequenceClassifier(
-        tokenizer.get_vocab_size(), len(CLASSES), encoder=encoder_spec(encoder),
+        tokenizer.get_vocab_size(), len(CLASSES), encoder=encoder_spec(encoder, encoder_args),
         embedding_dim=8, dropout=0.0, class_names=CLASSES,
     )  # fmt: skip
     model.text_pipeline = {

@@ -53,11 +53,14 @@ def _torch_logits(model: SequenceClassifier, ids: list[list[int]]) -> np.ndarray
     return torch.stack(rows).numpy()
 
 
-@pytest.mark.parametrize("encoder", list(ENCODERS))
+@pytest.mark.parametrize(
+    ("encoder", "args"), [(name, None) for name in ENCODERS] + [("swem", {"ngram_buckets": 50})]
+)
 def test_bundle_logits_equal_pytorch_for_every_length_in_mixed_batches(
-    encoder, write_checkpoint, tmp_path
+    encoder, args, write_checkpoint, tmp_path
 ):
-    ckpt = write_checkpoint(tmp_path / "model.ckpt", encoder)
+    # swem with hashed bigrams: the graph computes the bigram ids from input_ids itself.
+    ckpt = write_checkpoint(tmp_path / "model.ckpt", encoder, encoder_args=args)
     folder = export_bundle(ckpt, tmp_path / "bundle")
     model = SequenceClassifier.load_from_checkpoint(ckpt).eval()
     bundle = Bundle(folder, batch_size=4)  # batches of 4 texts of different lengths
