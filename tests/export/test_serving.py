@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from lit_seqcls.cli import main
 from lit_seqcls.export import export_bundle
@@ -67,7 +68,11 @@ def test_bundle_predicts_with_torch_import_blocked(checkpoint, tmp_path):
 
 
 def test_predict_with_bundle_gives_the_rows_of_predict_from_the_checkpoint(checkpoint, tmp_path):
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["state_dict"]["temperature"] = torch.tensor(1.7)  # a calibrated model (#18)
+    torch.save(saved, checkpoint)
     folder = export_bundle(checkpoint, tmp_path / "bundle")
+    assert json.loads((folder / "pipeline.json").read_text())["temperature"] == pytest.approx(1.7)
     new = tmp_path / "new.txt"
     new.write_text("\n".join(NEW_TEXTS) + "\n", encoding="utf-8")
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.logger=false"]
