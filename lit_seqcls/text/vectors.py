@@ -4,6 +4,12 @@ GloVe files have one ``word v1 v2 ...`` line per word; word2vec text files start
 ``count dim`` header line, which is skipped. Lines may be gzip-compressed (``.gz``). Words of
 the vocabulary that the file lacks keep a small random vector, ``[PAD]`` stays zero, and the
 share of the vocabulary found (the *coverage*) is reported so a poor match is visible.
+
+The file's vectors are scaled by one factor so that their spread equals the random rows' (the
+network's own initial spread, std ``SPREAD``): word2vec trained on IMDB has std 1.46 per
+dimension, 15 times the initial embedding, and a CNN given those rows as they are reached 0.79
+validation accuracy after two epochs where a random start reaches 0.91. One factor for all rows
+keeps every angle and every ratio of norms; ``spread=None`` keeps the file's values.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from torch import Tensor
 
 from lit_seqcls.batch import PAD_ID
 
+SPREAD = 0.1  # std of the random rows: that of a fresh embedding (network._init_weights)
+
 
 class PretrainedVectors(NamedTuple):
     weights: Tensor  # (V, E), row i is the vector of token id i
@@ -26,7 +34,11 @@ class PretrainedVectors(NamedTuple):
 
 
 def load_vectors(
-    path: str | Path, vocab: Mapping[str, int], lowercase: bool = False, seed: int = 0
+    path: str | Path,
+    vocab: Mapping[str, int],
+    lowercase: bool = False,
+    seed: int = 0,
+    spread: float | None = SPREAD,
 ) -> PretrainedVectors:
     """Read ``path`` and build a ``(len(vocab), dim)`` matrix in the vocabulary's id order.
 
@@ -81,8 +93,10 @@ def load_vectors(
     generator = torch.Generator().manual_seed(seed)
     weights = torch.randn(size, dim, generator=generator) * 0.1  # (V, E)
     if rows:
-        ids = torch.tensor(list(rows))
-        weights[ids] = torch.tensor(list(rows.values()))
+        ids, found_rows = torch.tensor(list(rows)), torch.tensor(list(rows.values()))
+        if spread is not None and len(rows) > 1 and found_rows.std() > 0:
+            found_rows = found_rows * (spread / found_rows.std())
+        weights[ids] = found_rows
     weights[PAD_ID] = 0.0
     # Coverage counts words only: a file may hold a vector for `[UNK]` (``lit-seqcls vectors``
     # writes one), which must not push the share past 1.
