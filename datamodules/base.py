@@ -36,6 +36,7 @@ from datamodules.datasets_internals import dataset_fingerprint
 from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import collate
+from lit_seqcls.metrics import MULTI_LABEL, SINGLE_LABEL
 from lit_seqcls.runtime.lightning_internals import restored_batches_in_epoch
 from lit_seqcls.text import (
     TRAINERS,
@@ -160,6 +161,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.cache_dir = cache_dir
         self.from_checkpoint = from_checkpoint
         self.checkpoint_class_names: list[str] | None = None
+        self.checkpoint_task: str | None = None
         if from_checkpoint is not None:
             # The model's own pipeline wins: its ids, length limit and classes are what it knows.
             pipeline = read_checkpoint_pipeline(from_checkpoint)
@@ -168,6 +170,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             self.truncation_side = pipeline["truncation_side"]
             self.strip_html = pipeline["strip_html"]
             self.checkpoint_class_names = list(pipeline["class_names"])
+            self.checkpoint_task = str(pipeline.get("task", SINGLE_LABEL))
         self._vectors: Tensor | None = None
         self._tokenizer: Tokenizer | None = None
         self._splits: datasets.DatasetDict | None = None
@@ -213,7 +216,18 @@ class TextClassificationDataModule(L.LightningDataModule):
         only ``strip_html`` travels with the checkpoint)."""
         return _HTML_TAG.sub(" ", text) if self.strip_html else text
 
+    @property
+    def multi_label(self) -> bool:
+        """Is every label a set of classes (``Batch.labels`` multi-hot ``(B, C)``)? A plugin with
+        multi-label data overrides this (and gives each row's ``label`` as a list of indices)."""
+        return self.checkpoint_task == MULTI_LABEL
+
     # ---- what the model is linked to (cheap to read; LightningCLI reads them before setup) ----
+    @property
+    def task(self) -> str:
+        """``single_label`` or ``multi_label`` (linked to the model's ``task``)."""
+        return MULTI_LABEL if self.multi_label else SINGLE_LABEL
+
     @property
     def num_classes(self) -> int:
         schema.check_class_limit(self.class_names, self.describe(TRAIN))
@@ -238,8 +252,23 @@ class TextClassificationDataModule(L.LightningDataModule):
         train = self._encoded.get(TRAIN)
         if train is None or LABEL not in train.column_names:
             return None
-        counts = np.bincount(train.with_format("numpy")[LABEL], minlength=len(self.class_names))
+        if self.multi_label:  # texts holding each label
+            labels = [i for row in train[LABEL] for i in row]
+            counts = np.bincount(np.asarray(labels, np.int64), minlength=len(self.class_names))
+        else:
+            counts = np.bincount(train.with_format("numpy")[LABEL], minlength=len(self.class_names))
         return {name: int(n) for name, n in zip(self.class_names, counts, strict=True)}
+
+    @property
+    def train_size(self) -> int | None:
+        """Texts in the training split (multi-label ``class_weights: auto`` needs it), or
+        ``None`` without one; from the tokenized cache, like ``class_counts``."""
+        if self.from_checkpoint is not None:
+            return None
+        self.setup()
+        assert self._encoded is not None
+        train = self._encoded.get(TRAIN)
+        return None if train is None else len(train)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -269,6 +298,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             "truncation_side": self.truncation_side,
             "strip_html": self.strip_html,
             "class_names": list(self.class_names),
+            "task": self.task,
             # The module that reads raw files for `lit-seqcls predict --ckpt_path` alone.
             "datamodule": "datamodules.TextDataModule",
         }
@@ -369,7 +399,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         return (ResumableDataLoader if shuffle else DataLoader)(
             dataset,
             batch_sampler=sampler,
-            collate_fn=functools.partial(collate, pad_to_multiple_of=self.pad_to_multiple_of),
+            collate_fn=functools.partial(
+                collate,
+                pad_to_multiple_of=self.pad_to_multiple_of,
+                num_labels=len(self.class_names) if self.multi_label else None,
+            ),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
@@ -449,10 +483,12 @@ class TextClassificationDataModule(L.LightningDataModule):
             schema.check_texts(split, self.describe(name))
             if name != PREDICT:
                 schema.check_class_limit(self.class_names, self.describe(TRAIN))
-                schema.check_labels(split, self.describe(name), self.class_names)
+                schema.check_labels(split, self.describe(name), self.class_names, self.multi_label)
         warn_about_shared_texts(raw, self.describe)  # before a validation split is carved
         if TRAIN in raw:
-            schema.check_several_classes(raw[TRAIN], self.describe(TRAIN), self.class_names)
+            schema.check_several_classes(
+                raw[TRAIN], self.describe(TRAIN), self.class_names, self.multi_label
+            )
             if VAL not in raw:
                 parts = raw[TRAIN].train_test_split(test_size=self.val_fraction, seed=self.seed)
                 raw = datasets.DatasetDict({**raw, TRAIN: parts["train"], VAL: parts["test"]})

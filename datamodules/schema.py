@@ -64,15 +64,27 @@ def check_not_empty(ds: datasets.Dataset, where: str) -> None:
         )
 
 
-def check_labels(ds: datasets.Dataset, where: str, class_names: list[str]) -> None:
-    """Every row has an integer ``label`` that is a class index in ``[0, len(class_names))``."""
+def check_labels(
+    ds: datasets.Dataset, where: str, class_names: list[str], multi_label: bool = False
+) -> None:
+    """Every row has an integer ``label`` that is a class index in ``[0, len(class_names))``
+    (``multi_label``: a list of such indices)."""
     if LABEL not in ds.column_names:
         raise DataError(
             f"{where}: no {LABEL!r} column (columns: {ds.column_names}). Name the column "
             "that holds the class with `label_field`, or use the split only for `predict`."
         )
     for row, label in enumerate(ds[LABEL]):
-        check_class_index(label, where, row, LABEL, class_names)
+        if not multi_label:
+            check_class_index(label, where, row, LABEL, class_names)
+            continue
+        if not isinstance(label, list):
+            raise DataError(
+                f"{where}, row {row}, field {LABEL!r}: expected a list of class indices "
+                f"(multi-label data), got {label!r:.80}."
+            )
+        for item in label:
+            check_class_index(item, where, row, LABEL, class_names)
 
 
 def check_class_index(label: Any, where: str, row: int, field: str, class_names: list[str]) -> None:
@@ -107,9 +119,47 @@ def check_label_value(value: Any, where: str, row: int, field: str) -> None:
         raise DataError(
             f"{where}, row {row}, field {field!r}: a label is one class name (a string) or "
             f"class index (an integer), got {kind or type(value).__name__}: {value!r:.80}. "
-            "Give every row exactly one label (multi-label data is not supported), or name "
-            "another column with `label_field`."
+            "Give every row exactly one label, or, for multi-label data, a list of class "
+            "names in every row (or a delimited string with `label_delimiter`); or name another "
+            "column with `label_field`."
         )
+
+
+def check_label_list(value: Any, where: str, row: int, field: str) -> list[str]:
+    """A multi-label row: a list of class names (strings; integers are read as names). An empty
+    list is allowed (a text with none of the labels); repeated names count once.
+
+    Example:
+        >>> check_label_list(["net", "web", "net"], "tags.jsonl (split 'train')", 3, "label")
+        ['net', 'web']
+        >>> check_label_list("net", "tags.jsonl (split 'train')", 3, "label")
+        Traceback (most recent call last):
+        ...
+        datamodules.schema.DataError: tags.jsonl (split 'train'), row 3, field 'label': \
+other rows hold a list of labels (multi-label data), this one a str: 'net'. ...
+    """
+    if value is None:
+        raise DataError(
+            f"{where}, row {row}, field {field!r}: the label is missing (null). Give a list of "
+            "labels (an empty list for none) or remove the row; unlabelled texts belong in the "
+            "`predict` split."
+        )
+    if not isinstance(value, list):
+        raise DataError(
+            f"{where}, row {row}, field {field!r}: other rows hold a list of labels (multi-label "
+            f"data), this one a {type(value).__name__}: {value!r:.80}. Give every row a list "
+            '(e.g. ["net"]), or every row one label.'
+        )
+    names: dict[str, None] = {}
+    for item in value:
+        ok = isinstance(item, str | int) and not isinstance(item, bool) and str(item).strip()
+        if not ok:
+            raise DataError(
+                f"{where}, row {row}, field {field!r}: the label list holds {item!r:.40}; each "
+                "item must be a non-empty class name (a string). Fix the row."
+            )
+        names[str(item)] = None
+    return list(names)
 
 
 def check_class_count(num_classes: int, rows: int, where: str, field: str) -> None:
@@ -142,8 +192,19 @@ def check_class_limit(class_names: list[str], where: str) -> None:
         )
 
 
-def check_several_classes(ds: datasets.Dataset, where: str, class_names: list[str]) -> None:
-    """A training split with one class cannot teach a classifier anything: refuse it."""
+def check_several_classes(
+    ds: datasets.Dataset, where: str, class_names: list[str], multi_label: bool = False
+) -> None:
+    """A training split with one class cannot teach a classifier anything: refuse it.
+
+    Multi-label: some row must hold a label (all-empty label lists teach nothing)."""
+    if multi_label:
+        if not any(ds[LABEL]):
+            raise DataError(
+                f"{where}, field {LABEL!r}: every training row has an empty label list "
+                f"({len(ds)} rows). Add the labels of the texts, or check `label_field`."
+            )
+        return
     counts = Counter(ds[LABEL])
     if len(counts) < 2:
         only = next(iter(counts), None)

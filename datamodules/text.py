@@ -5,6 +5,11 @@ plus the columns to read. Source splits named ``train``, ``validation`` (or ``va
 ``val``), ``test`` and ``predict`` are used as such; ``split`` maps other names. Labels may be
 strings or integers; the class names come, in this order, from ``from_checkpoint``,
 ``class_names``, a ``ClassLabel`` feature, ``label_names_field``, or the sorted training labels.
+
+Multi-label data needs no flag: a label column holding lists of class names (a JSON list, a list
+feature) makes the task multi-label, and so does ``label_delimiter`` (``"net|web"`` with ``|``).
+Then every row's label is a list (an empty list: none of the labels), the class names are the
+sorted names seen in training, and the model is linked to ``task: multi_label``.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from datamodules.schema import (
     DataError,
     check_class_count,
     check_class_index,
+    check_label_list,
     check_label_value,
 )
+from lit_seqcls.metrics import MULTI_LABEL, SINGLE_LABEL
 
 _ALIASES = {"valid": VAL, "dev": VAL, "val": VAL, TRAIN: TRAIN, VAL: VAL, TEST: TEST}
 _ALIASES[PREDICT] = PREDICT
@@ -59,6 +66,8 @@ class TextDataModule(TextClassificationDataModule):
         class_names: fix the classes and their order instead of reading them from the data.
         delimiter: the field separator of CSV files (one character; ``\\t`` for a tab); by
             default each file's header line says (``,`` ``;`` tab or ``|``).
+        label_delimiter: multi-label data written as one string per row: the string between
+            labels (``"net|web"`` with ``|``; an empty string is no label). Lists need none.
         **kwargs: the shared data arguments (batch size, tokenizer, caching, bucketing; see
             ``TextClassificationDataModule``).
 
@@ -84,6 +93,7 @@ class TextDataModule(TextClassificationDataModule):
         label_names_field: str | None = None,
         class_names: list[str] | None = None,
         delimiter: str | None = None,
+        label_delimiter: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -102,6 +112,15 @@ class TextDataModule(TextClassificationDataModule):
         self.label_names_field = label_names_field
         self.fixed_class_names = list(class_names) if class_names is not None else None
         self.delimiter = check_delimiter(delimiter)
+        if label_delimiter is not None and (
+            not isinstance(label_delimiter, str) or not label_delimiter.strip()
+        ):
+            raise ValueError(
+                f"label_delimiter must be a non-blank string such as '|' or ',', got "
+                f"{label_delimiter!r:.40}"
+            )
+        self.label_delimiter = label_delimiter
+        self._multi_label: bool | None = None
         self._class_names: list[str] | None = None
         self._data_class_names: list[str] | None = None  # as load_splits() read them
 
@@ -122,13 +141,36 @@ class TextDataModule(TextClassificationDataModule):
         assert self._data_class_names is not None
         return self._data_class_names
 
-    def _class_names_entry(self) -> Path:
+    def _class_names_entry(self, kind: str = "classes") -> Path:
         key = fingerprint(self.source_fingerprint())
-        return cache_root(self.cache_dir) / "classes" / f"{key}.json"
+        return cache_root(self.cache_dir) / kind / f"{key}.json"
+
+    @property
+    def multi_label(self) -> bool:
+        """Lists of labels (or ``label_delimiter``): decided by the data, cached like the
+        class names, and kept in the checkpoint's text pipeline (``task``)."""
+        if self._multi_label is None:
+            if self.checkpoint_task is not None:
+                self._multi_label = self.checkpoint_task == MULTI_LABEL
+            elif self.label_delimiter is not None:
+                self._multi_label = True
+            elif (path := self._class_names_entry("tasks")).is_file():
+                self._multi_label = json.loads(path.read_text(encoding="utf-8")) == MULTI_LABEL
+            else:
+                _ = self.splits  # load_splits() decides and writes the entry
+        return bool(self._multi_label)
 
     def load_splits(self) -> datasets.DatasetDict:
         raw = self._pick_splits(self._load_raw())
         try:
+            if self._multi_label is None:
+                self._multi_label = self.label_delimiter is not None or _lists(
+                    raw.get(TRAIN), self.label_field
+                )
+                if self.checkpoint_task is not None:
+                    self._multi_label = self.checkpoint_task == MULTI_LABEL
+                task = MULTI_LABEL if self._multi_label else SINGLE_LABEL
+                text_entry(self._class_names_entry("tasks"), lambda: json.dumps(task))
             self._data_class_names = self._resolve_class_names(raw.get(TRAIN))
             if not (self.checkpoint_class_names or self.fixed_class_names):
                 text_entry(self._class_names_entry(), lambda: json.dumps(self._data_class_names))
@@ -157,6 +199,7 @@ class TextDataModule(TextClassificationDataModule):
             "class_names": self.checkpoint_class_names or self.fixed_class_names,
             # Only when set, so the keys of entries cached before the argument existed hold.
             **({"delimiter": self.delimiter} if self.delimiter is not None else {}),
+            **({"label_delimiter": self.label_delimiter} if self.label_delimiter else {}),
         }
 
     def describe(self, split: str) -> str:
@@ -232,6 +275,14 @@ class TextDataModule(TextClassificationDataModule):
         feature = train.features[self.label_field]
         if isinstance(feature, datasets.ClassLabel):
             return list(feature.names)
+        if self.multi_label:
+            inner = getattr(feature, "feature", None)
+            if isinstance(inner, datasets.ClassLabel):  # a hub list of ClassLabel
+                return list(inner.names)
+            rows = enumerate(train[self.label_field])
+            values = {n: None for row, v in rows for n in self._label_list(where, row, v)}
+            check_class_count(len(values), len(train), where, self.label_field)
+            return sorted(values)
         labels = [_plain(v) for v in train[self.label_field]]
         for row, value in enumerate(labels):
             if value is not None:  # a missing label is reported, by row, in `_standardize`
@@ -300,8 +351,45 @@ class TextDataModule(TextClassificationDataModule):
             )
         lookup = {name: i for i, name in enumerate(self.class_names)}
         values = enumerate(ds[self.label_field])
+        if self.multi_label:
+            indices = _class_label_list(ds.features[self.label_field])
+            labels = [self._label_indices(where, row, v, lookup, indices) for row, v in values]
+            feature = datasets.Features(
+                {TEXT: datasets.Value("string"), LABEL: datasets.List(datasets.Value("int64"))}
+            )
+            return datasets.Dataset.from_dict({TEXT: texts, LABEL: labels}, features=feature)
         labels = [self._label_index(where, row, v, lookup) for row, v in values]
         return datasets.Dataset.from_dict({TEXT: texts, LABEL: labels})
+
+    def _label_list(self, where: str, row: int, value: Any) -> list[str]:
+        """A multi-label row's class names: its list, or its string split at ``label_delimiter``."""
+        if self.label_delimiter is not None and isinstance(value, str):
+            value = [part.strip() for part in value.split(self.label_delimiter) if part.strip()]
+        elif self.label_delimiter is not None and value is not None and not isinstance(value, list):
+            raise DataError(
+                f"{where}, row {row}, field {self.label_field!r}: with `label_delimiter` a label "
+                f"is a string of names such as 'net{self.label_delimiter}web', got {value!r:.80}."
+            )
+        return check_label_list(value, where, row, self.label_field)
+
+    def _label_indices(
+        self, where: str, row: int, value: Any, lookup: dict[str, int], indices: bool
+    ) -> list[int]:
+        if indices:  # a list of ClassLabel: already class indices
+            for item in value or []:
+                check_class_index(item, where, row, self.label_field, self.class_names)
+            return sorted(set(value or []))
+        out = []
+        for name in self._label_list(where, row, value):
+            if name not in lookup:
+                shown = self.class_names if len(lookup) <= 20 else f"{len(lookup):,} classes"
+                raise DataError(
+                    f"{where}, row {row}, field {self.label_field!r}: label {name!r:.80} was "
+                    f"never seen in training (labels: {shown}). Add examples of it to the "
+                    "training data, fix the label, or list it in `class_names`."
+                )
+            out.append(lookup[name])
+        return sorted(out)
 
     def _label_index(self, where: str, row: int, value: Any, lookup: dict[str, int]) -> int:
         value = _plain(value)
@@ -324,6 +412,19 @@ class TextDataModule(TextClassificationDataModule):
                 f"seen in training (classes: {shown}). Add examples of it to the "
                 "training data, fix the label, or list it in `class_names`."
             ) from None
+
+
+def _lists(train: datasets.Dataset | None, field: str) -> bool:
+    """Is a training split's label column multi-label: a list feature, or any row a list?"""
+    if train is None or field not in train.column_names:
+        return False
+    if isinstance(train.features[field], datasets.List | datasets.Sequence | list):
+        return True
+    return any(isinstance(v, list) for v in train[field])
+
+
+def _class_label_list(feature: Any) -> bool:
+    return isinstance(getattr(feature, "feature", None), datasets.ClassLabel)
 
 
 def _digest(file: str) -> str:

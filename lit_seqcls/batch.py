@@ -21,7 +21,8 @@ class Batch:
     Attributes:
         input_ids: token ids, right-padded with ``PAD_ID``. ``(B, T)``
         lengths: real tokens per text, always ``>= 1``. ``(B,)``
-        labels: class indices, ``None`` at predict time. ``(B,)``
+        labels: class indices ``(B,)``; multi-label: 0/1 floats ``(B, C)``; ``None`` at
+            predict time.
         index: row of each text in its split (to find the raw text). ``(B,)``
 
     Lightning moves a dataclass to the device field by field; ``pin_memory`` lets a
@@ -64,11 +65,20 @@ def _pin(value: Tensor | None) -> Tensor | None:
     return value.pin_memory() if value is not None else None
 
 
-def collate(examples: Sequence[dict[str, Any]], pad_to_multiple_of: int = 1) -> Batch:
+def collate(
+    examples: Sequence[dict[str, Any]], pad_to_multiple_of: int = 1, num_labels: int | None = None
+) -> Batch:
     """Pad a list of tokenized examples to the longest one (rounded up to ``pad_to_multiple_of``).
 
     Each example is a mapping with ``input_ids`` (a non-empty sequence of ints) and optionally
-    ``label`` and ``index``. Labels are kept only when every example has one.
+    ``label`` and ``index``. Labels are kept only when every example has one. With
+    ``num_labels`` (multi-label data) each ``label`` is a list of class indices and the batch's
+    labels are multi-hot rows ``(B, num_labels)`` of 0.0 / 1.0.
+
+    Example:
+        >>> collate([{"input_ids": [5], "label": [0, 2]}, {"input_ids": [6], "label": []}],
+        ...         num_labels=3).labels.tolist()
+        [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
     """
     lengths = torch.tensor([len(ex["input_ids"]) for ex in examples], dtype=torch.long)  # (B,)
     if (lengths < 1).any():
@@ -80,9 +90,14 @@ def collate(examples: Sequence[dict[str, Any]], pad_to_multiple_of: int = 1) -> 
     for row, ex in enumerate(examples):
         input_ids[row, : lengths[row]] = torch.as_tensor(ex["input_ids"], dtype=torch.long)
     has_labels = all(ex.get("label") is not None for ex in examples)
-    labels = (
-        torch.tensor([ex["label"] for ex in examples], dtype=torch.long) if has_labels else None
-    )
+    if not has_labels:
+        labels = None
+    elif num_labels is not None:
+        labels = torch.zeros(len(examples), num_labels)  # (B, C) multi-hot
+        for row, ex in enumerate(examples):
+            labels[row, torch.as_tensor(ex["label"], dtype=torch.long)] = 1.0
+    else:
+        labels = torch.tensor([ex["label"] for ex in examples], dtype=torch.long)
     has_index = all("index" in ex for ex in examples)
     index = torch.tensor([ex["index"] for ex in examples], dtype=torch.long) if has_index else None
     return Batch(input_ids=input_ids, lengths=lengths, labels=labels, index=index)

@@ -13,8 +13,11 @@ Plain tensor maths the system (``SequenceClassifier``) applies; nothing here kno
   L1, binned as torchmetrics does) and the rows of a reliability diagram.
 - ``coverage_curve``: the share of texts kept and their accuracy when texts whose top probability
   is below a threshold are left unlabelled (``predict --predictions.min_confidence``).
-- ``fit_thresholds``: per-label decision thresholds maximising F1 (multi-label, #18 part 4: the
-  model does not use it yet).
+- ``fit_thresholds``: per-label decision thresholds maximising F1 (multi-label).
+- Multi-label: ``pos_weights`` (``class_weights: auto``: negatives / positives per label),
+  ``fit_sigmoid_temperature`` (one temperature over every label's logit: the binary NLL of
+  ``sigmoid(z / T)`` is the two-class softmax NLL of ``[0, z] / T``, so ``fit_temperature``
+  fits it) and ``multilabel_calibration_report`` (ECE over all text-label pairs).
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ __all__ = [
     "calibration_report",
     "class_weights",
     "coverage_curve",
+    "fit_sigmoid_temperature",
     "fit_temperature",
     "fit_thresholds",
+    "multilabel_calibration_report",
+    "pos_weights",
     "reliability",
 ]
 
@@ -98,6 +104,67 @@ def class_weights(
     if bad or not math.isfinite(sum(float(v) for v in setting.values())):
         raise ConfigValueError(f"class_weights must be finite numbers >= 0, got {bad or setting}")
     return torch.tensor([float(setting.get(n, 1.0)) for n in class_names])
+
+
+def pos_weights(class_names: Sequence[str], counts: Mapping[str, int], total: int) -> Tensor:
+    """Multi-label ``pos_weight`` ``(C,)``: negatives / positives of each label in the training
+    split (``total`` texts, ``counts[name]`` of them with the label); 1 for a label never seen.
+
+    Example:
+        >>> pos_weights(["net", "web"], {"net": 10, "web": 40}, 50).tolist()
+        [4.0, 0.25]
+    """
+    n = torch.tensor([float(counts.get(name, 0)) for name in class_names])  # (C,)
+    weights = (float(total) - n) / n.clamp(min=1.0)
+    return torch.where(n > 0, weights, torch.ones_like(weights))
+
+
+def fit_sigmoid_temperature(logits: Tensor, targets: Tensor) -> float:
+    """One temperature for all labels: ``T`` minimising the mean binary NLL of
+    ``sigmoid(logits / T)`` against 0/1 ``targets``, both ``(N, C)``.
+
+    Example (3 of 4 texts positive, all with logit 1: ``sigmoid(1/T) = 3/4``):
+        >>> t = fit_sigmoid_temperature(torch.ones(4, 1), torch.tensor([[1], [1], [1], [0]]))
+        >>> round(t, 6), round(1 / math.log(3), 6)
+        (0.910239, 0.910239)
+    """
+    z = logits.detach().double().reshape(-1, 1)  # (N*C, 1)
+    pairs = torch.cat([torch.zeros_like(z), z], dim=1)  # softmax([0, z]) = [1 - p, p]
+    return fit_temperature(pairs, targets.detach().reshape(-1).long())
+
+
+def multilabel_calibration_report(
+    logits: Tensor, targets: Tensor, temperature: float, thresholds: Tensor
+) -> dict[str, Any]:
+    """Plain data for logs and the checkpoint: the ECE over all text-label pairs (each a binary
+    prediction) before and after ``T``, the per-label thresholds and F1 at them; no coverage
+    curve (abstaining is single-label)."""
+    z = logits.detach().float()
+    targets = targets.detach().long().to(z.device)
+    raw, calibrated = z.sigmoid(), (z / temperature).sigmoid()  # (N, C)
+
+    def pairs(p: Tensor) -> Tensor:
+        q = p.reshape(-1, 1)
+        return torch.cat([1 - q, q], dim=1)
+
+    ece_raw, bins_raw = reliability(pairs(raw), targets.reshape(-1))
+    ece, bins = reliability(pairs(calibrated), targets.reshape(-1))
+    predicted = (calibrated >= thresholds.to(z.device)).long()
+    tp = (predicted * targets).sum(0).double()
+    f1 = 2 * tp / (predicted.sum(0) + targets.sum(0)).double().clamp(min=1)
+    return {
+        "task": "multi_label",
+        "temperature": float(temperature),
+        "count": len(z),
+        "accuracy": float((predicted == targets).all(dim=1).double().mean()) if len(z) else 0.0,
+        "ece_raw": ece_raw,
+        "ece": ece,
+        "bins_raw": bins_raw,
+        "bins": bins,
+        "thresholds": [round(float(t), 6) for t in thresholds],
+        "f1": [float(v) for v in f1],
+        "coverage": [],
+    }
 
 
 def fit_temperature(logits: Tensor, labels: Tensor, iterations: int = 60) -> float:

@@ -53,7 +53,7 @@ from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted, read_con
 
 DEFAULT_CONFIG = shipped_root() / "trainer" / "default.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names", "class_counts")
+LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names", "class_counts", "task")
 CKPT_PATH_WORDS = (AUTO, "last", "best", "hpc", "registry")  # resolved later, not file names
 
 

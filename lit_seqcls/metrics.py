@@ -6,13 +6,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MultilabelAveragePrecision,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+)
 
 STAGES = ("train", "val", "test")
+# The model's `task`: one class per text (softmax), or a set of labels (sigmoid per label).
+SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"
+TASKS = (SINGLE_LABEL, MULTI_LABEL)
 
 LOSS = "loss"
 ACC = "acc"
 F1 = "f1_macro"
+F1_MICRO = "f1_micro"  # multi-label only (as MAP)
+MAP = "map"  # mean average precision over the labels
 ECE = "ece"  # expected calibration error (15 bins) of the calibrated probabilities
 ECE_RAW = "ece_raw"  # ... of softmax(logits), before temperature scaling
 TEMPERATURE = "temperature"
@@ -48,6 +59,36 @@ def classification_metrics(num_classes: int, stage: str) -> MetricCollection:
             F1: MulticlassF1Score(num_classes, average="macro"),
         },
         prefix=f"{stage}/",
+    )
+
+
+def multilabel_metrics(num_labels: int, stage: str) -> MetricCollection:
+    """Multi-label metrics of 0/1 predictions ``(B, C)`` against 0/1 targets: ``acc`` is subset
+    accuracy (every label of a text right; so ``val/acc`` stays the checkpoint monitor),
+    ``f1_macro`` and ``f1_micro``. The model predicts at its tuned per-label thresholds.
+
+    Example:
+        >>> import torch
+        >>> m = multilabel_metrics(2, "val")
+        >>> m.update(torch.tensor([[1, 0], [1, 1]]), torch.tensor([[1, 0], [1, 0]]))
+        >>> {k: round(v.item(), 3) for k, v in sorted(m.compute().items())}
+        {'val/acc': 0.5, 'val/f1_macro': 0.5, 'val/f1_micro': 0.8}
+    """
+    return MetricCollection(
+        {
+            ACC: MultilabelExactMatch(num_labels),
+            F1: MultilabelF1Score(num_labels, average="macro"),
+            F1_MICRO: MultilabelF1Score(num_labels, average="micro"),
+        },
+        prefix=f"{stage}/",
+    )
+
+
+def map_metric(num_labels: int, stage: str) -> MetricCollection:
+    """Multi-label mean average precision (macro over labels) of probabilities ``(B, C)``,
+    keyed ``"<stage>/map"``; a label without a positive text counts 0 (torchmetrics)."""
+    return MetricCollection(
+        {MAP: MultilabelAveragePrecision(num_labels, average="macro")}, prefix=f"{stage}/"
     )
 
 

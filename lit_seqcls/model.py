@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import CatMetric, MeanMetric
-from torchmetrics.classification import MulticlassF1Score
+from torchmetrics.classification import MulticlassF1Score, MultilabelF1Score
 
 from lit_seqcls import calibration as cal
 from lit_seqcls.batch import PAD_ID, Batch
@@ -21,11 +21,16 @@ from lit_seqcls.metrics import (
     ECE,
     ECE_RAW,
     LOSS,
+    MULTI_LABEL,
+    SINGLE_LABEL,
     STAGES,
+    TASKS,
     TEMPERATURE,
     VAL_ACC,
     classification_metrics,
+    map_metric,
     metric_name,
+    multilabel_metrics,
 )
 from lit_seqcls.network import ClassifierOutput, TextClassifierNetwork
 from lit_seqcls.schedules import LRSchedule, build_schedule, check_schedule
@@ -42,7 +47,8 @@ __all__ = ["ClassifierOutput", "EncoderFactory", "SequenceClassifier"]
 
 StepOutput = dict[str, Tensor]
 """Every step returns ``loss`` (scalar), detached ``logits`` ``(B, C)`` divided by the model's
-``temperature`` (so their softmax is the calibrated probabilities) and ``preds`` ``(B,)``."""
+``temperature`` (so their softmax is the calibrated probabilities) and ``preds`` ``(B,)``;
+multi-label: sigmoid of the logits, and ``preds`` 0/1 ``(B, C)`` (at the tuned thresholds)."""
 
 
 class SequenceClassifier(L.LightningModule):
@@ -74,6 +80,14 @@ class SequenceClassifier(L.LightningModule):
         calibrate: after each validation epoch, fit a temperature on the validation logits of
             all ranks (``temperature``, kept in checkpoints) and use ``softmax(logits / T)`` for
             predictions, test and the analysis callbacks; ``false`` keeps ``T = 1``.
+        task: ``single_label`` (softmax, cross-entropy) or ``multi_label`` (a sigmoid per label,
+            binary cross-entropy; ``class_weights: auto`` then gives each label the
+            ``pos_weight`` negatives / positives of the training split, a dictionary gives the
+            named labels' ``pos_weight``; ``label_smoothing`` pulls targets towards 0.5).
+            Linked from the DataModule (lists of labels make the data multi-label). Multi-label
+            models tune a decision threshold per label on the validation split after each
+            validation epoch (maximising that label's F1; ``thresholds``, kept in checkpoints)
+            and ``calibrate`` fits one temperature over all labels' logits.
         optimizer: optimizer factory; AdamW (torch defaults) unless configured.
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch.
         lr_schedule: a per-step schedule by name instead of ``lr_scheduler``:
@@ -106,8 +120,11 @@ class SequenceClassifier(L.LightningModule):
         word_dropout: float = 0.0,
         lr_schedule: LRSchedule | None = None,
         warmup_steps: int = 0,
+        task: str = SINGLE_LABEL,
     ) -> None:
         super().__init__()
+        if task not in TASKS:
+            raise ConfigValueError(f"task must be one of {list(TASKS)}, got {task!r:.40}")
         require_positive_int("vocab_size", vocab_size)
         require_positive_int("num_classes", num_classes)
         require_positive_int("embedding_dim", embedding_dim)
@@ -140,10 +157,17 @@ class SequenceClassifier(L.LightningModule):
         self.class_names = class_names or [str(i) for i in range(num_classes)]
         self.label_smoothing = float(label_smoothing)
         self.calibrate = calibrate
+        self.multi_label = task == MULTI_LABEL
         # The loss weights follow from the hyper-parameters (not saved: rebuilt on load); with
         # `auto` and no linked counts (a plain Trainer) they come from the DataModule in `setup`.
-        weights = cal.class_weights(class_weights, self.class_names, class_counts)
+        # Multi-label `auto` needs the number of training texts too: always from `setup`.
+        auto_later = self.multi_label and class_weights == "auto"
+        weights = (
+            None if auto_later else cal.class_weights(class_weights, self.class_names, class_counts)
+        )
         self.register_buffer("loss_weight", weights, persistent=False)  # (C,) or None
+        if self.multi_label:  # per-label decision thresholds, tuned on validation
+            self.register_buffer("thresholds", torch.full((num_classes,), 0.5))
         # 1.0 = uncalibrated; fitted after each validation epoch, saved in the state_dict.
         self.register_buffer("temperature", torch.tensor(1.0))
         # Plain data of the last calibration per stage (ECE, bins, coverage curve), for the
@@ -157,11 +181,18 @@ class SequenceClassifier(L.LightningModule):
         self.text_pipeline: dict[str, Any] | None = None
 
         # Metric objects are modules (their states move with the model); keyed by stage.
-        self.metrics = nn.ModuleDict(
-            {_key(s): classification_metrics(num_classes, s) for s in STAGES}
+        build = multilabel_metrics if self.multi_label else classification_metrics
+        self.metrics = nn.ModuleDict({_key(s): build(num_classes, s) for s in STAGES})
+        # Multi-label mean average precision (of probabilities, not 0/1 predictions).
+        self.map_metrics = nn.ModuleDict(
+            {_key(s): map_metric(num_classes, s) for s in ("val", "test") if self.multi_label}
         )
         self.losses = nn.ModuleDict({_key(s): MeanMetric() for s in STAGES})
-        self.test_f1_per_class = MulticlassF1Score(num_classes, average=None)
+        self.test_f1_per_class = (
+            MultilabelF1Score(num_classes, average=None)
+            if self.multi_label
+            else MulticlassF1Score(num_classes, average=None)
+        )
         # Every evaluated text's raw logits and label, gathered across ranks at epoch end.
         self.eval_logits = nn.ModuleDict(
             {_key(s): CatMetric(nan_strategy="disable") for s in ("val", "test")}
@@ -193,7 +224,13 @@ class SequenceClassifier(L.LightningModule):
         if pipeline is not None:
             self.text_pipeline = pipeline
         counts = getattr(datamodule, "class_counts", None) if stage == "fit" else None
-        if self.hparams.get("class_weights") == "auto" and self.loss_weight is None and counts:
+        auto = self.hparams.get("class_weights") == "auto" and self.loss_weight is None
+        if auto and counts and self.multi_label:
+            total = getattr(datamodule, "train_size", None)
+            if total:
+                weights = cal.pos_weights(self.class_names, counts, total)
+                self.loss_weight = weights.to(self.device)
+        elif auto and counts:
             self.loss_weight = cal.class_weights("auto", self.class_names, counts).to(self.device)
         vectors = getattr(datamodule, "pretrained_embeddings", None) if stage == "fit" else None
         if vectors is not None:
@@ -234,8 +271,12 @@ class SequenceClassifier(L.LightningModule):
         self, batch: Batch, batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, Tensor]:
         logits = self(batch.input_ids, batch.lengths).logits
-        probs = (logits.float() / self.temperature).softmax(dim=-1)  # (B, C), calibrated
-        out = {"probs": probs, "pred": probs.argmax(dim=-1)}
+        if self.multi_label:
+            probs = (logits.float() / self.temperature).sigmoid()  # (B, C), calibrated
+            out = {"probs": probs, "labels": (probs >= self.thresholds).long()}
+        else:
+            probs = (logits.float() / self.temperature).softmax(dim=-1)  # (B, C), calibrated
+            out = {"probs": probs, "pred": probs.argmax(dim=-1)}
         if batch.index is not None:
             out["index"] = batch.index
         return out
@@ -246,16 +287,34 @@ class SequenceClassifier(L.LightningModule):
                 f"the {stage} data has no labels; only `predict` runs on unlabelled text"
             )
         logits = self(batch.input_ids, batch.lengths).logits  # (B, C)
-        loss = F.cross_entropy(
-            logits, batch.labels, weight=self.loss_weight, label_smoothing=self.label_smoothing
-        )
-        preds = logits.argmax(dim=-1)  # (B,)
         batch_size = len(batch)
+        if self.multi_label:
+            targets = batch.labels.float()  # (B, C) 0/1
+            if self.label_smoothing:
+                targets = targets * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+            loss = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.loss_weight)
+            probs = (logits.detach().float() / self.temperature).sigmoid()  # (B, C)
+            preds = (probs >= self.thresholds).long()  # (B, C)
+            if stage != "train":  # it keeps every probability: not over the training set
+                self.map_metrics[_key(stage)].update(probs, batch.labels.long())
+                self.log_dict(
+                    self.map_metrics[_key(stage)],
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=batch_size,
+                )
+            metric_target = batch.labels.long()
+        else:
+            loss = F.cross_entropy(
+                logits, batch.labels, weight=self.loss_weight, label_smoothing=self.label_smoothing
+            )
+            preds = logits.argmax(dim=-1)  # (B,)
+            metric_target = batch.labels
 
         # Metric objects accumulate over the epoch and reduce across ranks in `compute`, which
         # Lightning calls on every rank at epoch end; so the epoch values are exact under DDP.
         self.losses[_key(stage)].update(loss.detach(), weight=batch_size)
-        self.metrics[_key(stage)].update(preds, batch.labels)
+        self.metrics[_key(stage)].update(preds, metric_target)
         on_step = stage == "train"
         if on_step:
             self.log(
@@ -281,7 +340,7 @@ class SequenceClassifier(L.LightningModule):
             batch_size=batch_size,
         )
         if stage == "test":
-            self.test_f1_per_class.update(preds, batch.labels)
+            self.test_f1_per_class.update(preds, metric_target)
         if stage != "train":
             self.eval_logits[_key(stage)].update(logits.detach().float())
             self.eval_labels[_key(stage)].update(batch.labels)
@@ -313,14 +372,27 @@ class SequenceClassifier(L.LightningModule):
         if logits_metric.update_count == 0 and self.trainer.world_size == 1:
             return  # nothing evaluated (under DDP every rank must reach the gather below)
         logits = logits_metric.compute()  # (N, C): every rank's texts, a collective under DDP
-        labels = labels_metric.compute().long()  # (N,)
+        labels = labels_metric.compute().long()  # (N,); multi-label (N, C)
         logits_metric.reset()
         labels_metric.reset()
         if logits.ndim != 2 or len(logits) == 0 or self.trainer.sanity_checking:
             return
-        if fit:
+        if self.multi_label:
+            labels = labels.view(len(logits), -1)
+            if fit:
+                self.temperature.fill_(cal.fit_sigmoid_temperature(logits, labels))
+            if stage == "val" and self.trainer.state.fn == "fit":
+                # Thresholds for the (calibrated) probabilities; the same gathered numbers on
+                # every rank give the same thresholds.
+                probs = (logits.float() / self.temperature).sigmoid()
+                self.thresholds.copy_(cal.fit_thresholds(probs, labels).to(self.thresholds))
+            report = cal.multilabel_calibration_report(
+                logits, labels, float(self.temperature), self.thresholds
+            )
+        elif fit:
             self.temperature.fill_(cal.fit_temperature(logits, labels))
-        report = cal.calibration_report(logits, labels, float(self.temperature))
+        if not self.multi_label:
+            report = cal.calibration_report(logits, labels, float(self.temperature))
         self.calibration[stage] = report
         # The same value on every rank (computed from the gathered logits).
         for name in (ECE_RAW, ECE, TEMPERATURE):

@@ -20,13 +20,14 @@ class PredictionWriter(BasePredictionWriter):
     """Collects ``predict_step`` outputs from every rank and writes them as JSON Lines.
 
     Each row: ``{"index", "label", "probs": {class name: probability}, "text"}``; ``text`` is
-    included when the DataModule exposes ``texts(split)``. The probabilities are the model's
+    included when the DataModule exposes ``texts(split)``. A multi-label model writes ``"labels"``
+    (the names whose probability reaches the label's tuned threshold, in class order) instead of
+    ``"label"``; ``min_confidence`` is single-label only. The probabilities are the model's
     calibrated ones (``softmax(logits / temperature)``); with ``min_confidence``, a text whose top
-    probability is below it gets ``"label": null`` (abstained), and the validation split's
-    coverage and accuracy at that threshold (kept in the checkpoint) are printed. Rows are
-    sorted by ``index`` (the position in the input), whatever the bucketing order or the number
-    of ranks. Only rank zero writes, to a temporary file renamed into place, so a crash never
-    leaves half a file.
+    probability is below it gets ``"label": null`` (abstained), and the validation split's coverage
+    and accuracy at that threshold (kept in the checkpoint) are printed. Rows are sorted by
+    ``index`` (the position in the input), whatever the bucketing order or the number of ranks. Only
+    rank zero writes, to a temporary file renamed into place, so a crash never leaves half a file.
 
     Before predicting anything it refuses (``lit_seqcls.runtime.OutputFileError``) an output
     that is one of the run's inputs (the DataModule's ``input_files()``, checked in ``setup``;
@@ -105,7 +106,7 @@ class PredictionWriter(BasePredictionWriter):
         _write_jsonl_atomically(path, rows)
         self.written = path
         print(f"Wrote {len(rows):,} predictions to {path}")
-        if self.min_confidence is not None:
+        if self.min_confidence is not None and rows and "label" in rows[0]:
             abstained = sum(row["label"] is None for row in rows)
             print(
                 f"{abstained:,} of {len(rows):,} texts left unlabelled (top probability below "
@@ -133,6 +134,17 @@ def _rows(
     batch: dict[str, torch.Tensor], class_names: list[str], min_confidence: float | None = None
 ) -> list[dict[str, Any]]:
     probs = batch["probs"].cpu().tolist()
+    if "labels" in batch:  # multi-label: a 0/1 row per text
+        hot = batch["labels"].cpu().tolist()
+        index = batch["index"].cpu().tolist() if "index" in batch else [None] * len(hot)
+        return [
+            {
+                "index": i,
+                "labels": [name for name, h in zip(class_names, hs, strict=True) if h],
+                "probs": {name: round(q, 6) for name, q in zip(class_names, ps, strict=True)},
+            }
+            for i, hs, ps in zip(index, hot, probs, strict=True)
+        ]
     preds = batch["pred"].cpu().tolist()
     index = batch["index"].cpu().tolist() if "index" in batch else [None] * len(preds)
     floor = -1.0 if min_confidence is None else min_confidence
