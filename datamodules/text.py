@@ -67,7 +67,8 @@ class TextDataModule(TextClassificationDataModule):
         delimiter: the field separator of CSV files (one character; ``\\t`` for a tab); by
             default each file's header line says (``,`` ``;`` tab or ``|``).
         label_delimiter: multi-label data written as one string per row: the string between
-            labels (``"net|web"`` with ``|``; an empty string is no label). Lists need none.
+            labels (``"net|web"`` with ``|``; an empty string or cell is no label). Lists need
+            none.
         **kwargs: the shared data arguments (batch size, tokenizer, caching, bucketing; see
             ``TextClassificationDataModule``).
 
@@ -363,7 +364,9 @@ class TextDataModule(TextClassificationDataModule):
 
     def _label_list(self, where: str, row: int, value: Any) -> list[str]:
         """A multi-label row's class names: its list, or its string split at ``label_delimiter``."""
-        if self.label_delimiter is not None and isinstance(value, str):
+        if self.label_delimiter is not None and _is_null(value):
+            value = []  # an empty CSV cell (read as null): none of the labels
+        elif self.label_delimiter is not None and isinstance(value, str):
             value = [part.strip() for part in value.split(self.label_delimiter) if part.strip()]
         elif self.label_delimiter is not None and value is not None and not isinstance(value, list):
             raise DataError(
