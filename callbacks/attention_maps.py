@@ -79,6 +79,8 @@ class AttentionMapLogger(Callback):
         for row, (index, label) in enumerate(
             zip(batch.index.tolist(), batch.labels.tolist(), strict=True)
         ):
+            if isinstance(label, list):  # multi-label: grouped by label set, "0|2"
+                label = "|".join(str(i) for i, v in enumerate(label) if v)
             key = random.Random(self.seed * 1_000_003 + index).random()
             pool = self._candidates.setdefault(label, [])
             if len(pool) < self.num_examples or key < pool[-1][0]:
@@ -139,7 +141,7 @@ class AttentionMapLogger(Callback):
             rows.append(
                 {
                     "index": ex["index"],
-                    "true": names[ex["label"]],
+                    "true": _names(names, ex["label"]),
                     "predicted": names[pred],
                     "confidence": float(probs[row, pred]),
                     "text": texts[ex["index"]] if texts is not None else "",
@@ -199,6 +201,13 @@ class AttentionMapLogger(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.selected = state_dict.get("selected")
+
+
+def _names(names: list[str], label: int | str) -> str:
+    """A class name, or a multi-label set ("0|2") as its names joined by "|"."""
+    if isinstance(label, int):
+        return names[label]
+    return "|".join(names[int(i)] for i in label.split("|") if i) or "(none)"
 
 
 def _token(tokenizer: Any, token_id: int) -> str:

@@ -68,6 +68,13 @@ class CalibrationLogger(Callback):
         )
         png = figures.save(diagram, out_dir / f"{stem}_reliability.png")
         curve = report["coverage"]
+        if not curve:  # multi-label: one binary prediction per text and label, no abstaining
+            if sinks.wandb_run(trainer) is not None:
+                import wandb
+
+                image = wandb.Image(str(png), caption=title)
+                sinks.log_to_wandb(trainer, {f"{stage}/reliability_diagram": image})
+            return
         curve_header = ["min_confidence", "coverage", "accuracy"]
         curve_rows = [[r["threshold"], r["coverage"], r["accuracy"]] for r in curve]
         sinks.write_csv(out_dir / f"{stem}_coverage.csv", curve_header, curve_rows)

@@ -6,7 +6,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelConfusionMatrix
 
 from callbacks import figures, sinks
 from callbacks.evaluation import EvaluationCallback
@@ -22,6 +22,10 @@ class ConfusionMatrixLogger(EvaluationCallback):
     ``<log dir>/media/confusion_matrix/``. The class count comes from the DataModule (or the
     model's linked ``num_classes``), never from the labels a rank happens to see.
 
+    A multi-label model gets a per-label confusion summary instead: one row per label with its
+    true/false positives and negatives, precision, recall and F1 at the model's thresholds
+    (``<stage>/label_confusion``, a table, and ``<stem>_labels.csv``).
+
     Args:
         every_n_epochs: log the validation matrix every this many epochs (test: always).
         stages: where to count: ``val``, ``test`` or both.
@@ -33,12 +37,14 @@ class ConfusionMatrixLogger(EvaluationCallback):
 
     def __init__(self, every_n_epochs: int = 1, stages: list[str] | None = None) -> None:
         super().__init__(every_n_epochs, stages)
-        self._matrix: MulticlassConfusionMatrix | None = None
+        self._matrix: MulticlassConfusionMatrix | MultilabelConfusionMatrix | None = None
         self._class_names: list[str] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._class_names = sinks.class_names(trainer, pl_module)
-        self._matrix = MulticlassConfusionMatrix(len(self._class_names))
+        multi = getattr(pl_module, "multi_label", False)
+        build = MultilabelConfusionMatrix if multi else MulticlassConfusionMatrix
+        self._matrix = build(len(self._class_names))
 
     # ---- counting (every rank) ---------------------------------------------------------------
     def _start(self, pl_module: L.LightningModule) -> None:
@@ -46,7 +52,7 @@ class ConfusionMatrixLogger(EvaluationCallback):
         self._matrix.reset()
 
     def _update(self, outputs: dict, batch: Any) -> None:
-        self._matrix.update(outputs["preds"], batch.labels)
+        self._matrix.update(outputs["preds"], batch.labels.long())
 
     # ---- reducing (every rank) and logging (rank zero) ----------------------------------------
     def _finish(self, trainer: L.Trainer, stage: str) -> None:
@@ -58,6 +64,9 @@ class ConfusionMatrixLogger(EvaluationCallback):
         names = self._class_names
         epoch = sinks.evaluated_epoch(trainer)
         stem = sinks.file_stem(stage, epoch)
+        if counts.ndim == 3:  # multi-label: (C, 2, 2) [[tn, fp], [fn, tp]] per label
+            self._per_label(trainer, stage, counts, out_dir / f"{stem}_labels.csv")
+            return
         header = ["true \\ predicted", *names]
         rows = [[names[i], *counts[i].tolist()] for i in range(len(names))]
         sinks.write_csv(out_dir / f"{stem}.csv", header, rows)
@@ -78,6 +87,21 @@ class ConfusionMatrixLogger(EvaluationCallback):
                 f"{stage}/confusion_matrix_counts": wandb.Table(columns=header, data=rows),
             },
         )
+
+    def _per_label(self, trainer: L.Trainer, stage: str, counts: np.ndarray, path: Any) -> None:
+        header = ["label", "tp", "fp", "fn", "tn", "precision", "recall", "f1"]
+        rows = []
+        for name, ((tn, fp), (fn, tp)) in zip(self._class_names, counts.tolist(), strict=True):
+            precision = tp / (tp + fp) if tp + fp else 0.0
+            recall = tp / (tp + fn) if tp + fn else 0.0
+            f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+            rows.append([name, tp, fp, fn, tn, precision, recall, f1])
+        sinks.write_csv(path, header, rows)
+        if sinks.wandb_run(trainer) is not None:
+            import wandb
+
+            table = wandb.Table(columns=header, data=rows)
+            sinks.log_to_wandb(trainer, {f"{stage}/label_confusion": table})
 
 
 def wandb_chart(counts: np.ndarray, names: list[str], title: str) -> Any:

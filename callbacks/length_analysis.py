@@ -43,7 +43,8 @@ class LengthAnalysisLogger(EvaluationCallback):
         self._totals, self._correct = Counter(), Counter()
 
     def _update(self, outputs: dict, batch: Any) -> None:
-        hits = (outputs["preds"] == batch.labels).tolist()
+        hits = outputs["preds"] == batch.labels  # (B,); multi-label (B, C): every label right
+        hits = (hits.all(dim=-1) if hits.ndim == 2 else hits).tolist()
         for length, hit in zip(batch.lengths.tolist(), hits, strict=True):
             self._totals[length] += 1
             self._correct[length] += int(hit)

@@ -6,6 +6,7 @@ import heapq
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from callbacks import sinks
@@ -40,6 +41,9 @@ class MisclassifiedLogger(Callback):
     def on_test_batch_end(
         self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
     ) -> None:
+        if outputs["preds"].ndim == 2:  # multi-label
+            self._multi_label_errors(pl_module, outputs, batch)
+            return
         probs = outputs["logits"].float().softmax(dim=-1)  # (B, C)
         wrong = (outputs["preds"] != batch.labels).nonzero().flatten().tolist()
         for row in wrong:
@@ -56,6 +60,24 @@ class MisclassifiedLogger(Callback):
             else:
                 heapq.heappushpop(self._errors, error)
 
+    def _multi_label_errors(self, pl_module: Any, outputs: Any, batch: Any) -> None:
+        """A text with any label wrong; its confidence is the largest probability of a wrongly
+        predicted label or 1 - that of a missed one; true and predicted are label sets."""
+        probs = outputs["logits"].float().sigmoid()  # (B, C)
+        labels, preds = batch.labels.long(), outputs["preds"].long()
+        names = list(pl_module.class_names)
+        for row in (preds != labels).any(dim=1).nonzero().flatten().tolist():
+            wrong = (preds[row] != labels[row]).nonzero().flatten()
+            p = probs[row, wrong]
+            conf = float(torch.where(preds[row, wrong] == 1, p, 1 - p).max())
+            true = "|".join(n for n, v in zip(names, labels[row].tolist(), strict=True) if v)
+            pred = "|".join(n for n, v in zip(names, preds[row].tolist(), strict=True) if v)
+            error = (conf, int(batch.index[row]), true, pred, float("nan"))
+            if len(self._errors) < self.top_k:
+                heapq.heappush(self._errors, error)
+            else:
+                heapq.heappushpop(self._errors, error)
+
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         parts = sinks.gather_objects(trainer, self._errors)  # a collective
         out_dir = sinks.local_dir(trainer, "misclassified")  # a collective
@@ -66,7 +88,7 @@ class MisclassifiedLogger(Callback):
         texts = sinks.texts(trainer, "test")
         header = ["index", "text", "true", "predicted", "confidence", "p_true"]
         rows = [
-            [index, self._text(texts, index), names[label], names[pred], conf, p_true]
+            [index, self._text(texts, index), _name(names, label), _name(names, pred), conf, p_true]
             for conf, index, label, pred, p_true in worst
         ]
         sinks.write_csv(
@@ -84,3 +106,7 @@ class MisclassifiedLogger(Callback):
             return ""
         text = texts[index]
         return text if len(text) <= self.max_chars else text[: self.max_chars - 1] + "…"
+
+
+def _name(names: list[str], label: int | str) -> str:
+    return names[label] if isinstance(label, int) else label  # multi-label: a joined label set

@@ -268,3 +268,38 @@ def test_fit_on_tag_lists_then_predict_label_sets_from_the_checkpoint(tmp_path, 
     for row in rows:
         assert set(row["labels"]) <= {"db", "net", "web"}
         assert set(row["probs"]) == {"db", "net", "web"}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_analysis_callbacks_handle_multi_label(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from callbacks import (
+        AttentionMapLogger,
+        CalibrationLogger,
+        ConfusionMatrixLogger,
+        LengthAnalysisLogger,
+        MisclassifiedLogger,
+    )
+
+    dm = _module(tmp_path, tag_rows(80), tag_rows(20, seed=1), batch_size=16)
+    torch.manual_seed(0)
+    model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="attention",
+                               embedding_dim=8, class_names=dm.class_names,
+                               task=dm.task)  # fmt: skip
+    callbacks = [AttentionMapLogger(num_examples=4), CalibrationLogger(), ConfusionMatrixLogger(),
+                 LengthAnalysisLogger(), MisclassifiedLogger()]  # fmt: skip
+    trainer = L.Trainer(max_epochs=1, logger=CSVLogger(tmp_path / "logs"), callbacks=callbacks,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False, accelerator="cpu")  # fmt: skip
+    trainer.fit(model, dm)
+    trainer.test(model, dm, verbose=False)
+    media = Path(trainer.log_dir) / "media"
+    (labels_csv,) = sorted((media / "confusion_matrix").glob("test*_labels.csv"))
+    lines = labels_csv.read_text().splitlines()
+    assert lines[0] == "label,tp,fp,fn,tn,precision,recall,f1" and len(lines) == 4
+    assert sum(int(line.split(",")[1]) + int(line.split(",")[3]) for line in lines[1:]) == sum(
+        len(r) for r in dm.splits["test"]["label"]
+    )  # every true label of the test texts counted once (tp + fn)
+    assert list((media / "token_weights").glob("*.csv"))
+    assert list((media / "calibration").glob("test*_reliability.csv"))
