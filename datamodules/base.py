@@ -224,8 +224,9 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     # ---- what the model is linked to (cheap to read; LightningCLI reads them before setup) ----
     @property
-    def task(self) -> str:
-        """``single_label`` or ``multi_label`` (linked to the model's ``task``)."""
+    def label_task(self) -> str:
+        """``single_label`` or ``multi_label`` (linked to the model's ``task``; not named
+        ``task``, which ``SyntheticDataModule`` uses for its kind of synthetic data)."""
         return MULTI_LABEL if self.multi_label else SINGLE_LABEL
 
     @property
@@ -260,7 +261,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         return {name: int(n) for name, n in zip(self.class_names, counts, strict=True)}
 
     @property
-    def train_size(self) -> int | None:
+    def num_train_texts(self) -> int | None:
         """Texts in the training split (multi-label ``class_weights: auto`` needs it), or
         ``None`` without one; from the tokenized cache, like ``class_counts``."""
         if self.from_checkpoint is not None:
@@ -298,7 +299,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             "truncation_side": self.truncation_side,
             "strip_html": self.strip_html,
             "class_names": list(self.class_names),
-            "task": self.task,
+            "task": self.label_task,
             # The module that reads raw files for `lit-seqcls predict --ckpt_path` alone.
             "datamodule": "datamodules.TextDataModule",
         }

@@ -53,7 +53,9 @@ from lit_seqcls.trust import check_checkpoint_hparams, check_untrusted, read_con
 
 DEFAULT_CONFIG = shipped_root() / "trainer" / "default.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names", "class_counts", "task")
+LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names", "class_counts")
+# Linked under another name: the DataModule's `label_task` is the model's `task`.
+LINKED_RENAMED = {"label_task": "task"}
 CKPT_PATH_WORDS = (AUTO, "last", "best", "hpc", "registry")  # resolved later, not file names
 
 
@@ -70,6 +72,8 @@ class SeqClsCLI(LightningCLI):
             # Applied right after the DataModule is built (before setup): the DataModule
             # computes these lazily (see TextClassificationDataModule.vocab_size).
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+        for source, target in LINKED_RENAMED.items():
+            parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {

@@ -226,7 +226,7 @@ class SequenceClassifier(L.LightningModule):
         counts = getattr(datamodule, "class_counts", None) if stage == "fit" else None
         auto = self.hparams.get("class_weights") == "auto" and self.loss_weight is None
         if auto and counts and self.multi_label:
-            total = getattr(datamodule, "train_size", None)
+            total = getattr(datamodule, "num_train_texts", None)
             if total:
                 weights = cal.pos_weights(self.class_names, counts, total)
                 self.loss_weight = weights.to(self.device)

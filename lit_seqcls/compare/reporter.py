@@ -133,7 +133,9 @@ class ComparisonReporter(Callback):
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         # The model's test step returns its logits, so no second forward pass is needed.
         index = batch.index.tolist() if batch.index is not None else [None] * len(batch)
-        probs = outputs["logits"].float().softmax(dim=-1)  # (B, C)
+        logits = outputs["logits"].float()
+        multi = outputs["preds"].ndim == 2  # multi-label: 0/1 rows, a sigmoid per label
+        probs = logits.sigmoid() if multi else logits.softmax(dim=-1)  # (B, C)
         rows = zip(
             index,
             batch.lengths.tolist(),
@@ -200,6 +202,11 @@ def _prediction(row: tuple, class_names: list[str] | None) -> dict[str, Any]:
     """One line of ``test_predictions.jsonl``: classes by name (by id without names)."""
     index, _, label, pred, probs = row
     names = class_names or [str(i) for i in range(len(probs))]
+    if isinstance(label, list):  # multi-label: label sets as "a|b", paired as exact matches
+        label = "|".join(n for n, v in zip(names, label, strict=True) if v)
+        pred = "|".join(n for n, v in zip(names, pred, strict=True) if v)
+        rounded = {name: round(p, 6) for name, p in zip(names, probs, strict=True)}
+        return {"index": index, "label": label, "pred": pred, "probs": rounded}
     return {
         "index": index,
         "label": names[label],

@@ -66,14 +66,14 @@ def _module(tmp_path, train, test=None, **kwargs) -> TextDataModule:
 def test_json_lists_make_the_data_multi_label(tmp_path):
     rows = tag_rows(40)
     dm = _module(tmp_path, rows, tag_rows(10, seed=1), batch_size=8)
-    assert dm.multi_label and dm.task == "multi_label"
+    assert dm.multi_label and dm.label_task == "multi_label"
     assert dm.class_names == ["db", "net", "web"]
     dm.setup("fit")
     counts = {name: 0 for name in WORDS}
     for row in dm.splits["train"]["label"]:
         for i in row:
             counts[dm.class_names[i]] += 1
-    assert dm.class_counts == counts and dm.train_size == len(dm.splits["train"])
+    assert dm.class_counts == counts and dm.num_train_texts == len(dm.splits["train"])
     batch = next(iter(dm.val_dataloader()))
     assert batch.labels.shape == (len(batch), 3) and batch.labels.dtype == torch.float32
     assert set(batch.labels.unique().tolist()) <= {0.0, 1.0}
@@ -86,7 +86,7 @@ def test_json_lists_make_the_data_multi_label(tmp_path):
 def test_single_label_data_stays_single_label(tmp_path):
     rows = [{"text": f"w{i}", "label": ["a", "b"][i % 2]} for i in range(20)]
     dm = _module(tmp_path, rows)
-    assert not dm.multi_label and dm.task == "single_label"
+    assert not dm.multi_label and dm.label_task == "single_label"
     assert dm.text_pipeline["task"] == "single_label"
 
 
@@ -211,13 +211,13 @@ def test_fit_tunes_thresholds_on_validation_and_the_checkpoint_keeps_them(tmp_pa
     dm = _module(tmp_path, tag_rows(120), tag_rows(30, seed=1), batch_size=16)
     torch.manual_seed(0)
     model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="swem", embedding_dim=8,
-                               class_names=dm.class_names, task=dm.task, class_weights="auto",
+                               class_names=dm.class_names, task=dm.label_task, class_weights="auto",
                                optimizer=lambda p: torch.optim.AdamW(p, lr=0.05))  # fmt: skip
     trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0,
                         enable_checkpointing=False, accelerator="cpu")  # fmt: skip
     trainer.fit(model, dm)
-    counts, total = dm.class_counts, dm.train_size
+    counts, total = dm.class_counts, dm.num_train_texts
     assert torch.allclose(model.loss_weight, pos_weights(dm.class_names, counts, total))
     # The thresholds are those of the validation probabilities at the fitted temperature.
     model.eval()
@@ -286,7 +286,7 @@ def test_analysis_callbacks_handle_multi_label(tmp_path):
     torch.manual_seed(0)
     model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="attention",
                                embedding_dim=8, class_names=dm.class_names,
-                               task=dm.task)  # fmt: skip
+                               task=dm.label_task)  # fmt: skip
     callbacks = [AttentionMapLogger(num_examples=4), CalibrationLogger(), ConfusionMatrixLogger(),
                  LengthAnalysisLogger(), MisclassifiedLogger()]  # fmt: skip
     trainer = L.Trainer(max_epochs=1, logger=CSVLogger(tmp_path / "logs"), callbacks=callbacks,
@@ -303,3 +303,12 @@ def test_analysis_callbacks_handle_multi_label(tmp_path):
     )  # every true label of the test texts counted once (tp + fn)
     assert list((media / "token_weights").glob("*.csv"))
     assert list((media / "calibration").glob("test*_reliability.csv"))
+
+
+def test_compare_writes_label_sets_as_its_per_example_predictions():
+    from lit_seqcls.compare.reporter import _prediction
+
+    row = (3, 5, [1.0, 0.0, 1.0], [1, 1, 0], [0.9, 0.6, 0.4])
+    line = _prediction(row, ["db", "net", "web"])
+    assert line == {"index": 3, "label": "db|web", "pred": "db|net",
+                    "probs": {"db": 0.9, "net": 0.6, "web": 0.4}}  # fmt: skip

@@ -51,7 +51,7 @@ torch.manual_seed(0)
 dm = TextDataModule(data_files={"train": out + "/train.jsonl"}, cache_dir=out + "/cache",
                     batch_size=16)
 model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="swem", embedding_dim=8,
-                           class_names=dm.class_names, task=dm.task, class_weights="auto",
+                           class_names=dm.class_names, task=dm.label_task, class_weights="auto",
                            optimizer=lambda p: torch.optim.AdamW(p, lr=0.05))
 trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=2, logger=False,
                     enable_checkpointing=False, enable_progress_bar=False,
