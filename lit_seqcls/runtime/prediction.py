@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lit_seqcls.runtime.atomic import atomic_write
 from lit_seqcls.runtime.distributed import gather_objects
 from lit_seqcls.runtime.outputs import check_output_file, first_line_is_json_with
-from lit_seqcls.validation import require_fraction
+from lit_seqcls.validation import ConfigValueError, require_fraction
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -61,6 +61,12 @@ class PredictionWriter(BasePredictionWriter):
         super().setup(trainer, pl_module, stage)
         if stage != "predict":
             return
+        if self.min_confidence is not None and getattr(pl_module, "multi_label", False):
+            raise ConfigValueError(
+                "--predictions.min_confidence applies to single-label models; this model is "
+                "multi-label, so each label already has its own tuned threshold (kept in the "
+                "checkpoint). Leave the option out."
+            )
         datamodule = getattr(trainer, "datamodule", None)  # duck-typed: any DataModule may say
         self._check(trainer, list(getattr(datamodule, "input_files", list)()))
 

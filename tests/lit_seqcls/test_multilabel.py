@@ -312,3 +312,13 @@ def test_compare_writes_label_sets_as_its_per_example_predictions():
     line = _prediction(row, ["db", "net", "web"])
     assert line == {"index": 3, "label": "db|web", "pred": "db|net",
                     "probs": {"db": 0.9, "net": 0.6, "web": 0.4}}  # fmt: skip
+
+
+def test_min_confidence_is_refused_for_multi_label_models():
+    from lit_seqcls.runtime.prediction import PredictionWriter
+
+    model = SequenceClassifier(vocab_size=10, num_classes=2, encoder="swem", embedding_dim=4,
+                               task="multi_label")  # fmt: skip
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, accelerator="cpu")
+    with pytest.raises(ConfigValueError, match="min_confidence applies to single-label"):
+        PredictionWriter(min_confidence=0.8).setup(trainer, model, "predict")
