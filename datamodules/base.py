@@ -34,8 +34,9 @@ from datamodules import schema
 from datamodules.caching import cache_root, dataset_entry, fingerprint, text_entry
 from datamodules.datasets_internals import dataset_fingerprint
 from datamodules.overlap import warn_about_shared_texts
-from datamodules.pipeline import PIPELINE_VERSION, encode_split, read_checkpoint_pipeline
+from datamodules.pipeline import encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import collate
+from lit_seqcls.checkpoints import TEXT_PIPELINE_VERSION
 from lit_seqcls.metrics import MULTI_LABEL, SINGLE_LABEL
 from lit_seqcls.runtime.lightning_internals import restored_batches_in_epoch
 from lit_seqcls.text import (
@@ -293,7 +294,7 @@ class TextClassificationDataModule(L.LightningDataModule):
     def text_pipeline(self) -> dict[str, Any]:
         """Everything needed to turn raw text into model input, as plain data (for checkpoints)."""
         return {
-            "version": PIPELINE_VERSION,
+            "version": TEXT_PIPELINE_VERSION,
             "tokenizer": tokenizer_json(self.tokenizer),
             "max_length": self.max_length,
             "truncation_side": self.truncation_side,

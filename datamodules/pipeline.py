@@ -24,10 +24,9 @@ import pyarrow as pa
 from tokenizers import Tokenizer
 
 from datamodules.schema import LABEL, TEXT
-from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, load_checkpoint
+from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, TEXT_PIPELINE_VERSION, load_checkpoint
 from lit_seqcls.text.encoding import TRUNCATION_SIDES, TextEncoder, TruncationSide
 
-PIPELINE_VERSION = 2  # 2: `truncation_side` (version 1 always kept the first tokens)
 CHUNK_ROWS = 1000  # rows encoded at once: large enough to batch, small enough to bound memory
 
 
@@ -111,7 +110,7 @@ def read_checkpoint_pipeline(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} holds no text pipeline (it was saved without a DataModule that "
             "provides one). Predict with the data config it was trained with instead."
         )
-    if pipeline.get("version", 0) > PIPELINE_VERSION:
+    if pipeline.get("version", 0) > TEXT_PIPELINE_VERSION:
         raise ValueError(
             f"checkpoint {path} was written by a newer lit-seqcls (text pipeline version "
             f"{pipeline['version']}); upgrade lit-seqcls to read it."

@@ -20,6 +20,9 @@ from lit_seqcls.errors import UserError, first_line
 
 # The checkpoint key under which the model keeps its DataModule's text pipeline (plain data).
 TEXT_PIPELINE_KEY = "text_pipeline"
+# Its version, which every reader (predict's DataModule, export) checks: 2 added
+# `truncation_side` (version 1 always kept a text's first tokens) and `task`.
+TEXT_PIPELINE_VERSION = 2
 
 
 class CheckpointError(ValueError, UserError):

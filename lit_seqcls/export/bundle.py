@@ -19,7 +19,12 @@ from typing import Any
 import torch
 
 from lit_seqcls import __version__
-from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, CheckpointError, load_checkpoint
+from lit_seqcls.checkpoints import (
+    TEXT_PIPELINE_KEY,
+    TEXT_PIPELINE_VERSION,
+    CheckpointError,
+    load_checkpoint,
+)
 from lit_seqcls.export.card import RunFacts, model_card
 from lit_seqcls.export.evaluation import Evaluation, evaluate, from_test_predictions
 from lit_seqcls.export.graph import MODEL_FILES, Format, check_export, export_model
@@ -37,8 +42,6 @@ from lit_seqcls.serving.bundle import (
     sha256,
 )
 from lit_seqcls.trust import check_checkpoint_hparams
-
-SUPPORTED_PIPELINE = 1  # the text_pipeline version this export understands
 
 
 def export_bundle(
@@ -169,7 +172,7 @@ def _text_pipeline(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
             "a bundle could not turn raw text into ids. Export a checkpoint written by "
             "`lit-seqcls fit` with a lit-seqcls DataModule."
         )
-    if pipeline.get("version", 0) > SUPPORTED_PIPELINE:
+    if pipeline.get("version", 0) > TEXT_PIPELINE_VERSION:
         raise CheckpointError(
             f"checkpoint {path} was written by a newer lit-seqcls (text pipeline version "
             f"{pipeline['version']}); upgrade lit-seqcls to export it."

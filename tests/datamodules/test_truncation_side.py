@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from datamodules import TextDataModule
-from datamodules.pipeline import PIPELINE_VERSION, read_checkpoint_pipeline
+from datamodules.pipeline import read_checkpoint_pipeline
+from lit_seqcls.checkpoints import TEXT_PIPELINE_VERSION as PIPELINE_VERSION
 from lit_seqcls.text.tokenization import tokenizer_json, train_word_tokenizer
 from lit_seqcls.validation import ConfigValueError
 

@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY
+from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, TEXT_PIPELINE_VERSION
 from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.text.tokenization import tokenizer_json, train_word_tokenizer
 
@@ -62,7 +62,7 @@ def write_checkpoint(
         embedding_dim=8, dropout=0.0, class_names=CLASSES,
     )  # fmt: skip
     model.text_pipeline = {
-        "version": 1,
+        "version": TEXT_PIPELINE_VERSION,
         "tokenizer": tokenizer_json(tokenizer),
         "max_length": max_length,
         "truncation_side": truncation_side,

@@ -220,3 +220,36 @@ def test_a_missing_checkpoint_is_one_error_block(tmp_path, cli_error):
     error = cli_error(["export", "--ckpt_path", "nope.ckpt", "--output_dir", str(tmp_path / "b")])
     assert "--ckpt_path nope.ckpt does not exist" in error
     assert not (tmp_path / "b").exists()
+
+
+def test_a_checkpoint_written_by_a_real_fit_exports_and_serves_like_predict(tmp_path):
+    # The other tests write checkpoints by hand; this one goes through the DataModule and the
+    # Trainer, so a text pipeline the export does not know (a newer version, a new field) fails
+    # here. It once refused every checkpoint after the pipeline's version went to 2.
+    import lightning as L
+
+    from datamodules import TextDataModule
+
+    rows = [{"text": f"{w} film number {i} of many", "label": w} for i, w in
+            enumerate(["good", "bad"] * 20)]  # fmt: skip
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows))
+    dm = TextDataModule(data_files={"train": str(train)}, batch_size=8, max_length=3,
+                        truncation_side="left", cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="gru", embedding_dim=8,
+                               class_names=dm.class_names)  # fmt: skip
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, dm)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+
+    bundle = Bundle(export_bundle(ckpt, tmp_path / "bundle"))
+    texts = ["good film number 3 of many", "bad", "a b c d e bad film"]
+    model.eval()
+    with torch.no_grad():
+        ids = TextEncoder(dm.tokenizer, 3, "left")(texts)  # the end of each text, as trained
+        expected = [model(torch.tensor([x]), torch.tensor([len(x)])).logits.softmax(-1)[0]
+                    for x in ids]  # fmt: skip
+    for row, probs in zip(bundle.predict(texts), expected, strict=True):
+        assert [row["probs"][c] for c in dm.class_names] == pytest.approx(probs.tolist(), abs=1e-4)
