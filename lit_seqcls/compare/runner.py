@@ -143,7 +143,7 @@ def _plan(options: argparse.Namespace, overrides: list[str], output_dir: Path) -
         RunSpec(
             encoder=encoder,
             seed=seed,
-            configs=(*configs, *experiments.get(encoder, ())),
+            configs=(*configs, *model_config(encoder), *experiments.get(encoder, ())),
             overrides=tuple(_for_encoder(overrides, encoder)),
             run_dir=str(output_dir / "runs" / run_name(encoder, seed)),
             group=options.name,
@@ -153,6 +153,18 @@ def _plan(options: argparse.Namespace, overrides: list[str], output_dir: Path) -
         for encoder in options.encoders
         for seed in options.seeds
     ]
+
+
+def model_config(encoder: str) -> list[str]:
+    """The encoder's shipped model config (``model/<encoder>.yaml``), as ``fit`` is documented
+    to take it: a comparison runs each encoder with the settings a user gets from README.
+
+    Example:
+        >>> model_config("swem")[0].endswith("configs/model/swem.yaml")
+        True
+    """
+    name = f"model/{encoder}.yaml"
+    return [str(shipped_config(name))] if name in shipped_names() else []
 
 
 def experiment_configs(configs: tuple[str, ...], encoders: list[str]) -> dict[str, list[str]]:

@@ -16,6 +16,9 @@ def shipped_tree(tmp_path, monkeypatch):
     root = tmp_path / "configs"
     (root / "data").mkdir(parents=True)
     (root / "data" / "imdb.yaml").write_text("data:\n  class_path: datamodules.IMDBDataModule\n")
+    (root / "model").mkdir()
+    for encoder in ("rnn", "gru"):
+        (root / "model" / f"{encoder}.yaml").write_text(f"# {encoder}\n")
     (root / "experiment" / "imdb").mkdir(parents=True)
     (root / "experiment" / "imdb" / "rnn.yaml").write_text(
         "data:\n  init_args:\n    truncation_side: left\n"
@@ -37,18 +40,23 @@ def test_each_encoder_gets_its_experiment_config_after_the_data_config(shipped_t
         str(shipped_tree / "data" / "imdb.yaml") if how == "file" else "lit_seqcls:data/imdb.yaml"
     )
     configs = _configs(["--config", data, "--encoders", "rnn", "gru"], tmp_path)
+    data, model = str(shipped_tree / "data" / "imdb.yaml"), shipped_tree / "model"
     experiment = str(shipped_tree / "experiment" / "imdb" / "rnn.yaml")
-    assert configs["rnn"] == (str(shipped_tree / "data" / "imdb.yaml"), experiment)
-    assert configs["gru"] == (str(shipped_tree / "data" / "imdb.yaml"),)  # none shipped for gru
+    assert configs["rnn"] == (data, str(model / "rnn.yaml"), experiment)
+    assert configs["gru"] == (data, str(model / "gru.yaml"))  # no experiment shipped for gru
 
 
-def test_experiments_none_and_a_users_own_data_config_bring_nothing(shipped_tree, tmp_path):
+def test_experiments_none_and_a_users_own_data_config_bring_only_the_model_config(
+    shipped_tree, tmp_path
+):
     data = str(shipped_tree / "data" / "imdb.yaml")
+    model = str(shipped_tree / "model" / "rnn.yaml")  # the model config, as README's fit takes it
     configs = _configs(["--config", data, "--encoders", "rnn", "--experiments", "none"], tmp_path)
-    assert configs["rnn"] == (data,)
+    assert configs["rnn"] == (data, model)
     own = tmp_path / "imdb.yaml"  # the same name, but the user's file
     own.write_text(Path(data).read_text())
-    assert _configs(["--config", str(own), "--encoders", "rnn"], tmp_path)["rnn"] == (str(own),)
+    configs = _configs(["--config", str(own), "--encoders", "rnn"], tmp_path)
+    assert configs["rnn"] == (str(own), model)
 
 
 def test_every_shipped_experiment_config_names_a_shipped_dataset_and_encoder():
