@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import math
 from numbers import Integral, Real
 
@@ -138,3 +139,17 @@ def require_open_fraction(name: str, value: object) -> float:
     if not _is_real(value) or not 0 < value < 1:
         raise ConfigValueError(f"{name} must be a number in (0, 1), got {value!r}")
     return value
+
+
+def parse_bool(value: str) -> bool:
+    """An ``argparse`` type for ``--flag true|false`` (also ``1/0``, ``yes/no``).
+
+    Example:
+        >>> parse_bool("True"), parse_bool("0")
+        (True, False)
+    """
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")

@@ -31,6 +31,7 @@ from lit_seqcls.runtime.outputs import check_output_file
 from lit_seqcls.text.vectors import load_vectors
 from lit_seqcls.text.word2vec import train_word2vec, write_word2vec_text
 from lit_seqcls.trust import check_untrusted, read_config_file
+from lit_seqcls.validation import parse_bool
 
 TRAIN, VAL, TEST, PREDICT = "train", "validation", "test", "predict"
 
@@ -142,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument(
         "--unlabelled",
-        type=_boolean,
+        type=parse_bool,
         default=True,
         help="also train on the DataModule's own predict split (IMDB: include_unsupervised: "
         "true) less any validation/test text (default: true)",
@@ -158,14 +159,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0)
     return parser
-
-
-def _boolean(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def _key(text: str) -> str:

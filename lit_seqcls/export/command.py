@@ -12,6 +12,7 @@ from lit_seqcls.export.bundle import export_bundle
 from lit_seqcls.export.card import RunFacts, shell_command
 from lit_seqcls.export.graph import FORMATS
 from lit_seqcls.runtime.wandb_logger import RUN_ID_KEY
+from lit_seqcls.validation import parse_bool
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
         nargs="?",
         const="true",
         default="false",
-        type=_bool,
+        type=parse_bool,
         help="write into a folder that holds other files (only the bundle's file names change)",
     )
     p.add_argument(
@@ -77,14 +78,6 @@ def main(argv: list[str]) -> Path:
         if run_dir is not None:
             print(f"Logged the bundle as a W&B artifact of the run in {run_dir}")
     return folder
-
-
-def _bool(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from pathlib import Path
 from lit_seqcls.errors import DEBUG_ENV, UserError
 from lit_seqcls.serving.bundle import Bundle
 from lit_seqcls.serving.files import check_output, read_rows, write_rows
+from lit_seqcls.validation import parse_bool
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--predictions.overwrite",
         dest="overwrite",
-        type=_bool,
+        type=parse_bool,
         default=False,
         help="replace --predictions.output even if it is not an earlier predictions file",
     )
@@ -74,11 +75,3 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get(DEBUG_ENV):
             raise
         sys.exit(f"lit-seqcls: error: {err}\n(set {DEBUG_ENV}=1 to see the traceback)")
-
-
-def _bool(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
