@@ -492,6 +492,9 @@ class TextClassificationDataModule(L.LightningDataModule):
                 raw[TRAIN], self.describe(TRAIN), self.class_names, self.multi_label
             )
             if VAL not in raw:
+                schema.check_room_for_validation(
+                    raw[TRAIN], self.describe(TRAIN), self.val_fraction
+                )
                 parts = raw[TRAIN].train_test_split(test_size=self.val_fraction, seed=self.seed)
                 raw = datasets.DatasetDict({**raw, TRAIN: parts["train"], VAL: parts["test"]})
         return raw

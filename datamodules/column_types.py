@@ -69,6 +69,14 @@ but .../train.jsonl, line 1 has a string there; every file must give a column th
                 _no_new_columns(files[0], known, place, row)
             for column in row if columns is None else columns:
                 value = row.get(column)
+                if value is None and column in text_fields and column in row:
+                    # Refused later anyway; here, because a text column null in every row of
+                    # the first file makes `datasets` fail on the next file's strings with a
+                    # cast error that names no line ("cast array of type string to null").
+                    raise DataError(
+                        f"{place}, field {column!r}: the text is missing (null). Fill it in or "
+                        "remove the row (an empty string is allowed)."
+                    )
                 if value is None:
                     continue
                 kind = _JSON_KINDS.get(type(value), "number")

@@ -6,6 +6,7 @@ split, row, field) and what to do, before anything reaches the tokenizer or torc
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -189,6 +190,26 @@ def check_class_limit(class_names: list[str], where: str) -> None:
             f"lit-seqcls supports ({MAX_CLASSES:,}): confusion matrices alone would hold "
             f"{len(class_names) ** 2:,} counts. Check `label_field` / `class_names`, or group "
             "rare classes into one."
+        )
+
+
+def check_room_for_validation(ds: datasets.Dataset, where: str, val_fraction: float) -> None:
+    """A validation split carved from ``ds`` must leave at least one row to train on.
+
+    Example:
+        >>> check_room_for_validation(datasets.Dataset.from_dict({"text": ["a"]}), "t.jsonl", 0.1)
+        Traceback (most recent call last):
+        ...
+        datamodules.schema.DataError: t.jsonl has 1 row: too few to hold out a validation split \
+(val_fraction 0.1) and keep one to train on. Add training rows, or give a validation split.
+    """
+    rows = len(ds)
+    if rows - math.ceil(val_fraction * rows) < 1:
+        noun = "row" if rows == 1 else "rows"
+        raise DataError(
+            f"{where} has {rows} {noun}: too few to hold out a validation split (val_fraction "
+            f"{val_fraction}) and keep one to train on. Add training rows, or give a validation "
+            "split."
         )
 
 

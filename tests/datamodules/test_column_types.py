@@ -136,3 +136,15 @@ def test_parquet_files_of_other_column_types_are_named(test, message, tmp_path):
     files = {split: str(tmp_path / f"{split}.parquet") for split in ("train", "test")}
     with pytest.raises(DataError, match=message):
         _splits(tmp_path, files)
+
+
+def test_a_text_column_null_in_every_training_row_is_named_by_line(tmp_path):
+    # Found by the slow fuzz tier: `datasets` typed the column null from the first file and
+    # failed on the test file's strings with "cast array of type string to null", no line named.
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text('{"text": null, "label": "pos"}\n{"text": null, "label": "pos"}\n')
+    test.write_text('{"text": "a", "label": "pos"}\n')
+    dm = TextDataModule(data_files={"train": str(train), "test": str(test)},
+                        cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    with pytest.raises(DataError, match=r"train\.jsonl, line 1, field 'text': the text is missing"):
+        _ = dm.splits

@@ -82,9 +82,17 @@ def _bad_lines(train: list[dict], test: list[dict]) -> set[tuple[str, int]]:
     }
 
 
-def _canon(label: Any) -> str:
-    """A label as its class name: 2.0 is the class "2", True is "True"."""
+def _canon(label: Any) -> str | list[str]:
+    """A label as its class name: 2.0 is the class "2", True is "True"; a list of labels (a
+    multi-label row, #18) as the sorted set of its names."""
+    if isinstance(label, list):
+        return sorted({_canon(x) for x in label})
     return str(int(label)) if isinstance(label, float) and label.is_integer() else str(label)
+
+
+def _names(label: int | list[int], names: list[str]) -> str | list[str]:
+    """A loaded label (a class id, or a multi-label row's ids) as its class name(s)."""
+    return sorted({names[i] for i in label}) if isinstance(label, list) else names[label]
 
 
 def _outcome(train: list[dict], test: list[dict]) -> str:
@@ -106,7 +114,7 @@ def _outcome(train: list[dict], test: list[dict]) -> str:
     loaded = [*splits["train"], *splits["validation"]]
     if sorted(r["text"] for r in loaded) != sorted(r["text"] for r in train):
         return f"bug: training texts changed: {[r['text'] for r in loaded]!r:.300}"
-    got = [(r["text"], names[r["label"]]) for r in splits["test"]]
+    got = [(r["text"], _names(r["label"], names)) for r in splits["test"]]
     want = [(r["text"], _canon(r["label"])) for r in test]
     return "loaded" if got == want else f"bug: test rows {got!r:.300}, written {want!r:.300}"
 

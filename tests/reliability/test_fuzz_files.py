@@ -140,6 +140,9 @@ def _reference(fmt: str, seen: list[dict]) -> Expected:
     if fmt == "jsonl" and len(set(kinds) - {None}) > 1:  # e.g. "true" and true: one must go
         first = next(k for k in kinds if k)
         bad |= {i for i, kind in enumerate(kinds) if kind not in (None, first)}
+    if "list" in kinds:  # a multi-label file (#18): some row labelled, one row to train on
+        empty = not any(v for v in labels if isinstance(v, list))
+        return Expected(bad, bool(bad) or missing_column or empty or len(seen) < 2, False)
     strict = len({(type(v), str(v)) for v in labels}) if not bad else 0
     loose = len({_canon(v) for v in labels}) if not bad else 0
     must_fail = bool(bad) or missing_column or strict < 2
@@ -158,6 +161,8 @@ def _label_ok(fmt: str, value: Any) -> bool:
         return value != "" and not _has_surrogate(value)
     if isinstance(value, float):
         return not math.isnan(value)
+    if isinstance(value, list):  # a multi-label row: names (strings or integers), none empty
+        return all(_label_ok(fmt, v) and v != "" and not isinstance(v, float) for v in value)
     return isinstance(value, (str, int)) and not _has_surrogate(value)
 
 
@@ -166,7 +171,10 @@ def _has_surrogate(value: Any) -> bool:
 
 
 def _canon(value: Any) -> tuple:
-    """A label up to what readers may do to it: "1", 1 and 1.0 agree, so do True and "true"."""
+    """A label up to what readers may do to it: "1", 1 and 1.0 agree, so do True and "true"; a
+    multi-label row as the sorted set of its labels."""
+    if isinstance(value, list):
+        return ("set", tuple(sorted(set(map(_canon, value)))))
     text = str(value).strip()
     if isinstance(value, bool) or text.lower() in ("true", "false"):
         return ("bool", text.lower())
@@ -221,7 +229,9 @@ def _judge_content(class_names: list[str], splits, seen: list[dict]) -> str:
     for row in seen:
         want[row["text"]].append(_canon(row["label"]))
     for row in loaded:
-        got[row["text"]].append(_canon(class_names[row["label"]]))
+        label = row["label"]
+        names = [class_names[i] for i in label] if isinstance(label, list) else None
+        got[row["text"]].append(_canon(names if names is not None else class_names[label]))
     if {t: sorted(v) for t, v in want.items()} != {t: sorted(v) for t, v in got.items()}:
         return f"bug: texts or labels changed: wrote {dict(want)!r:.500}, read {dict(got)!r:.500}"
     return "loaded"
@@ -338,9 +348,15 @@ def _parquet(**columns: pa.Array) -> bytes:
 
 GOOD = [{"text": f"t{i}", "label": "ab"[i % 2]} for i in range(6)]
 REFUSED = {  # name: (file, content, message); the old behaviour in the comment
-    # TypeError: unhashable type: 'list' (and 'dict'), from building the class set
-    "list label": ("t.jsonl", _jsonl([{"text": "x", "label": ["a"]}, {"text": "y", "label": []}]),
-                   r"t\.jsonl \(split 'train'\), row 0, field 'label': a label is one class name"),
+    # A list label makes the task multi-label (#18); a list beside a plain label is refused.
+    # (Before multi-label: TypeError: unhashable type: 'list', from building the class set.)
+    "list and string labels": ("t.jsonl", _jsonl([{"text": "x", "label": ["a"]},
+                                                  {"text": "y", "label": "b"}]),
+                               r"t\.jsonl, line 2, field 'label': a string \('b'\), but line 1"),
+    "only empty label lists": ("t.jsonl", _jsonl([{"text": "x", "label": []},
+                                                  {"text": "y", "label": []}]),
+                               r"t\.jsonl \(split 'train'\), field 'label': every training row "
+                               r"has an empty label list"),
     "object label": ("t.parquet", _parquet(text=pa.array(["a", "b"]),
                                            label=pa.array([{"x": 1}, {"x": 2}])),
                      r"t\.parquet \(split 'train'\), row 0, field 'label': .*got an object"),
