@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from datamodules import DataError, TextDataModule
@@ -71,14 +71,16 @@ def _kind(value: Any) -> str | None:
 
 
 def _bad_lines(train: list[dict], test: list[dict]) -> set[tuple[str, int]]:
-    """``(file, line)`` of texts that are not strings and labels not of the first label's type."""
+    """``(file, line)`` of texts that are not strings (null included: named by line since a
+    column null in a whole file broke the next file's read) and labels not of the first
+    label's type."""
     rows = [("train", n, r) for n, r in enumerate(train, 1)]
     rows += [("test", n, r) for n, r in enumerate(test, 1)]
     first = next((_kind(r["label"]) for _, _, r in rows if r["label"] is not None), None)
     return {
         (name, number)
         for name, number, row in rows
-        if _kind(row["text"]) not in (None, "string") or _kind(row["label"]) not in (None, first)
+        if _kind(row["text"]) != "string" or _kind(row["label"]) not in (None, first)
     }
 
 
@@ -138,6 +140,9 @@ def _check(train: list[dict], test: list[dict]) -> None:
 
 @FAST
 @given(pairs())
+# Found by hypothesis: a null text named by its line; a text column null in the whole first file
+@example(([{"text": "a", "label": "pos"}] * 2, [{"text": None, "label": "pos"}]))
+@example(([{"text": None, "label": "pos"}] * 2, [{"text": "a", "label": "pos"}]))
 def test_fuzzed_file_pairs_load_intact_or_name_a_bad_line(pair):
     _check(*pair)
 
