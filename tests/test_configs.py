@@ -59,8 +59,9 @@ def parse():
         _ParserOnly(SequenceClassifier, L.LightningDataModule, **kwargs, args=[])
     parser = built.value.args[0]
 
-    def parse_fit(*configs: Path | str):
-        return parser.parse_args(["fit", *(a for c in configs for a in ("--config", str(c)))]).fit
+    def parse_fit(*configs: Path | str, args: tuple[str, ...] = ()):
+        configs_args = [a for c in configs for a in ("--config", str(c))]
+        return parser.parse_args(["fit", *configs_args, *args]).fit
 
     return parse_fit
 
@@ -103,6 +104,22 @@ def test_the_cli_defaults_differ_from_lightnings():
     trainer = inspect.signature(L.Trainer).parameters
     for key, value in yaml.safe_load(DEFAULTS.read_text())["trainer"].items():
         assert value != trainer[key].default, f"{_name(DEFAULTS)}: {key} is Lightning's default"
+
+
+def _callbacks(fit) -> list[str]:
+    return [c.class_path.rsplit(".", 1)[-1] for c in fit.trainer.callbacks or []]
+
+
+def test_every_fit_stops_early_by_default_and_can_opt_out(parse):
+    # Small user data needs many epochs, IMDB few: early stopping under a cap serves both (#17).
+    fit = parse(ROOT / "data/synthetic.yaml")
+    assert _callbacks(fit) == ["EarlyStopping"]
+    assert fit.trainer.callbacks[0].init_args["monitor"] == "val/acc"
+    assert fit.trainer.callbacks[0].init_args["patience"] == 3
+    analysis = parse(ROOT / "data/synthetic.yaml", ROOT / "callbacks/analysis.yaml")
+    assert _callbacks(analysis)[0] == "EarlyStopping" and len(_callbacks(analysis)) > 1
+    off = parse(ROOT / "data/synthetic.yaml", args=("--trainer.callbacks=[]",))
+    assert _callbacks(off) == []
 
 
 @pytest.mark.parametrize("config", [c for c in CLI_CONFIGS if c != DEFAULTS], ids=_name)
