@@ -1,0 +1,88 @@
+"""The real-text tables in README and docs are generated from committed comparisons (#17)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("real_text", ROOT / "benchmarks" / "real_text.py")
+real_text = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(real_text)
+
+
+def _run(encoder, seed, correct, lengths, **extra):
+    return {
+        "encoder": encoder,
+        "seed": seed,
+        "status": "ok",
+        "test_acc": float(np.mean(correct)),
+        "test_f1": float(np.mean(correct)),
+        "correct": list(correct),
+        "lengths": list(lengths),
+        "wall_time_s": extra.pop("wall", 100.0),
+        **extra,
+    }
+
+
+def _results():
+    rng = np.random.default_rng(0)
+    n = 200
+    lengths = rng.integers(10, 800, n)
+    good = (rng.random(n) < 0.9).astype(int)
+    poor = (rng.random(n) < 0.6).astype(int)
+    runs = [
+        _run("rnn", 0, poor, np.minimum(lengths, 400), wall=50.0),
+        _run("lstm", 0, good, np.minimum(lengths, 400), test_ece_raw=0.05, test_ece=0.01),
+        _run("cnn", 0, poor, lengths, wall=10.0),
+        _run("tfidf-svm", 0, good, lengths, reference=True),
+    ]
+    encoders = [{"encoder": "lstm", "acc_ci_low": 0.85, "acc_ci_high": 0.93}]
+    return {"runs": runs, "encoders": encoders, "statistics": {}}
+
+
+def test_table_shows_each_row_against_the_write_up():
+    text = real_text.table("imdb", _results())
+    lines = text.splitlines()
+    assert lines[0].startswith("| encoder | test acc | 95% CI |") and "write-up" in lines[0]
+    lstm = next(line for line in lines if line.startswith("| lstm "))
+    assert "0.850–0.930" in lstm and "0.847" in lstm and "0.050 → 0.010" in lstm
+    rnn = next(line for line in lines if line.startswith("| rnn "))
+    assert "0.782" in rnn and ("yes" in rnn or "**no**" in rnn)
+    assert any(line.startswith("| tfidf-svm (TF-IDF + LinearSVC) ") for line in lines)
+    # no write-up for 20 Newsgroups: no such columns
+    assert "write-up" not in real_text.table("newsgroups", _results()).splitlines()[0]
+
+
+def test_claims_give_paired_tests_on_the_same_texts():
+    lines = real_text.claims(_results())
+    cnn = next(line for line in lines if "CNNs are fastest" in line)
+    assert "cnn is #1 of 3 by wall time" in cnn and "cnn − lstm:" in cnn
+    gated = next(line for line in lines if "Gated RNNs" in line)
+    long = int((np.array(_results()["runs"][2]["lengths"]) > 400).sum())
+    assert f"({long:,} test texts of more than 400 tokens)" in gated and "lstm − rnn:" in gated
+    good, poor = (
+        np.array(_results()["runs"][1]["correct"]),
+        np.array(_results()["runs"][0]["correct"]),
+    )
+    d, p, test = real_text.paired(good[None], poor[None])
+    assert d == pytest.approx(good.mean() - poor.mean()) and p < 1e-6 and test == "McNemar exact"
+
+
+def test_replace_renews_only_the_marked_block():
+    text = "a\n<!-- real-text:imdb -->\nold\n<!-- /real-text:imdb -->\nb\n"
+    new = real_text.replace(text, {"imdb": "new table", "claims": "x"})
+    assert new == "a\n<!-- real-text:imdb -->\nnew table\n<!-- /real-text:imdb -->\nb\n"
+    assert real_text.replace(new, {"imdb": "new table"}) == new
+
+
+def test_the_committed_tables_are_generated_from_the_committed_results():
+    if not real_text.blocks():
+        pytest.skip("no docs/results/<dataset>/results.json committed yet")
+    assert (
+        real_text.main(["--check", str(ROOT / "README.md"), str(ROOT / "docs/which_encoder.md")])
+        == 0
+    )
