@@ -11,9 +11,12 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from callbacks import figures, sinks, token_maps
-from lit_seqcls.attribution import token_weights
+from lit_seqcls.attribution import class_probabilities, token_weights
+from lit_seqcls.validation import require_positive_int
 
 Candidate = tuple[float, int, list[int]]  # (sort key, row index in the split, token ids)
+# (row in `selected`, predicted, confidence, caption after the arrow, weights (T,))
+Explained = tuple[int, str, float, str, torch.Tensor]
 TITLES = {
     "attention": "Attention weights",
     "integrated_gradients": "Token importance (integrated gradients)",
@@ -36,6 +39,15 @@ class AttentionMapLogger(Callback):
     Weights are the encoder's attention when it has one (the ``attention`` encoder) and token
     importance otherwise (``lit_seqcls.attribution``: integrated gradients by default). Padding
     is never drawn; a text longer than ``max_tokens`` is shown around its highest weights.
+    Confidences are the model's calibrated probabilities (its current ``temperature``).
+
+    A multi-label model gets one row per (text, predicted label): the labels whose probability
+    reaches the label's threshold (the model's current ``thresholds``, the ones this epoch's
+    validation metrics used), most probable first, at most ``max_labels``; when none does, the
+    most probable label, marked ``(below threshold)``. Each row's importance explains that
+    label's logit; the ``attention`` encoder's map is the same for every label, so it keeps one
+    row per text whose ``predicted`` lists the labels (``db|web``) and whose confidence is the
+    first one's.
 
     Args:
         num_examples: texts to follow (balanced across classes).
@@ -46,6 +58,7 @@ class AttentionMapLogger(Callback):
             attention (or all encoders with ``use_attention=False``).
         use_attention: draw attention weights when the encoder returns them.
         seed: seed of the pick.
+        max_labels: multi-label models: rows per text, at most (its most probable labels).
 
     Example:
         >>> AttentionMapLogger(num_examples=4).num_examples
@@ -60,6 +73,7 @@ class AttentionMapLogger(Callback):
         importance: Literal["integrated_gradients", "gradient_x_input"] = "integrated_gradients",
         use_attention: bool = True,
         seed: int = 0,
+        max_labels: int = 4,
     ) -> None:
         self.num_examples = num_examples
         self.every_n_epochs = every_n_epochs
@@ -67,6 +81,7 @@ class AttentionMapLogger(Callback):
         self.importance = importance
         self.use_attention = use_attention
         self.seed = seed
+        self.max_labels = require_positive_int("max_labels", max_labels)
         self.selected: list[dict[str, Any]] | None = None  # [{"index", "label", "ids"}]
         self._candidates: dict[int, list[Candidate]] = {}
 
@@ -129,27 +144,84 @@ class AttentionMapLogger(Callback):
         for row, ex in enumerate(self.selected):
             input_ids[row, : lengths[row]] = torch.tensor(ex["ids"])  # (N, T), 0 = padding
         device = pl_module.device
-        weights, probs = token_weights(pl_module, input_ids.to(device), lengths.to(device), method)
+        input_ids, lengths = input_ids.to(device), lengths.to(device)
         names = sinks.class_names(trainer, pl_module)
         datamodule = getattr(trainer, "datamodule", None)
         tokenizer = getattr(datamodule, "tokenizer", None)
         texts = sinks.texts(trainer, "val")
+        explained: list[Explained]
+        if getattr(pl_module, "multi_label", False):
+            explained = self._label_rows(pl_module, input_ids, lengths, method, names)
+        else:
+            weights, probs = token_weights(pl_module, input_ids, lengths, method)
+            explained = []
+            for row in range(len(self.selected)):
+                pred = int(probs[row].argmax())
+                confidence = float(probs[row, pred])
+                caption = f"{names[pred]} ({confidence:.0%})"
+                explained.append((row, names[pred], confidence, caption, weights[row]))
         rows = []
-        for row, ex in enumerate(self.selected):
-            n = int(lengths[row])
-            pred = int(probs[row].argmax())
+        for row, predicted, confidence, caption, weights in explained:
+            ex = self.selected[row]
+            true = _names(names, ex["label"])
             rows.append(
                 {
                     "index": ex["index"],
-                    "true": _names(names, ex["label"]),
-                    "predicted": names[pred],
-                    "confidence": float(probs[row, pred]),
+                    "true": true,
+                    "predicted": predicted,
+                    "confidence": confidence,
                     "text": texts[ex["index"]] if texts is not None else "",
                     "tokens": [_token(tokenizer, i) for i in ex["ids"]],
-                    "weights": weights[row, :n].tolist(),
+                    "weights": weights[: len(ex["ids"])].tolist(),
+                    "caption": f"#{ex['index']}: {true} → {caption}",
                 }
             )
         return rows
+
+    def _label_rows(
+        self, pl_module: Any, input_ids: torch.Tensor, lengths: torch.Tensor, method: str, names
+    ) -> list[Explained]:
+        """Multi-label: one row per (text, predicted label); per text for attention maps."""
+        network = pl_module.network
+        was_training = network.training
+        network.eval()
+        try:
+            with torch.no_grad():
+                logits = network(input_ids, lengths).logits  # (N, C)
+        finally:
+            network.train(was_training)
+        probs = class_probabilities(pl_module, logits).cpu()  # (N, C), calibrated sigmoids
+        thresholds = pl_module.thresholds.float().cpu()  # (C,)
+        picked = []  # (text row, its labels most probable first, whether they reach thresholds)
+        for row, p in enumerate(probs):
+            order = p.argsort(descending=True).tolist()
+            above = [c for c in order if p[c] >= thresholds[c]][: self.max_labels]
+            picked.append((row, above or order[:1], bool(above)))
+
+        def explained(row: int, labels: list[int], reached: bool, weights) -> Explained:
+            joined = "|".join(names[c] for c in labels)
+            numbers = ", ".join(f"{float(probs[row, c]):.2f}" for c in labels)
+            if reached:
+                return row, joined, float(probs[row, labels[0]]), f"{joined} ({numbers})", weights
+            caption = f"{joined} ({numbers}, below threshold)"
+            return (
+                row,
+                f"{joined} (below threshold)",
+                float(probs[row, labels[0]]),
+                caption,
+                weights,
+            )
+
+        if method == "attention":  # one map per text, the same whichever label
+            weights, _ = token_weights(pl_module, input_ids, lengths, method)  # (N, T)
+            return [explained(*pick, weights[pick[0]]) for pick in picked]
+        pairs = [(row, [c], reached) for row, labels, reached in picked for c in labels]
+        texts = torch.tensor([row for row, _, _ in pairs], device=input_ids.device)  # (R,)
+        target = torch.tensor([c for _, (c,), _ in pairs], device=input_ids.device)  # (R,)
+        weights, _ = token_weights(
+            pl_module, input_ids[texts], lengths[texts], method, target=target
+        )  # (R, T): each row explains its own label's logit
+        return [explained(*pair, weights[k]) for k, pair in enumerate(pairs)]
 
     def _write(self, trainer: L.Trainer, rows: list[dict], method: str, out_dir) -> None:
         what = TITLES[method]
@@ -163,9 +235,7 @@ class AttentionMapLogger(Callback):
             shown.append((r["tokens"][start:stop], r["weights"][start:stop]))
             htmls.append(token_maps.tokens_html(*shown[-1], (start > 0, stop < n)))
             where = f", tokens {start + 1}–{stop} of {n}" if stop - start < n else ""
-            labels.append(
-                f"#{r['index']}: {r['true']} → {r['predicted']} ({r['confidence']:.0%}){where}"
-            )
+            labels.append(r["caption"] + where)
         unit = "attention" if method == "attention" else "share of |attribution|"
         fig = figures.token_heatmap_figure(
             [s[0] for s in shown], [s[1] for s in shown], labels, title, f"{unit} ÷ row maximum"

@@ -4,10 +4,11 @@
 exactly 0 on padding, so the same pictures work for every encoder:
 
 - ``attention``: the encoder's own attention weights (only encoders that return them).
-- ``integrated_gradients`` (Sundararajan et al., 2017): the gradient of the predicted class's
-  logit with respect to the token embeddings, averaged along the straight path from an all-zero
-  embedding (the padding embedding) to the real one (midpoint rule, ``steps`` points), times the
-  embedding, summed over the embedding dimension. The attributions add up to
+- ``integrated_gradients`` (Sundararajan et al., 2017): the gradient of the explained class's
+  logit (the argmax, or a ``target`` per text: one label of a multi-label model) with respect
+  to the token embeddings, averaged along the straight path from an all-zero embedding (the
+  padding embedding) to the real one (midpoint rule, ``steps`` points), times the embedding,
+  summed over the embedding dimension. The attributions add up to
   ``logit(x) - logit(0)`` (checked in the tests).
 - ``gradient_x_input``: the same with one gradient at the real embedding (cheaper, noisier).
 
@@ -16,6 +17,11 @@ share of the evidence, not its sign. Gradients are taken with respect to the emb
 only (``torch.autograd.grad``), so no parameter ``.grad`` is touched (nor any DDP hook fired),
 and they work inside Lightning's ``inference_mode`` evaluation loops. They run the network's own
 forward from the embeddings on (``TextClassifierNetwork.classify``), in eval mode.
+
+The probabilities returned alongside are the model's calibrated ones (``class_probabilities``):
+``softmax(logits / T)``, or for a multi-label model an independent ``sigmoid(logits / T)`` per
+label, with ``T`` the ``SequenceClassifier``'s fitted ``temperature`` (1 for a bare network): the
+numbers ``predict`` and the other analysis callbacks show.
 """
 
 from __future__ import annotations
@@ -31,6 +37,33 @@ from lit_seqcls.network import TextClassifierNetwork
 Method = Literal["attention", "integrated_gradients", "gradient_x_input"]
 
 
+def class_probabilities(
+    model: nn.Module, logits: Tensor, multi_label: bool | None = None
+) -> Tensor:
+    """The model's calibrated probabilities ``(B, C)`` for its ``logits`` ``(B, C)``.
+
+    Softmax of ``logits / temperature``, or for a multi-label model (``model.multi_label``, or
+    ``multi_label=True`` for a bare network) a sigmoid per label. The temperature is the
+    ``SequenceClassifier``'s ``temperature`` buffer; a bare network has none (1).
+
+    Example:
+        >>> from lit_seqcls.encoders import CNNEncoder
+        >>> model = TextClassifierNetwork(20, 2, CNNEncoder(8, num_filters=4), embedding_dim=8)
+        >>> logits = torch.tensor([[0.0, 2.0]])
+        >>> round(class_probabilities(model, logits).sum().item(), 6)
+        1.0
+        >>> [round(p, 4) for p in class_probabilities(model, logits, multi_label=True)[0].tolist()]
+        [0.5, 0.8808]
+    """
+    if multi_label is None:
+        multi_label = bool(getattr(model, "multi_label", False))
+    temperature = getattr(model, "temperature", None)
+    z = logits.float()  # (B, C)
+    if temperature is not None:
+        z = z / temperature.to(z.device)
+    return z.sigmoid() if multi_label else z.softmax(dim=-1)  # (B, C)
+
+
 @torch.inference_mode(False)
 def token_weights(
     model: nn.Module,
@@ -38,6 +71,9 @@ def token_weights(
     lengths: Tensor,
     method: Method = "integrated_gradients",
     steps: int = 32,
+    *,
+    target: Tensor | None = None,
+    multi_label: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-token weights and the class probabilities, with the model in eval mode.
 
@@ -48,10 +84,14 @@ def token_weights(
         lengths: real tokens per text. ``(B,)``
         method: ``attention``, ``integrated_gradients`` or ``gradient_x_input`` (module docs).
         steps: points on the integration path for ``integrated_gradients``.
+        target: the class whose logit the gradient methods explain, per text ``(B,)``; the
+            argmax by default. The ``attention`` method has one map per text and ignores it.
+        multi_label: whether the probabilities are a sigmoid per label; by default the model's
+            ``multi_label`` (a bare network: no).
 
     Returns:
         ``weights`` ``(B, T)`` (each row sums to 1 over its real tokens, 0 on padding) and the
-        softmax probabilities ``(B, C)``; the gradient methods explain the argmax class.
+        calibrated probabilities ``(B, C)`` (``class_probabilities``).
 
     Example:
         >>> from lit_seqcls.encoders import CNNEncoder
@@ -69,7 +109,7 @@ def token_weights(
         mask = lengths_to_mask(lengths, input_ids.size(1))  # (B, T)
         with torch.no_grad():
             output = network(input_ids, lengths)
-        probs = output.logits.float().softmax(dim=-1)  # (B, C)
+        probs = class_probabilities(model, output.logits, multi_label)  # (B, C)
         if method == "attention":
             if output.attention is None:
                 raise ValueError(
@@ -81,12 +121,28 @@ def token_weights(
             # Midpoint rule on the path: error O(1/steps²) where a right-hand sum has O(1/steps).
             ig = method == "integrated_gradients"
             alphas = (torch.arange(steps) + 0.5) / steps if ig else torch.ones(1)
-            scores = _attributions(network, input_ids, lengths, probs.argmax(-1), alphas)
+            if target is None:
+                target = probs.argmax(-1)  # (B,)
+            target = _check_target(target, probs)
+            scores = _attributions(network, input_ids, lengths, target, alphas)
             weights = scores.abs()
         weights = weights.masked_fill(~mask, 0.0)  # (B, T)
         return weights / weights.sum(-1, keepdim=True).clamp_min(1e-12), probs
     finally:
         network.train(was_training)
+
+
+def _check_target(target: Tensor, probs: Tensor) -> Tensor:
+    """``target`` as class indices ``(B,)`` on the logits' device, or a ``ValueError``."""
+    batch, classes = probs.shape
+    if target.shape != (batch,) or target.is_floating_point():
+        raise ValueError(
+            f"target must hold one class index per text, shape ({batch},); got "
+            f"{tuple(target.shape)} of {target.dtype}"
+        )
+    if len(target) and not (int(target.min()) >= 0 and int(target.max()) < classes):
+        raise ValueError(f"target holds a class index outside 0..{classes - 1}")
+    return target.to(probs.device).long().clone()  # a clone: out of inference mode
 
 
 def _attributions(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import html
 import json
@@ -139,13 +140,17 @@ def test_logged_attention_weights_are_the_models_weights(attention_run):
     per_class = [sum(r["true"] == name for r in rows) for name in run.dm.class_names]
     assert per_class == [2, 2, 2]  # balanced
     run.model.eval()
+    # Calibrated (#18): the last epoch's maps use the temperature fitted after the epoch before.
+    with open(Path(run.trainer.log_dir) / "metrics.csv", encoding="utf-8") as f:
+        fitted = [float(r["val/temperature"]) for r in csv.DictReader(f) if r["val/temperature"]]
     for row in rows:
         ids = run.ids("validation", row["index"])
         with torch.no_grad():
             out = run.model(torch.tensor([ids]), torch.tensor([len(ids)]))
         logged = torch.tensor(json.loads(row["weights"]))
         torch.testing.assert_close(logged, out.attention[0], rtol=0, atol=1e-6)
-        assert row["confidence"] == pytest.approx(out.logits.softmax(-1).max().item(), abs=1e-6)
+        confidence = (out.logits / fitted[-2]).softmax(-1).max().item()
+        assert row["confidence"] == pytest.approx(confidence, abs=1e-5)
         tokens = [run.dm.tokenizer.id_to_token(i) for i in ids]
         assert json.loads(row["tokens"]) == tokens
         assert row["text"] == run.dm.texts("validation")[row["index"]]

@@ -98,3 +98,56 @@ def test_the_networks_own_forward_in_eval_mode_dropout_off(method):
     weights, _ = token_weights(model.train(), IDS, LENGTHS, method, steps=4)
     torch.testing.assert_close(weights, expected)
     assert model.network.training
+
+
+# ---- explaining a given class; probabilities that fit the model (#18) -----------------------
+@pytest.mark.parametrize("method", ["integrated_gradients", "gradient_x_input"])
+def test_an_explicit_target_explains_that_class(method):
+    model = _model("gru").eval()
+    default, probs = token_weights(model, IDS, LENGTHS, method, steps=4)
+    argmax = probs.argmax(-1)  # (B,)
+    same, _ = token_weights(model, IDS, LENGTHS, method, steps=4, target=argmax)
+    torch.testing.assert_close(same, default)
+    other = (argmax + 1) % probs.size(1)  # another class for every text
+    weights, _ = token_weights(model, IDS, LENGTHS, method, steps=4, target=other)
+    assert not torch.allclose(weights[0], default[0], atol=1e-3)
+    # The reference: the same attributions of that class's logit, normalised.
+    alphas = (torch.arange(4) + 0.5) / 4 if method == "integrated_gradients" else torch.ones(1)
+    scores = _attributions(model.network, IDS, LENGTHS, other, alphas).abs()
+    scores = scores.masked_fill(~lengths_to_mask(LENGTHS, IDS.size(1)), 0)
+    torch.testing.assert_close(weights, scores / scores.sum(-1, keepdim=True))
+
+
+def test_a_bad_target_is_refused_by_name():
+    model = _model("cnn")
+    for bad in (torch.tensor([0]), torch.tensor([0.0, 1.0]), torch.tensor([0, 3])):
+        with pytest.raises(ValueError, match="target"):
+            token_weights(model, IDS, LENGTHS, "gradient_x_input", target=bad)
+
+
+def test_single_label_probabilities_are_the_calibrated_softmax():
+    # Before #18's temperature the logger showed softmax(logits); `predict`, the confusion matrix
+    # and the misclassified table show softmax(logits / T): token maps now agree with them.
+    model = _model("cnn").eval()
+    model.temperature.fill_(2.5)
+    _, probs = token_weights(model, IDS, LENGTHS, "gradient_x_input")
+    with torch.no_grad():
+        logits = model(IDS, LENGTHS).logits
+    torch.testing.assert_close(probs, (logits / 2.5).softmax(-1))
+    _, bare = token_weights(model.network, IDS, LENGTHS, "gradient_x_input")  # no temperature
+    torch.testing.assert_close(bare, logits.softmax(-1))
+
+
+def test_multi_label_probabilities_are_sigmoids_with_temperature():
+    torch.manual_seed(0)
+    model = SequenceClassifier(12, 3, encoder="cnn", embedding_dim=8, task="multi_label").eval()
+    model.temperature.fill_(0.5)
+    weights, probs = token_weights(model, IDS, LENGTHS, "integrated_gradients", steps=4)
+    with torch.no_grad():
+        logits = model(IDS, LENGTHS).logits
+    torch.testing.assert_close(probs, (logits / 0.5).sigmoid())
+    assert not torch.allclose(probs.sum(-1), torch.ones(2))  # independent labels
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+    # A bare network does not know its task: the caller says it.
+    _, bare = token_weights(model.network, IDS, LENGTHS, "gradient_x_input", multi_label=True)
+    torch.testing.assert_close(bare, logits.sigmoid())
