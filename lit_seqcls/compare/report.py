@@ -10,6 +10,10 @@ against the best encoder and whether it is tied with it (``lit_seqcls.compare.st
 runs' per-example test predictions); the table's footnote says what was tested and how. The
 linear reference row (``lit_seqcls.compare.reference``) goes through the same statistics and is
 marked as the reference; it is never the best, and the plots leave it out.
+
+Scores that only some comparisons have (``results.OPTIONAL_SCORES``: micro-F1 of multi-label
+runs, the calibration error before and after temperature scaling) get their columns in every
+table when a run has them, and none otherwise (``results.shown_scores``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from typing import Any
 from lit_seqcls.compare import stats
 from lit_seqcls.compare.plots import PLOTS, save_plots
 from lit_seqcls.compare.predictions import paired_predictions
-from lit_seqcls.compare.results import RunResult, accuracy_by_length, bucket_label, summarize
+from lit_seqcls.compare.results import (
+    OPTIONAL_SCORES,
+    SCORES,
+    RunResult,
+    accuracy_by_length,
+    bucket_label,
+    shown_scores,
+    summarize,
+)
 from lit_seqcls.runtime.outputs import spreadsheet_safe
 
 STATS_SEED = 0  # the statistics' resamples and permutations: the same report every time
@@ -36,6 +48,7 @@ def write_report(
     """Write the tables and plots for ``results`` into ``output_dir``; return the paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = summarize(results)
+    extra = [name for name in shown_scores(results) if name not in SCORES]
     footnote = add_significance(rows, results)
     results_json = output_dir / "results.json"
     payload = {
@@ -47,8 +60,10 @@ def write_report(
     written = [
         results_json,
         _write_csv(output_dir / "comparison.csv", rows),
-        _write_csv(output_dir / "runs.csv", [_run_row(r) for r in results]),
-        _write_markdown(output_dir / "comparison.md", rows, results, title, command, footnote),
+        _write_csv(output_dir / "runs.csv", [_run_row(r, extra) for r in results]),
+        _write_markdown(
+            output_dir / "comparison.md", rows, results, title, command, footnote, extra
+        ),
     ]
     encoders = [r for r in results if r.status == "ok" and not r.reference]
     written += save_plots(encoders, [r for r in rows if not r["reference"]], output_dir)
@@ -87,10 +102,12 @@ def _plain(value: Any) -> Any:
     return value.item()  # NumPy scalars; anything else is a bug worth the TypeError
 
 
-def _run_row(r: RunResult) -> dict[str, Any]:
+def _run_row(r: RunResult, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One line of runs.csv; ``extra``: the optional scores shown, after the scores."""
     fields = (
-        "encoder", "seed", "test_acc", "test_f1", "wall_time_s", "train_time_s", "time_to_best_s",
-        "params", "encoder_params", "peak_rss_mb", "samples_per_s", "tokens_per_s",
+        "encoder", "seed", "test_acc", "test_f1", *extra, "wall_time_s", "train_time_s",
+        "time_to_best_s", "params", "encoder_params", "peak_rss_mb", "samples_per_s",
+        "tokens_per_s",
     )  # fmt: skip
     return {
         **{k: getattr(r, k) for k in fields},
@@ -158,6 +175,25 @@ def _p(value: float | None) -> str:
     return "—" if value is None else "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _score_notes(extra: Sequence[str]) -> list[str]:
+    """What the optional score columns measure (one line each that is shown)."""
+    notes = []
+    if "test_f1_micro" in extra:
+        notes.append(
+            "Multi-label rows: test acc is subset accuracy (the whole label set right), "
+            "macro-F1 the mean F1 over the labels, micro-F1 the F1 of every text–label pair "
+            "pooled."
+        )
+    if "test_ece" in extra or "test_ece_raw" in extra:
+        notes.append(
+            "ECE: expected calibration error (15 equal-width bins) of the top-label "
+            "probability (multi-label: of every text–label pair) after the temperature fitted "
+            "on the validation split; raw ECE: before it. The reference row gives no "
+            "probabilities."
+        )
+    return notes
+
+
 def _length_table(results: Sequence[RunResult]) -> list[str]:
     buckets, accuracy = accuracy_by_length(results)
     if not accuracy:
@@ -181,17 +217,22 @@ def _write_markdown(
     title: str,
     command: str,
     footnote: str = "",
+    extra: Sequence[str] = (),
 ) -> Path:
+    """comparison.md; ``extra``: the optional scores shown, as columns after the tie column."""
     seeds = max((r["seeds"] for r in rows if not r["reference"]), default=1)
+    columns = [
+        "encoder", "test acc", "acc 95% CI", "macro-F1", "F1 95% CI", "p vs best (acc / F1)",
+        "tied with best", *(OPTIONAL_SCORES[name] for name in extra), "wall time",
+        "time to best val", "params (encoder)", "peak memory", "tokens/s", "status",
+    ]  # fmt: skip
     lines = [
         f"# {title}",
         "",
         f"`{command}`" if command else "",
         "",
-        "| encoder | test acc | acc 95% CI | macro-F1 | F1 95% CI | p vs best (acc / F1) "
-        "| tied with best | wall time | time to best val | params (encoder) | peak memory "
-        "| tokens/s | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(columns) + " |",
+        "|---" * len(columns) + "|",
     ]
     for r in rows:
         params = _fmt(r["params"], ",") + (
@@ -206,7 +247,9 @@ def _write_markdown(
         lines.append(
             f"| {name} | {r['test_acc']} | {_interval(r['acc_ci_low'], r['acc_ci_high'])} "
             f"| {r['test_f1']} | {_interval(r['f1_ci_low'], r['f1_ci_high'])} | {p_values} "
-            f"| {r['tied_with_best'] or '—'} | {_seconds(r['wall_time_s_mean'])} "
+            f"| {r['tied_with_best'] or '—'} | "
+            + "".join(f"{r[name]} | " for name in extra)
+            + f"{_seconds(r['wall_time_s_mean'])} "
             f"| {_seconds(r['time_to_best_s_mean'])} | {params} "
             f"| {_megabytes(r['peak_rss_mb_mean'])} "
             f"| {_fmt(r['tokens_per_s_mean'], ',.0f')} | {r['status']} |"
@@ -220,6 +263,7 @@ def _write_markdown(
         "tokens/s: training steps only (forward, backward, optimizer), real tokens without "
         "padding (samples/s and the `fit` time alone: comparison.csv). Params: the whole model, "
         "with the encoder's share in brackets.",
+        *_score_notes(extra),
         *_hardware_lines(results),
         *([f"Statistics: {footnote}"] if footnote else []),
         "",

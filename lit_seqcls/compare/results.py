@@ -5,6 +5,11 @@
 ``lit_seqcls.metrics.length_buckets`` (the same definition the ``LengthAnalysisLogger`` callback
 uses). The tables (``report``) and the plots (``plots``) both read these; neither imports the
 other's records any more, which ended their import cycle.
+
+The scores are ``SCORES``: test accuracy and macro-F1 of every run, and the ``OPTIONAL_SCORES``
+that only some runs have (micro-F1 of a multi-label run, the calibration error of a run of the
+model): ``shown_scores`` keeps those that a comparison's runs have, so a table gains their
+columns only when there is something in them. A multi-label run's accuracy is subset accuracy.
 """
 
 from __future__ import annotations
@@ -17,10 +22,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lit_seqcls.metrics import length_buckets
+from lit_seqcls.metrics import (
+    ECE,
+    ECE_RAW,
+    F1_MICRO,
+    TEST_ACC,
+    TEST_F1,
+    length_buckets,
+    metric_name,
+)
 
 NUM_BUCKETS = 5
 SCORES = ("test_acc", "test_f1")
+# Scores only some runs have, with their headings in comparison.md (tables: in this order).
+OPTIONAL_SCORES = {"test_f1_micro": "micro-F1", "test_ece": "ECE", "test_ece_raw": "raw ECE"}
+# The logged test metric each score is read from (``RunResult.add_test``).
+_LOGGED = {
+    "test_acc": TEST_ACC,
+    "test_f1": TEST_F1,
+    "test_f1_micro": metric_name("test", F1_MICRO),
+    "test_ece": metric_name("test", ECE),
+    "test_ece_raw": metric_name("test", ECE_RAW),
+}
 # Averaged per encoder like the scores (``<name>_mean``, ``<name>_std`` in ``summarize``).
 COSTS = (
     "train_time_s",
@@ -47,6 +70,12 @@ class RunResult:
     status: str = "not run"
     test_acc: float | None = None
     test_f1: float | None = None
+    # None where the run did not log them (single-label: no micro-F1; the reference: no ECE).
+    # Multi-label micro-F1 pools every text-label pair; ECE: 15 bins, top-label (multi-label:
+    # every text-label pair), after (`test_ece`) and before (`test_ece_raw`) temperature scaling.
+    test_f1_micro: float | None = None
+    test_ece: float | None = None
+    test_ece_raw: float | None = None
     train_time_s: float | None = None
     params: int | None = None
     encoder_params: int | None = None
@@ -75,8 +104,8 @@ class RunResult:
 
     def add_test(self, test: dict[str, Any]) -> None:
         """Take the test metrics and per-example lengths and correctness from the reporter."""
-        self.test_acc = test["metrics"].get("test/acc")
-        self.test_f1 = test["metrics"].get("test/f1_macro")
+        for name, logged in _LOGGED.items():
+            setattr(self, name, test["metrics"].get(logged))
         self.lengths = test["examples"]["length"]
         self.correct = test["examples"]["correct"]
         self.predictions = test.get("predictions", "")
@@ -84,7 +113,10 @@ class RunResult:
     def summary(self) -> str:
         if self.status != "ok":
             return self.status
-        return f"test acc {self.test_acc:.3f}, macro-F1 {self.test_f1:.3f}"
+        text = f"test acc {self.test_acc:.3f}, macro-F1 {self.test_f1:.3f}"
+        if self.test_f1_micro is not None:
+            text += f", micro-F1 {self.test_f1_micro:.3f}"
+        return text + ("" if self.test_ece is None else f", ECE {self.test_ece:.3f}")
 
 
 def time_to_best(history: Sequence[dict[str, float]], metric: str = "val/acc") -> float | None:
@@ -108,8 +140,20 @@ def load_results(output_dir: Path) -> list[RunResult]:
     return [RunResult(**r) for r in runs]
 
 
+def shown_scores(results: Sequence[RunResult]) -> tuple[str, ...]:
+    """``SCORES`` and the ``OPTIONAL_SCORES`` that some run of ``results`` has.
+
+    Example:
+        >>> shown_scores([RunResult("cnn", 0, test_acc=0.9, test_ece=0.02)])
+        ('test_acc', 'test_f1', 'test_ece')
+    """
+    extra = [n for n in OPTIONAL_SCORES if any(getattr(r, n) is not None for r in results)]
+    return (*SCORES, *extra)
+
+
 def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:
-    """One row per encoder (first-seen order): mean and std over its successful runs.
+    """One row per encoder (first-seen order): mean and std over its successful runs, of every
+    score in ``shown_scores`` (so a score no run has gets no columns) and of the costs.
 
     Example:
         >>> runs = [RunResult("cnn", s, status="ok", test_acc=a, test_f1=a) for s, a in
@@ -121,16 +165,19 @@ def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:
         'ok 2/3; seed 2: test failed'
     """
     encoders = list(dict.fromkeys(r.encoder for r in results))
+    scores = shown_scores(results)
     rows = []
     for encoder in encoders:
         runs = [r for r in results if r.encoder == encoder]
         ok = [r for r in runs if r.status == "ok"]
         row: dict[str, Any] = {"encoder": encoder}
-        for name in (*SCORES, *COSTS):
+        for name in (*scores, *COSTS):
             mean, std = _mean_std([getattr(r, name) for r in ok])
             row[f"{name}_mean"], row[f"{name}_std"] = mean, std
-        row["test_acc"] = _pm(row["test_acc_mean"], row["test_acc_std"], len(ok))
-        row["test_f1"] = _pm(row["test_f1_mean"], row["test_f1_std"], len(ok))
+        for name in scores:
+            # The std over the runs that have the score (the reference row has no ECE).
+            n = sum(getattr(r, name) is not None for r in ok)
+            row[name] = _pm(row[f"{name}_mean"], row[f"{name}_std"], n)
         row["params"] = next((r.params for r in runs if r.params is not None), None)
         row["encoder_params"] = next(
             (r.encoder_params for r in runs if r.encoder_params is not None), None
