@@ -9,6 +9,13 @@ runs' by construction. Its per-example predictions are written like a run's
 (``runs/tfidf-svm/test_predictions.jsonl``), so the report's paired statistics treat it as one
 more row, marked as the reference (never the best).
 
+On multi-label data (the DataModule's ``multi_label``) it is one-vs-rest: one ``LinearSVC`` per
+label (``OneVsRestClassifier``) on the multi-hot training labels, each deciding on its own
+whether its label is in a text's set; a text for which none does gets the empty set. Its
+predictions are label sets written like a run's (``"a|b"``, in class-name order), and it reports
+subset accuracy (``test_acc``), macro-F1 over the labels (``test_f1``) and micro-F1
+(``test_f1_micro``), as the model logs them.
+
 scikit-learn is optional (``pip install lit-seqcls[baselines]``): without it the row says so
 and the comparison goes on. ``--reference none`` leaves the row out. A finished reference row is
 reused while the data settings stay the same (its ``result.json`` keeps their digest).
@@ -101,17 +108,20 @@ def run_reference(data: dict[str, Any], run_dir: Path) -> RunResult:
     path = write_predictions(
         run_dir / PREDICTIONS_FILE,
         (
-            {"index": i, "label": names[y], "pred": names[p]}
+            {"index": i, "label": _name(y, names), "pred": _name(p, names)}
             for i, (y, p) in enumerate(zip(labels.tolist(), preds.tolist(), strict=True))
         ),
     )
+    if labels.ndim == 2:
+        scores = multilabel_scores(labels, preds)
+    else:
+        scores = {"test_acc": float((labels == preds).mean()), "test_f1": macro_f1(labels, preds)}
     return RunResult(
         NAME,
         0,
         run_dir=str(run_dir),
         status="ok",
-        test_acc=float((labels == preds).mean()),
-        test_f1=macro_f1(labels, preds),
+        **scores,
         train_time_s=seconds,
         wall_time_s=time.perf_counter() - started,  # data, fit and predictions, in this process
         params=params,
@@ -124,20 +134,73 @@ def fit_predict(dm: Any, ngrams: int = 2) -> tuple[np.ndarray, np.ndarray, float
     """TF-IDF (1..``ngrams``-grams) + LinearSVC trained on ``dm``'s training split.
 
     Returns the test split's labels and predictions (in its row order: ``Batch.index``), the
-    seconds to fit, and the classifier's parameter count (weights and intercepts).
+    seconds to fit, and the classifier's parameter count (weights and intercepts). Labels and
+    predictions are class ids ``(N,)``, or on multi-label data 0/1 rows ``(N, C)`` over
+    ``dm.class_names`` from a ``LinearSVC`` per label (a row of zeros: no label predicted).
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.svm import LinearSVC
 
     train, test = dm.splits["train"], dm.splits["test"]
     start = time.perf_counter()
     vectorizer = TfidfVectorizer(ngram_range=(1, ngrams), sublinear_tf=True, min_df=2)
     features = vectorizer.fit_transform([dm.normalize(t) for t in train["text"]])
-    classifier = LinearSVC(C=1.0).fit(features, train["label"])
+    if dm.multi_label:  # the splits hold each text's label ids as a list: made 0/1 rows
+        target = _multi_hot(train["label"], len(dm.class_names))
+        classifier = OneVsRestClassifier(LinearSVC(C=1.0)).fit(features, target)
+    else:
+        classifier = LinearSVC(C=1.0).fit(features, train["label"])
     seconds = time.perf_counter() - start
     preds = classifier.predict(vectorizer.transform([dm.normalize(t) for t in test["text"]]))
-    params = classifier.coef_.size + classifier.intercept_.size
-    return np.asarray(test["label"]), np.asarray(preds), seconds, int(params)
+    if dm.multi_label:
+        labels = _multi_hot(test["label"], len(dm.class_names))
+    else:
+        labels = np.asarray(test["label"])
+    return labels, np.asarray(preds), seconds, _parameters(classifier)
+
+
+def multilabel_scores(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
+    """Subset accuracy, macro-F1 over the labels and micro-F1 of 0/1 rows ``(N, C)``, keyed as
+    ``RunResult`` fields. A label that neither ``labels`` nor ``preds`` holds has F1 0 in the
+    macro mean, as in the model's metric (torchmetrics' ``MultilabelF1Score``).
+
+    Example:
+        >>> y = np.array([[1, 0, 1], [0, 1, 0]])
+        >>> p = np.array([[1, 0, 0], [0, 1, 1]])  # 2 pairs right, 1 missed, 1 extra
+        >>> {k: round(v, 3) for k, v in multilabel_scores(y, p).items()}
+        {'test_acc': 0.0, 'test_f1': 0.667, 'test_f1_micro': 0.667}
+    """
+    from sklearn.metrics import f1_score
+
+    return {
+        "test_acc": float((labels == preds).all(axis=1).mean()),
+        "test_f1": float(f1_score(labels, preds, average="macro", zero_division=0)),
+        "test_f1_micro": float(f1_score(labels, preds, average="micro", zero_division=0)),
+    }
+
+
+def _parameters(classifier: Any) -> int:
+    """Weights and intercepts of a ``LinearSVC``, or of a one-vs-rest one's SVMs (a label that
+    every training text has, or none, is a constant there, without any)."""
+    fitted = getattr(classifier, "estimators_", [classifier])
+    return sum(e.coef_.size + e.intercept_.size for e in fitted if hasattr(e, "coef_"))
+
+
+def _multi_hot(rows: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
+    """Lists of class ids as 0/1 rows ``(N, C)``."""
+    out = np.zeros((len(rows), num_classes), dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, list(row)] = 1
+    return out
+
+
+def _name(label: int | list[int], names: Sequence[str]) -> str:
+    """A class id's name, or a 0/1 row's label set as the reporter writes it: its names in
+    class-name order with ``|`` between them (``""``: the empty set)."""
+    if isinstance(label, list):
+        return "|".join(n for n, v in zip(names, label, strict=True) if v)
+    return names[label]
 
 
 def datamodule(data: dict[str, Any]) -> Any:

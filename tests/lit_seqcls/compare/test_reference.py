@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,68 @@ def test_compare_has_the_reference_row_by_default_and_none_turns_it_off():
     assert _parse(["--reference", "none"])[0].reference == "none"
     with pytest.raises(SystemExit):
         _parse(["--reference", "bm25"])
+
+
+# ---- multi-label data: one LinearSVC per label, label sets as the reporter writes them ----------
+TAGS = {"db": ["sql", "query", "index"], "net": ["tcp", "router"], "web": ["html", "css"]}
+# (text, true labels, what the reference predicts): one extra label (row 3), one text whose words
+# tell no label (row 4: the empty set), one with two labels.
+TAG_TEST = [
+    ("sql query the a", ["db"], "db"),
+    ("tcp router of", ["net"], "net"),
+    ("html css and", ["web"], "web"),
+    ("sql tcp the", ["db"], "db|net"),
+    ("and of the a", ["web"], ""),
+    ("index html the", ["db", "web"], "db|web"),
+]
+
+
+def _tag_rows(n: int) -> list[dict]:
+    """Texts whose words tell their labels (every label set of the three, in turn)."""
+    rows = []
+    for i in range(n):
+        labels = [name for bit, name in enumerate(TAGS) if (i % 8) >> bit & 1]
+        words = [TAGS[name][(i + k) % len(TAGS[name])] for name in labels for k in range(2)]
+        filler = ["the", "a", "of", "and"]
+        rows.append({"text": " ".join(words + filler[i % 3 :]), "label": labels})
+    return rows
+
+
+@pytest.fixture
+def tag_data(tmp_path) -> dict:
+    """A ``data:`` section of multi-label JSON Lines files (label lists)."""
+    files = {}
+    test = [{"text": t, "label": y} for t, y, _ in TAG_TEST]
+    for split, rows in (("train", _tag_rows(64)), ("test", test)):
+        files[split] = str(tmp_path / f"{split}.jsonl")
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = {"data_files": files, "cache_dir": str(tmp_path / "cache"), "seed": 0}
+    return {"class_path": "datamodules.TextDataModule", "init_args": args}
+
+
+def test_multi_label_reference_predicts_label_sets_and_scores_them(tmp_path, tag_data):
+    runs = [_finished_run(tmp_path, tag_data)]
+    row = reference_row("tfidf-svm", runs, tmp_path / "cmp")
+    assert row.status == "ok", row.status
+    index, labels, preds = read_predictions(Path(row.predictions))
+    assert index.tolist() == list(range(len(TAG_TEST)))
+    assert labels == ["|".join(y) for _, y, _ in TAG_TEST]  # as the reporter writes them
+    assert preds == [p for _, _, p in TAG_TEST]
+    # By hand: pairs right 1+1+1+1+0+2 = 6, extra 1 (row 3), missed 1 (row 4).
+    tp, fp, fn = 6, 1, 1
+    assert row.test_f1_micro == pytest.approx(2 * tp / (2 * tp + fp + fn))  # 12/14
+    assert row.test_acc == pytest.approx(4 / 6)  # subset accuracy: rows 3 and 4 are wrong
+    # Per label: db 1, net 2·1/(2·1+1), web 2·2/(2·2+1).
+    assert row.test_f1 == pytest.approx((1 + 2 / 3 + 4 / 5) / 3)
+    assert row.test_ece is None  # no probabilities
+    assert row.params > 0 and row.params % len(TAGS) == 0  # an SVM per label, of equal size
+    assert "micro-F1 0.857" in row.summary()
+
+
+def test_multi_label_scores_of_0_1_rows():
+    y = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]])
+    p = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 0]])  # 2 pairs right, 1 extra, 1 missed
+    scores = reference.multilabel_scores(y, p)
+    assert scores["test_f1_micro"] == pytest.approx(4 / 6)
+    assert scores["test_acc"] == pytest.approx(1 / 3)  # the empty set matched: right
+    assert scores["test_f1"] == pytest.approx((1 + 0 + 1) / 3)

@@ -138,3 +138,115 @@ def test_a_missing_or_damaged_predictions_file_leaves_the_run_out(tmp_path, dama
     write_report([_run(tmp_path, "gru", 0, 0.9), broken], tmp_path)
     markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     assert "Left out of the statistics: cnn seed 0:" in markdown
+
+
+# ---- optional scores: micro-F1 (multi-label) and the calibration error --------------------------
+def _header(tmp_path) -> str:
+    markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    return next(line for line in markdown.splitlines() if line.startswith("| encoder"))
+
+
+def _csv_columns(path) -> list[str]:
+    with path.open(encoding="utf-8") as f:
+        return next(csv.reader(f))
+
+
+def test_single_label_runs_without_calibration_keep_the_old_columns(tmp_path):
+    write_report([_run(tmp_path, "gru", 0, 0.9), _run(tmp_path, "cnn", 0, 0.8)], tmp_path)
+    header = _header(tmp_path)
+    assert "| tied with best | wall time |" in header  # nothing between them
+    for column in ("micro-F1", "ECE"):
+        assert column not in header
+    for table in ("comparison.csv", "runs.csv"):
+        columns = _csv_columns(tmp_path / table)
+        assert not [c for c in columns if "micro" in c or "ece" in c], table
+    markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "subset accuracy" not in markdown and "calibration" not in markdown
+
+
+def test_calibration_errors_get_columns_with_mean_and_std_over_seeds(tmp_path):
+    results = [_run(tmp_path, "gru", s, 0.9) for s in (0, 1)]
+    results[0].test_ece, results[1].test_ece = 0.010, 0.020
+    results[0].test_ece_raw, results[1].test_ece_raw = 0.050, 0.070
+    results.append(_run(tmp_path, "tfidf-svm", 0, 0.8, reference=True))  # no probabilities
+    write_report(results, tmp_path)
+    header = _header(tmp_path)
+    assert "| tied with best | ECE | raw ECE | wall time |" in header and "micro-F1" not in header
+    markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    row = next(line for line in markdown.splitlines() if line.startswith("| gru |"))
+    assert "| 0.015 ± 0.007 | 0.060 ± 0.014 |" in row
+    reference = next(line for line in markdown.splitlines() if line.startswith("| tfidf-svm"))
+    assert "| — | — |" in reference
+    assert "ECE: expected calibration error (15 equal-width bins)" in markdown
+    rows = _rows(tmp_path)
+    assert float(rows["gru"]["test_ece_mean"]) == pytest.approx(0.015)
+    assert float(rows["gru"]["test_ece_raw_std"]) == pytest.approx(0.01414, abs=1e-5)
+    assert rows["tfidf-svm"]["test_ece_mean"] == ""
+    assert "test_f1_micro_mean" not in rows["gru"]
+    with (tmp_path / "runs.csv").open(encoding="utf-8") as f:
+        runs = list(csv.DictReader(f))
+    assert [r["test_ece"] for r in runs] == ["0.01", "0.02", ""]
+    assert list(runs[0])[2:7] == ["test_acc", "test_f1", "test_ece", "test_ece_raw", "wall_time_s"]
+
+
+def _multi_label_run(tmp_path, encoder, rows, reference=False) -> RunResult:
+    """A multi-label run's predictions as the reporter writes them: label sets "a|b"."""
+    path = write_predictions(
+        tmp_path / "runs" / encoder / "test_predictions.jsonl",
+        ({"index": i, "label": y, "pred": p} for i, (y, p) in enumerate(rows)),
+    )
+    exact = sum(y == p for y, p in rows) / len(rows)
+    return RunResult(
+        encoder,
+        0,
+        status="ok",
+        test_acc=exact,
+        test_f1=0.7,
+        test_f1_micro=0.8,
+        test_ece=None if reference else 0.03,
+        test_ece_raw=None if reference else 0.09,
+        train_time_s=10.0,
+        predictions=str(path),
+        reference=reference,
+    )
+
+
+def test_multi_label_rows_get_a_micro_f1_column_and_are_paired_with_the_reference(tmp_path):
+    truth = ["db", "net|web", "", "db|web"] * 10
+    results = [
+        _multi_label_run(tmp_path, "gru", list(zip(truth, truth, strict=True))),
+        _multi_label_run(tmp_path, "tfidf-svm", [(y, "db") for y in truth], reference=True),
+    ]
+    write_report(results, tmp_path)
+    header = _header(tmp_path)
+    assert "| tied with best | micro-F1 | ECE | raw ECE | wall time |" in header
+    markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "| tfidf-svm (reference) |" in markdown and "| 0.800 | — | — |" in markdown
+    assert "test acc is subset accuracy" in markdown
+    assert "Left out of the statistics" not in markdown  # the label sets pair up
+    rows = _rows(tmp_path)
+    assert rows["tfidf-svm"]["tied_with_best"] == "no" and rows["gru"]["tied_with_best"] == "best"
+    assert float(rows["gru"]["test_f1_micro_mean"]) == pytest.approx(0.8)
+    assert "test_f1_micro" in _csv_columns(tmp_path / "runs.csv")
+
+
+def test_the_runs_record_the_new_scores_and_old_results_files_still_load(tmp_path):
+    run = RunResult("gru", 0)
+    metrics = {"test/acc": 0.5, "test/f1_macro": 0.4, "test/f1_micro": 0.6, "test/ece": 0.02,
+               "test/ece_raw": 0.08, "test/temperature": 1.3}  # fmt: skip
+    run.add_test({"metrics": metrics, "examples": {"length": [3], "correct": [1]}})
+    assert (run.test_acc, run.test_f1, run.test_f1_micro) == (0.5, 0.4, 0.6)
+    assert (run.test_ece, run.test_ece_raw) == (0.02, 0.08)
+    single = RunResult("gru", 0)
+    single.add_test({"metrics": {"test/acc": 0.5, "test/f1_macro": 0.4},
+                     "examples": {"length": [3], "correct": [1]}})  # fmt: skip
+    assert (single.test_f1_micro, single.test_ece, single.test_ece_raw) == (None, None, None)
+
+    # A results.json written before these scores existed: its runs load without them.
+    old = {"encoder": "gru", "seed": 0, "status": "ok", "test_acc": 0.9, "test_f1": 0.88,
+           "train_time_s": 12.0}  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"runs": [old], "encoders": []}))
+    (loaded,) = load_results(tmp_path)
+    assert loaded.test_acc == 0.9 and loaded.test_f1_micro is None and loaded.test_ece is None
+    write_report([loaded], tmp_path / "again")  # and reports as before
+    assert "ECE" not in _header(tmp_path / "again")
