@@ -201,16 +201,10 @@ class AttentionMapLogger(Callback):
         def explained(row: int, labels: list[int], reached: bool, weights) -> Explained:
             joined = "|".join(names[c] for c in labels)
             numbers = ", ".join(f"{float(probs[row, c]):.2f}" for c in labels)
-            if reached:
-                return row, joined, float(probs[row, labels[0]]), f"{joined} ({numbers})", weights
-            caption = f"{joined} ({numbers}, below threshold)"
-            return (
-                row,
-                f"{joined} (below threshold)",
-                float(probs[row, labels[0]]),
-                caption,
-                weights,
-            )
+            mark = "" if reached else "below threshold"
+            predicted = f"{joined} ({mark})" if mark else joined
+            caption = f"{joined} ({numbers}{', ' + mark if mark else ''})"
+            return row, predicted, float(probs[row, labels[0]]), caption, weights
 
         if method == "attention":  # one map per text, the same whichever label
             weights, _ = token_weights(pl_module, input_ids, lengths, method)  # (N, T)
