@@ -1,4 +1,4 @@
-"""Small sets of short texts, like the ones most users bring, cut from the shipped real data.
+"""Sets cut from the shipped real data: small sets of short texts, and a multi-label one.
 
 Issue #17 asks whether the shipped settings, untuned, land near a TF-IDF + linear SVM on a few
 thousand short texts. This script writes such sets as JSON Lines (``text``, ``label``), each with
@@ -9,6 +9,11 @@ a data config for ``TextDataModule``, so ``lit-seqcls compare`` runs them like a
   whole test set cut the same way.
 - ``imdb-40-words``: IMDB, 3,000 training reviews drawn at random (seed 0), each cut to its
   first 40 words (HTML line breaks removed); the test split is 5,000 test reviews cut the same way.
+
+- ``news-topic-tags`` (#18, multi-label): every 20 Newsgroups post, labelled with the set of
+  words of its group's name (``comp.sys.mac.hardware`` -> ``["comp", "sys", "mac", "hardware"]``):
+  33 topic tags that groups share (``comp``: 5 groups, ``religion``: 2, ``misc``: 4, ...), so a
+  model is scored on each tag it gets right. Full texts, the bydate train/test split.
 
 Only the training split of the source feeds the training file; the test file comes from the
 source's test split. Run:
@@ -72,23 +77,41 @@ def _imdb(folder: Path, split: str) -> list[dict]:
     ]
 
 
+def topic_tags(group: str) -> list[str]:
+    """The words of a newsgroup's name, in order, each once.
+
+    Example:
+        >>> topic_tags("comp.sys.ibm.pc.hardware")
+        ['comp', 'sys', 'ibm', 'pc', 'hardware']
+    """
+    return list(dict.fromkeys(group.split(".")))
+
+
+def _same(text: str) -> str:
+    return text
+
+
 def _sample(rows: list[dict], n: int | None) -> list[dict]:
     return rows if n is None or n >= len(rows) else random.Random(SEED).sample(rows, n)
 
 
+# name: (reader, source folder, text cut, training rows, test rows, label map); None: all rows.
 SETS = {
-    "news-first-sentence": (_newsgroups, "20_newsgroups", first_sentence, 4000, None),
-    "imdb-40-words": (_imdb, "imdb", lambda t: first_words(t, 40), 3000, 5000),
+    "news-first-sentence": (_newsgroups, "20_newsgroups", first_sentence, 4000, None, None),
+    "imdb-40-words": (_imdb, "imdb", lambda t: first_words(t, 40), 3000, 5000, None),
+    "news-topic-tags": (_newsgroups, "20_newsgroups", _same, None, None, topic_tags),
 }
 
 
 def write_set(name: str, data: Path, out: Path) -> Path:
     """Write ``out/name/{train,test}.jsonl`` and ``data.yaml``; return the config's path."""
-    read, folder, cut, n_train, n_test = SETS[name]
+    read, folder, cut, n_train, n_test, relabel = SETS[name]
     target = out / name
     target.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
         rows = [{**r, "text": cut(r["text"])} for r in _sample(read(data / folder, split), n)]
+        if relabel is not None:
+            rows = [{**r, "label": relabel(r["label"])} for r in rows]
         rows = [r for r in rows if r["text"]]
         with open(target / f"{split}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
