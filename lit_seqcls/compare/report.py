@@ -182,7 +182,9 @@ def _score_notes(extra: Sequence[str]) -> list[str]:
         notes.append(
             "Multi-label rows: test acc is subset accuracy (the whole label set right), "
             "macro-F1 the mean F1 over the labels, micro-F1 the F1 of every text–label pair "
-            "pooled."
+            "pooled. The statistics pair label sets as exact matches: there the acc CI is of "
+            "subset accuracy, and the F1 95% CI and F1 p-value count each distinct label set "
+            "as one class."
         )
     if "test_ece" in extra or "test_ece_raw" in extra:
         notes.append(

@@ -223,6 +223,7 @@ def test_multi_label_rows_get_a_micro_f1_column_and_are_paired_with_the_referenc
     markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     assert "| tfidf-svm (reference) |" in markdown and "| 0.800 | — | — |" in markdown
     assert "test acc is subset accuracy" in markdown
+    assert "count each distinct label set as one class" in markdown  # what its F1 CI is of
     assert "Left out of the statistics" not in markdown  # the label sets pair up
     rows = _rows(tmp_path)
     assert rows["tfidf-svm"]["tied_with_best"] == "no" and rows["gru"]["tied_with_best"] == "best"
