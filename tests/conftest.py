@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 import sys
@@ -123,6 +124,31 @@ def tiny_wandb_fit_args() -> list[str]:
         "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
         "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
     ]  # fmt: skip
+
+
+TAG_WORDS = {"db": ["sql", "query", "index"], "net": ["tcp", "router"], "web": ["html", "css"]}
+
+
+def _tag_rows(n: int, seed: int = 0, drop: float = 0.0) -> list[dict]:
+    """Multi-label rows whose words tell their labels (some texts have none); ``drop``: the share
+    of labelled texts that lose one label, so the words no longer separate the labels exactly."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        labels = [name for name in TAG_WORDS if rng.random() < 0.4]
+        words = [rng.choice(TAG_WORDS[name]) for name in labels for _ in range(2)]
+        words += rng.choices(["the", "a", "of", "and"], k=3)
+        rng.shuffle(words)
+        if drop and labels and rng.random() < drop:
+            labels.remove(rng.choice(labels))
+        rows.append({"text": " ".join(words), "label": labels})
+    return rows
+
+
+@pytest.fixture
+def tag_rows():
+    """``tag_rows(n, seed=0, drop=0.0)``: multi-label rows over the labels of ``TAG_WORDS``."""
+    return _tag_rows
 
 
 @pytest.fixture

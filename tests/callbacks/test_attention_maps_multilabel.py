@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 from pathlib import Path
 
 import lightning as L
@@ -18,21 +17,6 @@ from datamodules import TextDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.attribution import token_weights
 from lit_seqcls.validation import ConfigValueError
-
-WORDS = {"db": ["sql", "query", "index"], "net": ["tcp", "router"], "web": ["html", "css"]}
-
-
-def _tag_rows(n: int, seed: int) -> list[dict]:
-    """Texts whose words tell their labels (some texts have none)."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        labels = [name for name in WORDS if rng.random() < 0.4]
-        words = [rng.choice(WORDS[name]) for name in labels for _ in range(2)]
-        words += rng.choices(["the", "a", "of", "and"], k=3)
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": labels})
-    return rows
 
 
 class _SetThresholds(Callback):
@@ -59,11 +43,11 @@ def _probs(model, ids: list[int]) -> torch.Tensor:
     return (logits / model.temperature).sigmoid()
 
 
-def _fit(tmp_path: Path, encoder: str):
+def _fit(tmp_path: Path, encoder: str, tag_rows):
     files = {}
     for split, (n, seed) in {"train": (80, 0), "test": (20, 1)}.items():
         path = tmp_path / f"{split}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in _tag_rows(n, seed)))
+        path.write_text("".join(json.dumps(r) + "\n" for r in tag_rows(n, seed)))
         files[split] = str(path)
     dm = TextDataModule(data_files=files, cache_dir=str(tmp_path / "cache"), batch_size=16)
     torch.manual_seed(0)
@@ -91,8 +75,8 @@ def _expected(thresholds, probs, names) -> list[tuple[list[str], bool]]:
     return expected
 
 
-def test_one_row_per_predicted_label_each_explaining_that_label(tmp_path):
-    model, maps, (thresholds, probs), rows, out = _fit(tmp_path, "gru")
+def test_one_row_per_predicted_label_each_explaining_that_label(tmp_path, tag_rows):
+    model, maps, (thresholds, probs), rows, out = _fit(tmp_path, "gru", tag_rows)
     names = model.class_names
     expected = _expected(thresholds, probs, names)
     assert any(len(labels) == 2 for labels, _ in expected)  # the test sees two labels of one text
@@ -125,8 +109,8 @@ def test_one_row_per_predicted_label_each_explaining_that_label(tmp_path):
     assert (out / "val_epoch001.png").is_file()
 
 
-def test_attention_maps_keep_one_row_per_text_listing_its_labels(tmp_path):
-    model, maps, (thresholds, probs), rows, _ = _fit(tmp_path, "attention")
+def test_attention_maps_keep_one_row_per_text_listing_its_labels(tmp_path, tag_rows):
+    model, maps, (thresholds, probs), rows, _ = _fit(tmp_path, "attention", tag_rows)
     expected = _expected(thresholds, probs, model.class_names)
     assert [r["index"] for r in rows] == [str(ex["index"]) for ex in maps.selected]
     for row, (labels, reached) in zip(rows, expected, strict=True):

@@ -8,7 +8,6 @@ validation split and writes label sets from ``predict``.
 from __future__ import annotations
 
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -34,20 +33,6 @@ from lit_seqcls.validation import ConfigValueError
 ROOT = Path(__file__).resolve().parents[2]
 CNN = str(ROOT / "configs" / "model" / "cnn.yaml")
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-WORDS = {"db": ["sql", "query", "index"], "net": ["tcp", "router"], "web": ["html", "css"]}
-
-
-def tag_rows(n: int, seed: int = 0) -> list[dict]:
-    """Texts whose words tell their labels (some texts have none)."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        labels = [name for name in WORDS if rng.random() < 0.4]
-        words = [rng.choice(WORDS[name]) for name in labels for _ in range(2)]
-        words += rng.choices(["the", "a", "of", "and"], k=3)
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": labels})
-    return rows
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> str:
@@ -63,13 +48,13 @@ def _module(tmp_path, train, test=None, **kwargs) -> TextDataModule:
 
 
 # ---- data ------------------------------------------------------------------------------------
-def test_json_lists_make_the_data_multi_label(tmp_path):
+def test_json_lists_make_the_data_multi_label(tag_rows, tmp_path):
     rows = tag_rows(40)
     dm = _module(tmp_path, rows, tag_rows(10, seed=1), batch_size=8)
     assert dm.multi_label and dm.label_task == "multi_label"
     assert dm.class_names == ["db", "net", "web"]
     dm.setup("fit")
-    counts = {name: 0 for name in WORDS}
+    counts = {name: 0 for name in ("db", "net", "web")}
     for row in dm.splits["train"]["label"]:
         for i in row:
             counts[dm.class_names[i]] += 1
@@ -207,7 +192,7 @@ def test_single_label_models_have_no_thresholds():
     assert not hasattr(model, "thresholds") and "thresholds" not in model.state_dict()
 
 
-def test_fit_tunes_thresholds_on_validation_and_the_checkpoint_keeps_them(tmp_path):
+def test_fit_tunes_thresholds_on_validation_and_the_checkpoint_keeps_them(tag_rows, tmp_path):
     dm = _module(tmp_path, tag_rows(120), tag_rows(30, seed=1), batch_size=16)
     torch.manual_seed(0)
     model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="swem", embedding_dim=8,
@@ -249,7 +234,9 @@ def _argv(monkeypatch):
 
 
 @pytest.mark.slow
-def test_fit_on_tag_lists_then_predict_label_sets_from_the_checkpoint(tmp_path, cli_runs, _argv):
+def test_fit_on_tag_lists_then_predict_label_sets_from_the_checkpoint(
+    tag_rows, tmp_path, cli_runs, _argv
+):
     train = write_jsonl(tmp_path / "tags_train.jsonl", tag_rows(150))
     test = write_jsonl(tmp_path / "tags_test.jsonl", tag_rows(40, seed=1))
     main(["fit", "--data", "datamodules.TextDataModule", "--data.path", "json",
@@ -271,7 +258,7 @@ def test_fit_on_tag_lists_then_predict_label_sets_from_the_checkpoint(tmp_path, 
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_analysis_callbacks_handle_multi_label(tmp_path):
+def test_analysis_callbacks_handle_multi_label(tag_rows, tmp_path):
     from lightning.pytorch.loggers import CSVLogger
 
     from callbacks import (

@@ -8,7 +8,6 @@ fit on the same validation texts with the checkpoint's weights.
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 
@@ -18,25 +17,6 @@ import torch
 from datamodules import TextDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.calibration import fit_sigmoid_temperature, fit_thresholds
-
-WORDS = {"db": ["sql", "query", "index"], "net": ["tcp", "router"], "web": ["html", "css"]}
-
-
-def tag_rows(n: int) -> list[dict]:
-    """As in test_multilabel.py (texts whose words tell their labels), with a fifth of the
-    labels dropped: no perfect separation, so the temperature and thresholds are not extremes."""
-    rng = random.Random(0)
-    rows = []
-    for _ in range(n):
-        labels = [name for name in WORDS if rng.random() < 0.4]
-        words = [rng.choice(WORDS[name]) for name in labels for _ in range(2)]
-        words += rng.choices(["the", "a", "of", "and"], k=3)
-        rng.shuffle(words)
-        if labels and rng.random() < 0.2:
-            labels.remove(rng.choice(labels))
-        rows.append({"text": " ".join(words), "label": labels})
-    return rows
-
 
 pytestmark = pytest.mark.ddp
 
@@ -65,8 +45,8 @@ trainer.save_checkpoint(out + "/ddp.ckpt")
 """
 
 
-def test_two_ranks_tune_the_same_thresholds_as_one_process(tmp_path):
-    rows = "".join(json.dumps(r) + "\n" for r in tag_rows(300))
+def test_two_ranks_tune_the_same_thresholds_as_one_process(tmp_path, tag_rows):
+    rows = "".join(json.dumps(r) + "\n" for r in tag_rows(300, drop=0.2))
     (tmp_path / "train.jsonl").write_text(rows, encoding="utf-8")
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
