@@ -90,8 +90,11 @@ class ComparisonReporter(Callback):
         self.train_samples += len(batch)
         self.train_tokens += int(batch.lengths.sum())
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Not `on_validation_epoch_end`: Lightning runs the callbacks' before the model's, whose
+        # own (the temperature and ECE of this epoch) would then be the previous epoch's. Here
+        # every epoch-end hook has run, and ModelCheckpoint (always last) saves this entry.
+        if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         elapsed = self._elapsed()  # read by `RunResult` for the time to the best validation score

@@ -89,6 +89,10 @@ def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(
 
     (result,) = [r for r in load_results(out) if r.encoder == "rnn"]
     assert [h["epoch"] for h in result.history] == [0, 1]
+    # The history holds each epoch's own calibration, not the previous epoch's.
+    logged = _read_csv(out / "runs" / "rnn-seed0" / "lightning_logs" / "version_0" / "metrics.csv")
+    temperatures = [float(r["val/temperature"]) for r in logged if r.get("val/temperature")]
+    assert [h["val/temperature"] for h in result.history] == pytest.approx(temperatures)
     assert len(result.lengths) == len(result.correct) == 40  # every test text, once
     assert sum(result.correct) / 40 == pytest.approx(result.test_acc, abs=1e-6)
     fit_log = (out / "runs" / "rnn-seed0" / "fit.log").read_text()
