@@ -3,7 +3,9 @@
 - ``compare_scores.png``: test accuracy and macro-F1 per encoder, error bars = std over seeds;
 - ``compare_val_curves.png``: validation accuracy and loss per epoch, all encoders on one figure;
 - ``compare_length_buckets.png``: test accuracy by text length (``results.accuracy_by_length``);
-- ``compare_time_vs_acc.png``: training time against test accuracy.
+- ``compare_time_vs_acc.png``: training time against test accuracy (an encoder none of whose
+  finished runs recorded its training time, as in a partial or hand-edited results.json, is
+  left out of this plot only).
 
 Each plot takes the successful runs and the per-encoder summary rows (``results.summarize``).
 """
@@ -133,8 +135,8 @@ def _plot_time_vs_acc(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Fi
     colors = _colors([r["encoder"] for r in rows])
     markers = _markers(list(colors))
     for r in rows:
-        if r["test_acc_mean"] is None:
-            continue
+        if r["test_acc_mean"] is None or r["train_time_s_mean"] is None:
+            continue  # no point to place: no finished run, or no training time recorded
         ax.errorbar(
             r["train_time_s_mean"],
             r["test_acc_mean"],

@@ -1,0 +1,36 @@
+"""The comparison's plots: drawn from partial records too."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from lit_seqcls.compare import plots
+from lit_seqcls.compare.results import RunResult, summarize
+
+
+def test_a_run_without_training_time_is_left_out_of_the_time_plot_only(tmp_path, monkeypatch):
+    # A partial or hand-edited results.json: gru finished but recorded no training time.
+    runs = [
+        RunResult("cnn", 0, status="ok", test_acc=0.8, test_f1=0.8, train_time_s=12.0,
+                  history=[{"val/acc": 0.7, "val/loss": 0.6}], lengths=[3, 5], correct=[1, 0]),
+        RunResult("gru", 0, status="ok", test_acc=0.9, test_f1=0.9,
+                  history=[{"val/acc": 0.8, "val/loss": 0.5}], lengths=[3, 5], correct=[1, 1]),
+    ]  # fmt: skip
+    rows = summarize(runs)
+    assert rows[1]["train_time_s_mean"] is None
+    figures = {}
+    for name in ("_plot_scores", "_plot_time_vs_acc"):  # keep each figure to look inside
+        draw = getattr(plots, name)
+        monkeypatch.setattr(
+            plots, name, lambda ok, r, d=draw, n=name: figures.setdefault(n, d(ok, r))
+        )
+    monkeypatch.setattr(plt, "close", lambda fig: None)
+    paths = plots.save_plots(runs, rows, tmp_path)
+    assert [p.name for p in paths] == [f"compare_{n}.png" for n in plots.PLOTS]
+    assert all(p.stat().st_size > 0 for p in paths)
+    (ax,) = figures["_plot_time_vs_acc"].axes
+    assert [t.get_text() for t in ax.texts] == ["cnn"]  # gru has no point there...
+    tick_names = [t.get_text() for t in figures["_plot_scores"].axes[0].get_xticklabels()]
+    assert tick_names == ["cnn", "gru"]  # ...but stays in the others
+    for fig in figures.values():
+        plt.close(fig)
