@@ -7,7 +7,11 @@ how their statistics were computed) and the four PNGs of ``lit_seqcls.compare.pl
 
 Each encoder's row carries 95% confidence intervals of test accuracy and macro-F1, its p-values
 against the best encoder and whether it is tied with it (``lit_seqcls.compare.stats``, from the
-runs' per-example test predictions); the table's footnote says what was tested and how. The
+runs' per-example test predictions); the table's footnote says what was tested and how. On
+multi-label rows they are of what the table prints: subset accuracy, and macro-F1 (and micro-F1,
+with its own interval) counted per label. Every pair of rows also gets a paired accuracy test
+(``lit_seqcls.compare.pairwise``): ``pairwise.csv``, a matrix of p-values in ``comparison.md`` and
+``statistics.pairwise`` in ``results.json`` (whose ``statistics.method`` is the footnote). The
 linear reference row (``lit_seqcls.compare.reference``) goes through the same statistics and is
 marked as the reference; it is never the best, and the plots leave it out.
 
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_seqcls.compare import stats
+from lit_seqcls.compare.pairwise import PairTest, pairwise_matrix, pairwise_tests
 from lit_seqcls.compare.plots import PLOTS, save_plots
 from lit_seqcls.compare.predictions import paired_predictions
 from lit_seqcls.compare.results import (
@@ -40,6 +45,7 @@ from lit_seqcls.compare.results import (
 from lit_seqcls.runtime.outputs import spreadsheet_safe
 
 STATS_SEED = 0  # the statistics' resamples and permutations: the same report every time
+_PAIR_FIELDS = [f.name for f in dataclasses.fields(PairTest)]  # pairwise.csv without pairs
 
 
 def write_report(
@@ -49,20 +55,21 @@ def write_report(
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = summarize(results)
     extra = [name for name in shown_scores(results) if name not in SCORES]
-    footnote = add_significance(rows, results)
+    footnote, pairs = add_significance(rows, results)
     results_json = output_dir / "results.json"
     payload = {
         "runs": [dataclasses.asdict(r) for r in results],
         "encoders": rows,
-        "statistics": footnote,
+        "statistics": {"method": footnote, "pairwise": [t.record() for t in pairs]},
     }
     results_json.write_text(json.dumps(payload, default=_plain), encoding="utf-8")
     written = [
         results_json,
         _write_csv(output_dir / "comparison.csv", rows),
         _write_csv(output_dir / "runs.csv", [_run_row(r, extra) for r in results]),
+        _write_csv(output_dir / "pairwise.csv", [t.record() for t in pairs], _PAIR_FIELDS),
         _write_markdown(
-            output_dir / "comparison.md", rows, results, title, command, footnote, extra
+            output_dir / "comparison.md", rows, results, title, command, footnote, extra, pairs
         ),
     ]
     encoders = [r for r in results if r.status == "ok" and not r.reference]
@@ -70,13 +77,20 @@ def write_report(
     return written
 
 
-def add_significance(rows: list[dict[str, Any]], results: Sequence[RunResult]) -> str:
+def add_significance(
+    rows: list[dict[str, Any]], results: Sequence[RunResult]
+) -> tuple[str, list[PairTest]]:
     """Add each row's intervals, p-values against the best and tie to ``rows``; return the
-    footnote that says how (empty when no run has per-example predictions)."""
-    labels, runs, notes = paired_predictions(results)
+    footnote that says how (empty when no run has per-example predictions) and every pair of
+    rows' accuracy test."""
+    labels, runs, notes, label_sets = paired_predictions(results)
     references = {r.encoder for r in results if r.reference}
     found = stats.compare(
-        labels, runs, candidates=[n for n in runs if n not in references], seed=STATS_SEED
+        labels,
+        runs,
+        candidates=[n for n in runs if n not in references],
+        seed=STATS_SEED,
+        label_sets=label_sets,
     )
     by_name = {s.name: s for s in found}
     tested = len(found) > 1 and any(n not in references for n in runs)  # a best encoder exists
@@ -85,6 +99,9 @@ def add_significance(rows: list[dict[str, Any]], results: Sequence[RunResult]) -
         s = by_name.get(row["encoder"])
         row["acc_ci_low"], row["acc_ci_high"] = s.acc_ci if s else (None, None)
         row["f1_ci_low"], row["f1_ci_high"] = s.f1_ci if s else (None, None)
+        if label_sets is not None:  # multi-label: micro-F1's interval too
+            micro = s.f1_micro_ci if s else None
+            row["f1_micro_ci_low"], row["f1_micro_ci_high"] = micro or (None, None)
         others = s is not None and tested
         row["p_vs_best_acc"] = s.p_acc if others and not s.best else None
         row["p_vs_best_f1"] = s.p_f1 if others and not s.best else None
@@ -95,7 +112,8 @@ def add_significance(rows: list[dict[str, Any]], results: Sequence[RunResult]) -
     text = stats.describe(found) if found else ""
     if notes:
         text += " Left out of the statistics: " + "; ".join(notes) + "."
-    return text.strip()
+    best = next((s.name for s in found if s.best), None)
+    return text.strip(), pairwise_tests(labels, runs, seed=STATS_SEED, best=best)
 
 
 def _plain(value: Any) -> Any:
@@ -137,9 +155,12 @@ def hardware_text(hw: dict[str, Any]) -> str:
     return f"{hw['gpu']} GPU; {text}" if hw.get("gpu") else text
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+def _write_csv(
+    path: Path, rows: list[dict[str, Any]], fields: Sequence[str] = ("encoder",)
+) -> Path:
+    """``rows`` as CSV; ``fields``: the header when there are no rows."""
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["encoder"])
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else list(fields))
         writer.writeheader()
         # Encoder names and statuses are text: keep a spreadsheet from reading them as formulas.
         writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
@@ -182,9 +203,7 @@ def _score_notes(extra: Sequence[str]) -> list[str]:
         notes.append(
             "Multi-label rows: test acc is subset accuracy (the whole label set right), "
             "macro-F1 the mean F1 over the labels, micro-F1 the F1 of every text–label pair "
-            "pooled. The statistics pair label sets as exact matches: there the acc CI is of "
-            "subset accuracy, and the F1 95% CI and F1 p-value count each distinct label set "
-            "as one class."
+            "pooled."
         )
     if "test_ece" in extra or "test_ece_raw" in extra:
         notes.append(
@@ -194,6 +213,27 @@ def _score_notes(extra: Sequence[str]) -> list[str]:
             "probabilities."
         )
     return notes
+
+
+def _cell(row: dict[str, Any], name: str) -> str:
+    """An optional score's cell: its ``mean ± std``, or the micro-F1 interval."""
+    if name == "f1_micro_ci":
+        return _interval(row.get("f1_micro_ci_low"), row.get("f1_micro_ci_high"))
+    return row[name]
+
+
+def _pairwise_lines(pairs: Sequence[PairTest]) -> list[str]:
+    """The pairwise accuracy tests as a section of comparison.md (none for fewer than 2 rows)."""
+    if not pairs:
+        return []
+    return [
+        "Pairwise accuracy tests: the p-value of each pair of rows (paired on the same test "
+        "examples, the same tests as p vs best; uncorrected for the number of pairs). "
+        "pairwise.csv also has each pair's accuracy difference and test.",
+        "",
+        *pairwise_matrix(pairs),
+        "",
+    ]
 
 
 def _length_table(results: Sequence[RunResult]) -> list[str]:
@@ -220,12 +260,19 @@ def _write_markdown(
     command: str,
     footnote: str = "",
     extra: Sequence[str] = (),
+    pairs: Sequence[PairTest] = (),
 ) -> Path:
-    """comparison.md; ``extra``: the optional scores shown, as columns after the tie column."""
+    """comparison.md; ``extra``: the optional scores shown, as columns after the tie column
+    (micro-F1 with its interval where the rows have one); ``pairs``: the pairwise tests."""
     seeds = max((r["seeds"] for r in rows if not r["reference"]), default=1)
+    micro_ci = any("f1_micro_ci_low" in r for r in rows)
+    scores = [(name, OPTIONAL_SCORES[name]) for name in extra]
+    if micro_ci:
+        at = extra.index("test_f1_micro") + 1 if "test_f1_micro" in extra else len(scores)
+        scores.insert(at, ("f1_micro_ci", "micro-F1 95% CI"))
     columns = [
         "encoder", "test acc", "acc 95% CI", "macro-F1", "F1 95% CI", "p vs best (acc / F1)",
-        "tied with best", *(OPTIONAL_SCORES[name] for name in extra), "wall time",
+        "tied with best", *(heading for _, heading in scores), "wall time",
         "time to best val", "params (encoder)", "peak memory", "tokens/s", "status",
     ]  # fmt: skip
     lines = [
@@ -250,7 +297,7 @@ def _write_markdown(
             f"| {name} | {r['test_acc']} | {_interval(r['acc_ci_low'], r['acc_ci_high'])} "
             f"| {r['test_f1']} | {_interval(r['f1_ci_low'], r['f1_ci_high'])} | {p_values} "
             f"| {r['tied_with_best'] or '—'} | "
-            + "".join(f"{r[name]} | " for name in extra)
+            + "".join(f"{_cell(r, name)} | " for name, _ in scores)
             + f"{_seconds(r['wall_time_s_mean'])} "
             f"| {_seconds(r['time_to_best_s_mean'])} | {params} "
             f"| {_megabytes(r['peak_rss_mb_mean'])} "
@@ -269,6 +316,7 @@ def _write_markdown(
         *_hardware_lines(results),
         *([f"Statistics: {footnote}"] if footnote else []),
         "",
+        *_pairwise_lines(pairs),
         *_length_table(results),
         "",
         *[f"![{name}](compare_{name}.png)" for name in PLOTS],

@@ -88,9 +88,50 @@ def test_table_gives_intervals_p_values_ties_and_marks_the_reference(tmp_path):
         assert words in footnote
 
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
-    assert saved["statistics"] == footnote.removeprefix("Statistics: ")
+    assert saved["statistics"]["method"] == footnote.removeprefix("Statistics: ")
     assert [r["tied_with_best"] for r in saved["encoders"]] == ["best", "no", "yes", "no"]
     assert [r.encoder for r in load_results(tmp_path)] == [r.encoder for r in results]
+
+
+def test_every_pair_of_rows_gets_an_accuracy_test_in_three_places(tmp_path):
+    results = [
+        _run(tmp_path, "gru", 0, 0.90),
+        _run(tmp_path, "gru", 1, 0.90),
+        _run(tmp_path, "cnn", 0, 0.70),
+        _run(tmp_path, "cnn", 1, 0.72),
+        _run(tmp_path, "lstm", 0, 0.895, shift=4),
+        _run(tmp_path, "lstm", 1, 0.895, shift=4),
+        _run(tmp_path, "tfidf-svm", 0, 0.97, reference=True),
+    ]
+    write_report(results, tmp_path)
+    with (tmp_path / "pairwise.csv").open(encoding="utf-8") as f:
+        pairs = {(r["row"], r["other"]): r for r in csv.DictReader(f)}
+    names = ["gru", "cnn", "lstm", "tfidf-svm"]
+    assert list(pairs) == [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    rows = _rows(tmp_path)
+    for name in ("cnn", "lstm", "tfidf-svm"):  # the test against the best is the same test
+        assert float(pairs["gru", name]["p_value"]) == float(rows[name]["p_vs_best_acc"])
+        assert pairs["gru", name]["test"] == rows[name]["acc_test"]
+    # Not against the best: cnn is far below lstm and the reference.
+    assert float(pairs["cnn", "lstm"]["p_value"]) < 0.001
+    difference = float(rows["cnn"]["test_acc_mean"]) - float(rows["lstm"]["test_acc_mean"])
+    assert float(pairs["cnn", "lstm"]["acc_difference"]) == pytest.approx(difference)
+    saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert [(t["row"], t["other"]) for t in saved["statistics"]["pairwise"]] == list(pairs)
+
+    lines = (tmp_path / "comparison.md").read_text(encoding="utf-8").splitlines()
+    top = lines.index("| p (acc) | cnn | lstm | tfidf-svm |")  # upper triangle, 2 digits
+    p_lstm = float(pairs["gru", "lstm"]["p_value"])
+    assert lines[top + 2].startswith(f"| gru | {float(pairs['gru', 'cnn']['p_value']):.2g} | ")
+    assert f" | {p_lstm:.2g} | " in lines[top + 2]
+    assert lines[top + 3].startswith("| cnn |  | ") and lines[top + 4].startswith("| lstm |  |  | ")
+
+
+def test_one_row_has_no_pairs_and_an_empty_pairwise_csv(tmp_path):
+    write_report([_run(tmp_path, "gru", 0, 0.9)], tmp_path)
+    header = (tmp_path / "pairwise.csv").read_text(encoding="utf-8").splitlines()
+    assert header == ["row,other,acc_difference,p_value,test"]
+    assert "| p (acc) |" not in (tmp_path / "comparison.md").read_text(encoding="utf-8")
 
 
 def test_one_seed_uses_exact_mcnemar_and_unpaired_runs_are_left_out_with_a_note(tmp_path):
@@ -189,11 +230,13 @@ def test_calibration_errors_get_columns_with_mean_and_std_over_seeds(tmp_path):
     assert list(runs[0])[2:7] == ["test_acc", "test_f1", "test_ece", "test_ece_raw", "wall_time_s"]
 
 
-def _multi_label_run(tmp_path, encoder, rows, reference=False) -> RunResult:
-    """A multi-label run's predictions as the reporter writes them: label sets "a|b"."""
+def _multi_label_run(tmp_path, encoder, rows, reference=False, names=()) -> RunResult:
+    """A multi-label run's predictions as the reporter writes them: label sets "a|b", and a
+    probability per class name in ``names`` (the model's; the reference row gives none)."""
+    probs = {"probs": dict.fromkeys(names, 0.5)} if names else {}
     path = write_predictions(
         tmp_path / "runs" / encoder / "test_predictions.jsonl",
-        ({"index": i, "label": y, "pred": p} for i, (y, p) in enumerate(rows)),
+        ({"index": i, "label": y, "pred": p, **probs} for i, (y, p) in enumerate(rows)),
     )
     exact = sum(y == p for y, p in rows) / len(rows)
     return RunResult(
@@ -219,16 +262,42 @@ def test_multi_label_rows_get_a_micro_f1_column_and_are_paired_with_the_referenc
     ]
     write_report(results, tmp_path)
     header = _header(tmp_path)
-    assert "| tied with best | micro-F1 | ECE | raw ECE | wall time |" in header
+    assert "| tied with best | micro-F1 | micro-F1 95% CI | ECE | raw ECE | wall time |" in header
     markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
-    assert "| tfidf-svm (reference) |" in markdown and "| 0.800 | — | — |" in markdown
+    assert "| tfidf-svm (reference) |" in markdown and "| 0.800 | " in markdown
     assert "test acc is subset accuracy" in markdown
-    assert "count each distinct label set as one class" in markdown  # what its F1 CI is of
+    assert "count each label's hits" in markdown  # what its F1 CI is of
     assert "Left out of the statistics" not in markdown  # the label sets pair up
     rows = _rows(tmp_path)
     assert rows["tfidf-svm"]["tied_with_best"] == "no" and rows["gru"]["tied_with_best"] == "best"
     assert float(rows["gru"]["test_f1_micro_mean"]) == pytest.approx(0.8)
     assert "test_f1_micro" in _csv_columns(tmp_path / "runs.csv")
+
+
+def test_multi_label_intervals_and_f1_test_are_of_the_per_label_scores(tmp_path):
+    # Labels db, net, web, and os that no text has (the model's probabilities name it): the
+    # macro-F1 mean counts it as 0, as torchmetrics does. The reference always says "db": F1 of
+    # db 2·20/(40 + 20), of the others 0 → macro 1/6, micro 2·20/(40 + 50) = 4/9; subset
+    # accuracy 1/4. As whole label sets it would be macro-F1 over 4 sets: (2/5 + 0 + 0 + 0)/4.
+    truth = ["db", "net|web", "", "db|web"] * 10
+    names = ["db", "net", "web", "os"]
+    results = [
+        _multi_label_run(tmp_path, "gru", list(zip(truth, truth, strict=True)), names=names),
+        _multi_label_run(tmp_path, "tfidf-svm", [(y, "db") for y in truth], reference=True),
+    ]
+    write_report(results, tmp_path)
+    rows = _rows(tmp_path)
+    gru, svm = rows["gru"], rows["tfidf-svm"]
+    assert (float(gru["f1_ci_low"]), float(gru["f1_ci_high"])) == (0.75, 0.75)  # os: F1 0
+    assert (float(gru["f1_micro_ci_low"]), float(gru["f1_micro_ci_high"])) == (1.0, 1.0)
+    assert float(svm["f1_ci_low"]) < 1 / 6 < float(svm["f1_ci_high"]) < 0.25
+    assert float(svm["f1_micro_ci_low"]) < 4 / 9 < float(svm["f1_micro_ci_high"])
+    assert float(svm["acc_ci_low"]) < 1 / 4 < float(svm["acc_ci_high"])
+    assert float(svm["p_vs_best_f1"]) < 0.001  # per label far apart
+    markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert (
+        f"| {float(svm['f1_micro_ci_low']):.3f}–{float(svm['f1_micro_ci_high']):.3f} |" in markdown
+    )
 
 
 def test_the_runs_record_the_new_scores_and_old_results_files_still_load(tmp_path):
@@ -251,3 +320,17 @@ def test_the_runs_record_the_new_scores_and_old_results_files_still_load(tmp_pat
     assert loaded.test_acc == 0.9 and loaded.test_f1_micro is None and loaded.test_ece is None
     write_report([loaded], tmp_path / "again")  # and reports as before
     assert "ECE" not in _header(tmp_path / "again")
+
+
+def test_a_class_name_with_a_bar_keeps_label_sets_whole_and_says_so(tmp_path):
+    # "a|b" cannot be split into labels when a class is called "c|d": the sets stay classes.
+    truth = ["a", "c|d", "", "a|c|d"] * 10
+    names = ["a", "c|d"]
+    results = [
+        _multi_label_run(tmp_path, "gru", list(zip(truth, truth, strict=True)), names=names),
+        _multi_label_run(tmp_path, "cnn", [(y, "a") for y in truth], names=names),
+    ]
+    write_report(results, tmp_path)
+    markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "label sets counted as whole classes: a class name holds '|'" in markdown
+    assert "f1_micro_ci_low" not in _csv_columns(tmp_path / "comparison.csv")

@@ -186,3 +186,109 @@ def test_bootstrap_of_several_seeds_is_wider_than_of_one():
     one = bootstrap_intervals(labels, {"a": spread[1:2]}, n_boot=400)["a"][0]
     three = bootstrap_intervals(labels, {"a": spread}, n_boot=400)["a"][0]
     assert three[1] - three[0] > 2 * (one[1] - one[0])
+
+
+def _multi_label_f1(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Macro-F1 over every label (absent from both: 0) and micro-F1 of 0/1 rows, label by label."""
+    scores, tp_all, support_all = [], 0, 0
+    for c in range(y.shape[1]):
+        tp, support = int((y[:, c] & p[:, c]).sum()), int(y[:, c].sum() + p[:, c].sum())
+        scores.append(2 * tp / support if support else 0.0)
+        tp_all, support_all = tp_all + tp, support_all + support
+    return sum(scores) / len(scores), 2 * tp_all / support_all if support_all else 0.0
+
+
+def _multi_label_case(rng, n=30, c=3, seeds=(2, 1, 3)):
+    """0/1 labels (N, C) and runs of (S, N, C) rows, each label flipped with probability 0.25."""
+    y = (rng.random((n, c)) < 0.4).astype(np.int64)
+    runs = {f"r{i}": np.where(rng.random((s, n, c)) < 0.25, 1 - y, y) for i, s in enumerate(seeds)}
+    return y, runs
+
+
+def test_multi_label_scores_match_scikit_learn_and_a_label_by_label_count():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(8)
+    y, runs = _multi_label_case(rng, n=200, c=5)
+    y[:, 4] = 0
+    runs["r0"][..., 4] = 0  # label 4: in no text, predicted by r1 and r2 only
+    ids, run_ids, sets = counting.label_set_ids(y, runs)
+    assert np.array_equal(sets[ids], y) and np.array_equal(sets[run_ids["r2"]], runs["r2"])
+    for row in compare(ids, run_ids, n_boot=50, n_perm=50, n_perm_f1=50, label_sets=sets):
+        preds = runs[row.name]
+        assert row.acc == pytest.approx((preds == y).all(axis=2).mean())  # subset accuracy
+        macro = np.mean([f1_score(y, p, average="macro", zero_division=0) for p in preds])
+        micro = np.mean([f1_score(y, p, average="micro", zero_division=0) for p in preds])
+        assert (row.f1, row.f1_micro) == (pytest.approx(macro), pytest.approx(micro))
+        assert macro == pytest.approx(np.mean([_multi_label_f1(y, p)[0] for p in preds]))
+
+
+def test_multi_label_intervals_match_a_naive_bootstrap_with_the_same_seed():
+    # The naive way: draw each resample's example indices as resample_counts does (one
+    # rng.integers per resample when the examples have many patterns), then each encoder's
+    # seeds, and score every resampled run label by label.
+    rng = np.random.default_rng(9)
+    y, runs = _multi_label_case(rng)
+    ids, run_ids, sets = counting.label_set_ids(y, runs)
+    stacked = np.vstack([ids, *run_ids.values()]).T
+    assert len(counting.unique_rows(stacked, len(sets))[0]) * 8 > len(y)  # the per-index draws
+    n_boot, n = 300, len(y)
+    fast = bootstrap_intervals(ids, run_ids, n_boot=n_boot, seed=3, label_sets=sets)
+
+    draw = np.random.default_rng(3)
+    picks = [draw.integers(0, n, size=n, dtype=np.int32) for _ in range(n_boot)]
+    seed_picks = {}
+    for s in sorted({len(p) for p in runs.values()}, key=[len(p) for p in runs.values()].index):
+        seed_picks[s] = draw.integers(0, s, (n_boot, s)) if s > 1 else np.zeros((n_boot, 1), int)
+    for name, preds in runs.items():
+        scores = np.zeros((3, n_boot))  # subset accuracy, macro-F1, micro-F1
+        for b, pick in enumerate(picks):
+            for seed in seed_picks[len(preds)][b]:
+                p, t = preds[seed][pick], y[pick]
+                scores[:, b] += [(p == t).all(axis=1).mean(), *_multi_label_f1(t, p)]
+        scores /= len(preds)
+        naive = [tuple(np.percentile(v, [2.5, 97.5])) for v in scores]
+        assert len(fast[name]) == 3
+        for got, want in zip(fast[name], naive, strict=True):
+            assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_multi_label_f1_test_matches_every_swap_counted():
+    # Few examples where the runs differ: the exact permutation p-value is a count over all
+    # 2^m swaps of those examples, each recounted label by label.
+    rng = np.random.default_rng(10)
+    y, runs = _multi_label_case(rng, n=40, c=3, seeds=(2, 2))
+    a, b = runs["r0"], runs["r1"].copy()
+    same = np.arange(40) >= 11  # b agrees with a on all but the first 11 examples
+    b[:, same] = a[:, same]
+    differ = np.flatnonzero((a != b).any(axis=(0, 2)))
+    assert 8 <= len(differ) <= 11
+
+    def statistic(pa, pb):
+        mean = [np.mean([_multi_label_f1(y, p)[0] for p in ps]) for ps in (pa, pb)]
+        return abs(mean[0] - mean[1])
+
+    observed = statistic(a, b)
+    hits = 0
+    for mask in range(2 ** len(differ)):
+        swap = np.zeros(40, dtype=bool)
+        swap[differ[[(mask >> i) & 1 == 1 for i in range(len(differ))]]] = True
+        w = swap[None, :, None]
+        hits += statistic(np.where(w, b, a), np.where(w, a, b)) >= observed - 1e-9
+    exact = hits / 2 ** len(differ)
+    ids, run_ids, sets = counting.label_set_ids(y, {"a": a, "b": b})
+    fast = macro_f1_p_value(ids, run_ids["a"], run_ids["b"], 20_000, 0, sets)
+    assert fast == pytest.approx(exact, abs=0.015)
+    assert 0.02 < exact < 0.9  # the case says something
+    # Label sets as whole classes would test another statistic: here another p-value.
+    assert abs(macro_f1_p_value(ids, run_ids["a"], run_ids["b"], 20_000) - exact) > 0.03
+
+
+def test_multi_label_dense_and_segment_sum_counting_agree(monkeypatch):
+    y, runs = _multi_label_case(np.random.default_rng(11), n=300, c=6, seeds=(2, 2, 1))
+    ids, run_ids, sets = counting.label_set_ids(y, runs)
+    kwargs = {"n_boot": 100, "n_perm": 100, "n_perm_f1": 100, "label_sets": sets}
+    dense = compare(ids, run_ids, **kwargs)
+    monkeypatch.setattr(counting, "DENSE_LIMIT", 0)  # as with many labels and rows
+    assert compare(ids, run_ids, **kwargs) == dense
+    assert all(r.f1_micro_ci is not None for r in dense)
