@@ -6,7 +6,8 @@ tenth of the posts of the 10 classes with an even label id (0, 2, ..., 18), draw
 
 ``pvalue``: reads the per-example test predictions of two ``lit-seqcls compare`` folders (the
 same encoder, one with ``--model.class_weights auto``) and prints each macro-F1 and the paired
-permutation p-value of ``lit_seqcls.compare.stats`` (the test ``compare`` itself uses).
+permutation p-value of ``lit_seqcls.compare.stats`` (the test ``compare`` itself uses),
+over every seed the two have (seed k paired with seed k).
 
     python benchmarks/imbalance_20ng.py make --source ../shared/data/20_newsgroups \
         --output ../shared/data/20_newsgroups_imbalanced
@@ -50,13 +51,16 @@ def make(source: Path, output: Path) -> None:
 
 
 def _predictions(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    (path,) = sorted(folder.glob("runs/*/test_predictions.jsonl"))[:1] or [None]
-    if path is None:
-        raise SystemExit(f"no runs/*/test_predictions.jsonl under {folder}")
-    rows = sorted((json.loads(line) for line in path.open()), key=lambda r: r["index"])
-    names = sorted({r["label"] for r in rows} | {r["pred"] for r in rows})
+    """Test labels (N,) and every seed's predictions (S, N) of the comparison's one encoder."""
+    paths = sorted(folder.glob("runs/*-seed*/test_predictions.jsonl"))
+    if not paths:
+        raise SystemExit(f"no runs/<encoder>-seed<k>/test_predictions.jsonl under {folder}")
+    runs = [[json.loads(line) for line in path.open()] for path in paths]
+    runs = [sorted(rows, key=lambda r: r["index"]) for rows in runs]
+    names = sorted({r[k] for rows in runs for r in rows for k in ("label", "pred")})
     ids = {n: i for i, n in enumerate(names)}
-    return np.array([ids[r["label"]] for r in rows]), np.array([ids[r["pred"]] for r in rows])
+    labels = np.array([ids[r["label"]] for r in runs[0]])
+    return labels, np.array([[ids[r["pred"]] for r in rows] for rows in runs])
 
 
 def pvalue(a: Path, b: Path) -> None:
@@ -64,9 +68,13 @@ def pvalue(a: Path, b: Path) -> None:
     labels_b, preds_b = _predictions(b)
     if not np.array_equal(labels, labels_b):
         raise SystemExit("the two comparisons were not tested on the same test split")
-    print(f"macro-F1 {a}: {macro_f1(labels, preds_a):.4f}")
-    print(f"macro-F1 {b}: {macro_f1(labels, preds_b):.4f}")
-    print(f"paired permutation p-value: {macro_f1_p_value(labels, preds_a, preds_b):.4g}")
+    for folder, preds in ((a, preds_a), (b, preds_b)):
+        scores = [macro_f1(labels, row) for row in preds]
+        shown = " / ".join(f"{f:.4f}" for f in scores)
+        print(f"macro-F1 {folder}: {np.mean(scores):.4f} (seeds: {shown})")
+    seeds = min(len(preds_a), len(preds_b))  # seed k paired with seed k
+    p = macro_f1_p_value(labels, preds_a[:seeds], preds_b[:seeds])
+    print(f"paired permutation p-value ({seeds} seed(s) each): {p:.4g}")
 
 
 def main() -> None:
