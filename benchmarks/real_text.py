@@ -48,7 +48,7 @@ WRITE_UP = {
         "cnn": 0.834,
     }
 }
-LONG_TOKENS = 400  # "long sequences": reviews with more tokens than this (claim 4)
+LONG_SHARE = 0.2  # "long sequences": the longest fifth of the test texts (claim 4)
 
 
 def load(dataset: str, root: Path = RESULTS) -> dict[str, Any] | None:
@@ -174,17 +174,18 @@ def claims(results: dict[str, Any]) -> list[str]:
             + _diff("bilstm", "lstm", paired(c["bilstm"], c["lstm"]))
         )
     if "rnn" in c and ({"gru", "lstm"} & c.keys()):
-        # Long: texts longer than LONG_TOKENS in the run that kept the most tokens of each text.
+        # Long: the longest fifth of the test texts, by the tokens of the run that kept the most.
         lengths = np.max([r["lengths"] for rs in runs.values() for r in rs], axis=0)
-        long = lengths > LONG_TOKENS
+        cut = int(np.quantile(lengths, 1 - LONG_SHARE))
+        long = lengths >= cut
         parts = [
             _diff(n, "rnn", paired(_correct(runs[n], long), _correct(runs["rnn"], long)))
             for n in ("gru", "lstm")
             if n in c
         ]
         out.append(
-            f'"Gated RNNs beat the plain RNN on long sequences" ({int(long.sum()):,} test texts '
-            f"of more than {LONG_TOKENS} tokens): " + "; ".join(parts)
+            f'"Gated RNNs beat the plain RNN on long sequences" (the longest fifth of the test '
+            f"texts: {int(long.sum()):,} of at least {cut} tokens): " + "; ".join(parts)
         )
     return [f"- {line}" for line in out]
 
