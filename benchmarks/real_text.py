@@ -60,7 +60,7 @@ def _runs(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Encoder (or the reference) → its finished runs, seeds in order."""
     by_name: dict[str, list[dict[str, Any]]] = {}
     for run in sorted(results["runs"], key=lambda r: r["seed"]):
-        if run.get("status") == "ok" and run.get("correct"):
+        if run.get("status") == "ok" and (run.get("correct") or run.get("reference")):
             by_name.setdefault(run["encoder"], []).append(run)
     return by_name
 
@@ -144,7 +144,7 @@ def claims(results: dict[str, Any]) -> list[str]:
     missing)."""
     runs = _runs(results)
     out = []
-    c = {n: _correct(rs) for n, rs in runs.items()}
+    c = {n: _correct(rs) for n, rs in runs.items() if rs[0].get("correct")}  # not the reference
     if {"attention", "lstm"} <= c.keys():
         recurrent = [n for n in ("lstm", "gru", "bilstm") if n in c]
         best = max(recurrent, key=lambda n: c[n].mean())
@@ -175,7 +175,7 @@ def claims(results: dict[str, Any]) -> list[str]:
         )
     if "rnn" in c and ({"gru", "lstm"} & c.keys()):
         # Long: the longest fifth of the test texts, by the tokens of the run that kept the most.
-        lengths = np.max([r["lengths"] for rs in runs.values() for r in rs], axis=0)
+        lengths = np.max([r["lengths"] for n in c for r in runs[n]], axis=0)
         cut = int(np.quantile(lengths, 1 - LONG_SHARE))
         long = lengths >= cut
         parts = [
