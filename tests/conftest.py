@@ -151,6 +151,23 @@ def tag_rows():
     return _tag_rows
 
 
+def _validation_logits(model, datamodule) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's raw logits ``(N, C)`` and the labels of every validation text, in eval mode."""
+    model.eval()
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in datamodule.val_dataloader():
+            logits.append(model(batch.input_ids, batch.lengths).logits)
+            labels.append(batch.labels)
+    return torch.cat(logits), torch.cat(labels)
+
+
+@pytest.fixture
+def validation_logits():
+    """``validation_logits(model, datamodule)``: what a one-process model sees on validation."""
+    return _validation_logits
+
+
 @pytest.fixture
 def small_synthetic_kwargs() -> dict:
     """Arguments for a SyntheticDataModule small enough for a unit test (~1 s to prepare)."""

@@ -188,19 +188,11 @@ def _tiny_fit(tmp_path, kwargs, calibrate=True, epochs=2):
     return trainer, model, data
 
 
-def _val_logits(model, data):
-    model.eval()
-    logits, labels = [], []
-    with torch.no_grad():
-        for batch in data.val_dataloader():
-            logits.append(model(batch.input_ids, batch.lengths).logits)
-            labels.append(batch.labels)
-    return torch.cat(logits), torch.cat(labels)
-
-
-def test_fit_calibrates_on_validation_and_the_checkpoint_keeps_it(tmp_path, small_synthetic_kwargs):
+def test_fit_calibrates_on_validation_and_the_checkpoint_keeps_it(
+    tmp_path, small_synthetic_kwargs, validation_logits
+):
     trainer, model, data = _tiny_fit(tmp_path, small_synthetic_kwargs)
-    logits, labels = _val_logits(model, data)
+    logits, labels = validation_logits(model, data)
     assert float(model.temperature) == pytest.approx(fit_temperature(logits, labels), rel=1e-5)
     assert float(model.temperature) != 1.0
     report = model.calibration["val"]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.calibration import fit_temperature
@@ -47,7 +46,9 @@ trainer.save_checkpoint(out + "/ddp.ckpt")
 """
 
 
-def test_two_ranks_fit_the_same_temperature_as_one_process_on_the_same_logits(tmp_path):
+def test_two_ranks_fit_the_same_temperature_as_one_process_on_the_same_logits(
+    tmp_path, validation_logits
+):
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
     result = subprocess.run(
@@ -63,13 +64,8 @@ def test_two_ranks_fit_the_same_temperature_as_one_process_on_the_same_logits(tm
 
     dm = SyntheticDataModule(**DATA, cache_dir=str(tmp_path / "cache"))
     dm.setup("fit")
-    model = SequenceClassifier.load_from_checkpoint(tmp_path / "ddp.ckpt").eval()
-    logits, labels = [], []
-    with torch.no_grad():
-        for batch in dm.val_dataloader():
-            logits.append(model(batch.input_ids, batch.lengths).logits)
-            labels.append(batch.labels)
-    logits, labels = torch.cat(logits), torch.cat(labels)
+    model = SequenceClassifier.load_from_checkpoint(tmp_path / "ddp.ckpt")
+    logits, labels = validation_logits(model, dm)
     assert ranks[0]["count"] == len(labels) == len(dm.splits["validation"])
     assert float(model.temperature) == pytest.approx(ranks[0]["temperature"], abs=1e-7)
     assert fit_temperature(logits, labels) == pytest.approx(ranks[0]["temperature"], rel=1e-5)

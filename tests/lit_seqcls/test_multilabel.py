@@ -192,7 +192,9 @@ def test_single_label_models_have_no_thresholds():
     assert not hasattr(model, "thresholds") and "thresholds" not in model.state_dict()
 
 
-def test_fit_tunes_thresholds_on_validation_and_the_checkpoint_keeps_them(tag_rows, tmp_path):
+def test_fit_tunes_thresholds_on_validation_and_the_checkpoint_keeps_them(
+    tag_rows, tmp_path, validation_logits
+):
     dm = _module(tmp_path, tag_rows(120), tag_rows(30, seed=1), batch_size=16)
     torch.manual_seed(0)
     model = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="swem", embedding_dim=8,
@@ -205,13 +207,7 @@ def test_fit_tunes_thresholds_on_validation_and_the_checkpoint_keeps_them(tag_ro
     counts, total = dm.class_counts, dm.num_train_texts
     assert torch.allclose(model.loss_weight, pos_weights(dm.class_names, counts, total))
     # The thresholds are those of the validation probabilities at the fitted temperature.
-    model.eval()
-    logits, labels = [], []
-    with torch.no_grad():
-        for batch in dm.val_dataloader():
-            logits.append(model(batch.input_ids, batch.lengths).logits)
-            labels.append(batch.labels)
-    logits, labels = torch.cat(logits), torch.cat(labels)
+    logits, labels = validation_logits(model, dm)
     temperature = fit_sigmoid_temperature(logits, labels)
     assert float(model.temperature) == pytest.approx(temperature, rel=1e-5)
     expected = fit_thresholds((logits / model.temperature).sigmoid(), labels)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from datamodules import TextDataModule
 from lit_seqcls import SequenceClassifier
@@ -45,7 +44,7 @@ trainer.save_checkpoint(out + "/ddp.ckpt")
 """
 
 
-def test_two_ranks_tune_the_same_thresholds_as_one_process(tmp_path, tag_rows):
+def test_two_ranks_tune_the_same_thresholds_as_one_process(tmp_path, tag_rows, validation_logits):
     rows = "".join(json.dumps(r) + "\n" for r in tag_rows(300, drop=0.2))
     (tmp_path / "train.jsonl").write_text(rows, encoding="utf-8")
     script = tmp_path / "fit.py"
@@ -61,13 +60,8 @@ def test_two_ranks_tune_the_same_thresholds_as_one_process(tmp_path, tag_rows):
     dm = TextDataModule(data_files={"train": str(tmp_path / "train.jsonl")},
                         cache_dir=str(tmp_path / "cache"), batch_size=16)  # fmt: skip
     dm.setup("fit")
-    model = SequenceClassifier.load_from_checkpoint(tmp_path / "ddp.ckpt").eval()
-    logits, labels = [], []
-    with torch.no_grad():
-        for batch in dm.val_dataloader():
-            logits.append(model(batch.input_ids, batch.lengths).logits)
-            labels.append(batch.labels)
-    logits, labels = torch.cat(logits), torch.cat(labels)
+    model = SequenceClassifier.load_from_checkpoint(tmp_path / "ddp.ckpt")
+    logits, labels = validation_logits(model, dm)
     assert ranks[0]["count"] == len(labels) == len(dm.splits["validation"])
     temperature = fit_sigmoid_temperature(logits, labels)
     assert temperature == pytest.approx(ranks[0]["temperature"], rel=1e-5)
