@@ -116,6 +116,20 @@ def paired_predictions(results: Sequence[RunResult]) -> Paired:
     return Paired(labels, stacked, notes, label_sets(list(classes), names))
 
 
+def class_name(label: int | Sequence[int], names: Sequence[str]) -> str:
+    """How a label is written in ``test_predictions.jsonl``: a class id's name, or a 0/1 row's
+    label set, its names in class order joined by ``|`` (``""``: the empty set); ``label_sets``
+    reads them back.
+
+    Example:
+        >>> class_name(1, ["a", "b", "c"]), class_name([1, 0, 1], ["a", "b", "c"])
+        ('b', 'a|c')
+    """
+    if isinstance(label, Sequence):
+        return "|".join(n for n, v in zip(names, label, strict=True) if v)
+    return names[int(label)]
+
+
 def label_sets(sets: Sequence[str], names: Sequence[str] = ()) -> np.ndarray:
     """0/1 rows (len(sets), C): which class each label set (``"a|b"``, ``""`` empty) holds.
 

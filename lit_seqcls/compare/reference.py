@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from lit_seqcls.compare.predictions import PREDICTIONS_FILE, write_predictions
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE, class_name, write_predictions
 from lit_seqcls.compare.results import RunResult
 from lit_seqcls.compare.stats import macro_f1
 from lit_seqcls.runtime.atomic import atomic_write
@@ -108,7 +108,7 @@ def run_reference(data: dict[str, Any], run_dir: Path) -> RunResult:
     path = write_predictions(
         run_dir / PREDICTIONS_FILE,
         (
-            {"index": i, "label": _name(y, names), "pred": _name(p, names)}
+            {"index": i, "label": class_name(y, names), "pred": class_name(p, names)}
             for i, (y, p) in enumerate(zip(labels.tolist(), preds.tolist(), strict=True))
         ),
     )
@@ -193,14 +193,6 @@ def _multi_hot(rows: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, list(row)] = 1
     return out
-
-
-def _name(label: int | list[int], names: Sequence[str]) -> str:
-    """A class id's name, or a 0/1 row's label set as the reporter writes it: its names in
-    class-name order with ``|`` between them (``""``: the empty set)."""
-    if isinstance(label, list):
-        return "|".join(n for n, v in zip(names, label, strict=True) if v)
-    return names[label]
 
 
 def datamodule(data: dict[str, Any]) -> Any:

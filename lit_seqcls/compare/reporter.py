@@ -23,7 +23,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lit_seqcls.compare.predictions import PREDICTIONS_FILE, write_predictions
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE, class_name, write_predictions
 from lit_seqcls.runtime.distributed import gather_objects
 
 EVENT_PREFIX = "@@compare "
@@ -205,14 +205,9 @@ def _prediction(row: tuple, class_names: list[str] | None) -> dict[str, Any]:
     """One line of ``test_predictions.jsonl``: classes by name (by id without names)."""
     index, _, label, pred, probs = row
     names = class_names or [str(i) for i in range(len(probs))]
-    if isinstance(label, list):  # multi-label: label sets as "a|b", paired as exact matches
-        label = "|".join(n for n, v in zip(names, label, strict=True) if v)
-        pred = "|".join(n for n, v in zip(names, pred, strict=True) if v)
-        rounded = {name: round(p, 6) for name, p in zip(names, probs, strict=True)}
-        return {"index": index, "label": label, "pred": pred, "probs": rounded}
     return {
         "index": index,
-        "label": names[label],
-        "pred": names[pred],
+        "label": class_name(label, names),  # multi-label: the label set "a|b"
+        "pred": class_name(pred, names),
         "probs": {name: round(p, 6) for name, p in zip(names, probs, strict=True)},
     }
