@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = Path("docs")
 _spec = importlib.util.spec_from_file_location("real_text", ROOT / "benchmarks" / "real_text.py")
 real_text = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(real_text)
@@ -36,7 +37,37 @@ def _results():
     poor = (rng.random(n) < 0.6).astype(int)
     runs = [
         _run("rnn", 0, poor, np.minimum(lengths, 400), wall=50.0),
-        _run("lstm", 0, good, np.minimum(lengths, 400), test_ece_raw=0.05, test_ece=0.01),
+        _run(
+            "lstm",
+            0,
+            good,
+            np.minimum(lengths, 400),
+            test_ece_raw=0.05,
+            test_ece=0.01,
+            history=[
+                {
+                    "epoch": 0,
+                    "val/acc": 0.80,
+                    "val/ece_raw": 0.09,
+                    "val/ece": 0.03,
+                    "val/temperature": 1.5,
+                },
+                {
+                    "epoch": 1,
+                    "val/acc": 0.90,
+                    "val/ece_raw": 0.04,
+                    "val/ece": 0.02,
+                    "val/temperature": 1.25,
+                },
+                {
+                    "epoch": 2,
+                    "val/acc": 0.90,
+                    "val/ece_raw": 0.07,
+                    "val/ece": 0.01,
+                    "val/temperature": 2.0,
+                },
+            ],
+        ),
         _run("cnn", 0, poor, lengths, wall=10.0),
         {**_run("tfidf-svm", 0, good, lengths, reference=True), "correct": [], "lengths": []},
     ]
@@ -74,17 +105,44 @@ def test_claims_give_paired_tests_on_the_same_texts():
     assert d == pytest.approx(good.mean() - poor.mean()) and p < 1e-6 and test == "McNemar exact"
 
 
+def test_calibration_table_reads_the_tested_checkpoints_epoch():
+    lines = real_text.calibration(_results()).splitlines()
+    assert len(lines) == 3  # head, rule, lstm: the runs without test ECE have no row
+    # The best val/acc is epoch 1 (epoch 2 ties it; ModelCheckpoint keeps the first).
+    acc = _results()["runs"][1]["test_acc"]
+    assert (
+        lines[2]
+        == f"| lstm | 0 | {acc:.3f} | 0.900 | 1.250 | 0.040 → 0.020 | 0.050 → 0.0100 | yes |"
+    )
+    missed = _results()
+    missed["runs"][1]["test_ece"] = 0.021
+    assert real_text.calibration(missed).splitlines()[2].endswith("| **no** |")
+
+
 def test_replace_renews_only_the_marked_block():
     text = "a\n<!-- real-text:imdb -->\nold\n<!-- /real-text:imdb -->\nb\n"
     new = real_text.replace(text, {"imdb": "new table", "claims": "x"})
     assert new == "a\n<!-- real-text:imdb -->\nnew table\n<!-- /real-text:imdb -->\nb\n"
     assert real_text.replace(new, {"imdb": "new table"}) == new
+    empty = "<!-- real-text:imdb -->\n<!-- /real-text:imdb -->\n"  # a block not generated yet
+    assert (
+        real_text.replace(empty, {"imdb": "t"})
+        == "<!-- real-text:imdb -->\nt\n<!-- /real-text:imdb -->\n"
+    )
 
 
 def test_the_committed_tables_are_generated_from_the_committed_results():
     if not real_text.blocks():
         pytest.skip("no docs/results/<dataset>/results.json committed yet")
     assert (
-        real_text.main(["--check", str(ROOT / "README.md"), str(ROOT / "docs/which_encoder.md")])
+        real_text.main(
+            [
+                "--check",
+                *(
+                    str(ROOT / f)
+                    for f in ("README.md", DOCS / "which_encoder.md", DOCS / "decisions.md")
+                ),
+            ]
+        )
         == 0
     )
