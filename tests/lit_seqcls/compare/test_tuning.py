@@ -126,7 +126,8 @@ def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(
         assert db.execute("select count(*) from trials").fetchone() == (2,)
     study = _study(out)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
-    assert set(study.best_params) == {"lr", "weight_decay", "dropout", "num_filters"}
+    searched = {"lr", "weight_decay", "dropout", "num_filters", "word_dropout"}
+    assert set(study.best_params) == searched  # the shipped space less embedding_dim (given)
     assert all(t.intermediate_values.keys() == {1} for t in study.trials)  # val/acc per epoch
 
     config = yaml.safe_load(tuned.config.read_text())
@@ -136,6 +137,7 @@ def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(
     assert model["encoder"]["init_args"]["num_filters"] == study.best_params["num_filters"]
     assert model["optimizer"]["init_args"]["lr"] == study.best_params["lr"]
     assert model["dropout"] == study.best_params["dropout"]
+    assert model["word_dropout"] == study.best_params["word_dropout"]
     assert "the test set played no part" in tuned.config.read_text()
 
     for trial in (0, 1):  # every trial is a `fit` process, never `test`
