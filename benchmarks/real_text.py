@@ -15,8 +15,8 @@ in them is typed by hand:
 - ``<!-- real-text:calibration -->`` (docs/decisions.md): IMDB's temperature per encoder, the
   validation ECE it was fitted to reach and the test ECE before and after, against #18's 0.02.
 
-    python benchmarks/real_text.py --write README.md docs/which_encoder.md docs/decisions.md
-    python benchmarks/real_text.py --check README.md docs/which_encoder.md docs/decisions.md
+    python benchmarks/real_text.py --write   # after a compare: renew the blocks in FILES
+    python benchmarks/real_text.py --check   # exit 1 if any block in FILES is stale
 
 A dataset without ``docs/results/<dataset>/results.json`` keeps its block as it is.
 """
@@ -37,6 +37,7 @@ from lit_seqcls.compare.stats import accuracy_p_value
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
+FILES = ("README.md", "docs/which_encoder.md", "docs/decisions.md")  # where the blocks live
 DATASETS = ("imdb", "newsgroups")
 ORDER = ("rnn", "gru", "lstm", "bilstm", "attention", "cnn", "swem")
 # The write-up this package grew from: IMDB test accuracy (issue #17).
@@ -262,12 +263,14 @@ def replace(text: str, generated: dict[str, str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", nargs="+", type=Path, metavar="FILE")
-    mode.add_argument("--check", nargs="+", type=Path, metavar="FILE")
+    mode.add_argument(
+        "--write", action="store_true", help=f"renew the blocks in {', '.join(FILES)}"
+    )
+    mode.add_argument("--check", action="store_true", help="exit 1 if a block is stale")
     args = parser.parse_args(argv)
     generated = blocks()
     stale = []
-    for path in args.write or args.check:
+    for path in (ROOT / name for name in FILES):
         text = path.read_text(encoding="utf-8")
         new = replace(text, generated)
         if args.write and new != text:
@@ -276,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.check and new != text:
             stale.append(str(path))
     if stale:
-        print(f"stale real-text tables in {', '.join(stale)}: run python {__file__} --write ...")
+        print(f"stale real-text tables in {', '.join(stale)}: run python {__file__} --write")
         return 1
     return 0
 
