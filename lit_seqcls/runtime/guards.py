@@ -103,7 +103,7 @@ class NonFiniteGuard(L.Callback):
     def _problem(loss: Tensor, grads: list[Tensor]) -> str | None:
         if not torch.isfinite(loss).all():
             return f"the loss is {loss.item()}"
-        if grads and not torch.stack([torch.isfinite(g).all() for g in grads]).all():
+        if grads and not all_finite(grads):
             return "the loss is finite but a gradient holds NaN/inf"
         return None
 
@@ -142,3 +142,24 @@ def _grads(optimizer: torch.optim.Optimizer) -> list[Tensor]:
         p.grad.detach() for group in optimizer.param_groups for p in group["params"]
         if p.grad is not None
     ]  # fmt: skip
+
+
+def all_finite(tensors: list[Tensor]) -> bool:
+    """Whether every element of ``tensors`` is finite, at the cost of one sum per tensor.
+
+    A NaN or inf anywhere makes a tensor's sum NaN or inf, so a finite sum proves the tensor
+    finite; only a non-finite sum (a real NaN/inf, or finite values whose sum overflows) pays
+    for the exact element-wise check. ``isfinite(g).all()`` on every gradient allocates a mask
+    the size of the model and cost ~40 ms a step for a 30,000 × 300 embedding on one CPU thread
+    (a third of a SWEM step); the sum costs ~1.5 ms.
+
+    Example:
+        >>> all_finite([torch.ones(3), torch.tensor([1.0, float("inf")])])
+        False
+        >>> all_finite([torch.full((4,), 3e38)])  # the sum overflows, every value is finite
+        True
+    """
+    sums = torch.stack([t.sum(dtype=torch.float32) for t in tensors])
+    if bool(torch.isfinite(sums).all()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
