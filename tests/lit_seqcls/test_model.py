@@ -75,6 +75,47 @@ def test_optimizer_and_scheduler_are_injected():
     assert isinstance(SequenceClassifier(30, 3).configure_optimizers(), torch.optim.AdamW)
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "fused"),
+    [
+        (torch.optim.AdamW, True),  # the default: the fused kernel
+        (functools.partial(torch.optim.Adam, lr=0.01), True),
+        (functools.partial(torch.optim.AdamW, fused=False), False),  # the config said no
+        (functools.partial(torch.optim.AdamW, foreach=True), None),  # nor asked another kernel
+        (functools.partial(torch.optim.SGD, lr=0.5), None),  # torch's own choice
+    ],
+)
+def test_adam_with_the_kernel_unset_runs_fused_and_keeps_its_settings(optimizer, fused):
+    model = SequenceClassifier(30, 3, encoder="swem", optimizer=optimizer)
+    built = model.configure_optimizers()
+    assert type(built) is type(optimizer(model.parameters()))
+    assert built.defaults.get("fused") == fused
+    assert all(group.get("fused") == fused for group in built.param_groups)  # what step() reads
+    reference = optimizer(model.parameters())
+    for key in ("lr", "betas", "weight_decay", "eps"):
+        assert built.defaults.get(key) == reference.defaults.get(key), key
+    assert [p for g in built.param_groups for p in g["params"]] == list(model.parameters())
+
+
+def test_a_fused_step_follows_the_per_tensor_step():
+    results = []
+    for fused in (False, None):  # None: rebuilt with the fused kernel
+        torch.manual_seed(0)  # the same weights and dropout masks
+        model = SequenceClassifier(50, 3, encoder="swem", embedding_dim=8)
+        model.optimizer_factory = functools.partial(torch.optim.AdamW, lr=0.05, fused=fused)
+        optimizer = model.configure_optimizers()
+        batch = Batch(
+            torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([3, 2]), torch.tensor([0, 2])
+        )
+        for _ in range(3):
+            optimizer.zero_grad()
+            model.training_step(batch, 0)["loss"].backward()
+            optimizer.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    assert optimizer.defaults["fused"] is True
+    torch.testing.assert_close(results[0], results[1])
+
+
 def test_training_steps_fit_a_small_batch():
     torch.manual_seed(0)
     model = SequenceClassifier(
