@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import platform
@@ -39,3 +40,13 @@ def callback_class(module: str, name: str) -> type:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     return getattr(importlib.import_module(f"benchmarks.{module}"), name)
+
+
+def step_timing_parser(doc: str, encoders: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that times training steps per encoder, best of some rounds."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--encoders", nargs="+", default=list(encoders), choices=encoders)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    return parser

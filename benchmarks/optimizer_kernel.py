@@ -13,7 +13,6 @@ for ``--rounds`` rounds and the best round of each counts; the table gives their
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
 
@@ -23,9 +22,9 @@ from lit_seqcls import SequenceClassifier
 from lit_seqcls.runtime.guards import all_finite
 
 try:
-    from benchmarks.common import machine
+    from benchmarks.common import machine, step_timing_parser
 except ImportError:  # run as a script: benchmarks/ is on sys.path, the repository root is not
-    from common import machine
+    from common import machine, step_timing_parser
 
 ENCODERS = ("rnn", "gru", "lstm", "bilstm", "attention", "cnn", "swem")
 EMBEDDING = {"swem": 300}  # configs/model/*.yaml; the others keep the model's default, 128
@@ -61,11 +60,7 @@ def tokens_per_second(encoder: str, fused: bool | None, steps: int, warmup: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = step_timing_parser(__doc__, ENCODERS)
     args = parser.parse_args()
     shape = f"vocabulary {VOCAB:,}, batch {BATCH} × {LENGTH} tokens"
     print(f"{machine()}; {shape}, best of {args.rounds}")

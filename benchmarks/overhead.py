@@ -16,7 +16,6 @@ The two sides alternate for ``--rounds`` rounds and the best round of each count
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from typing import ClassVar
@@ -29,9 +28,9 @@ from lit_seqcls import SequenceClassifier
 from lit_seqcls.cli import main as cli_main
 
 try:
-    from benchmarks.common import ROOT, callback_class, machine
+    from benchmarks.common import ROOT, callback_class, machine, step_timing_parser
 except ImportError:  # run as a script: benchmarks/ is on sys.path, the repository root is not
-    from common import ROOT, callback_class, machine
+    from common import ROOT, callback_class, machine, step_timing_parser
 ENCODERS = ("rnn", "gru", "lstm", "bilstm", "attention", "cnn")
 STAGES = {"train": "fit", "inference": "validate"}  # stage -> the CLI subcommand timed
 # IMDB-like lengths (median ~200 words, long tail cut at 512), batch 64, as the issue asks.
@@ -142,11 +141,7 @@ def hand_written(encoder: str, train: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=ENCODERS)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = step_timing_parser(__doc__, ENCODERS)
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
     args = parser.parse_args()
     StepTimer.steps, StepTimer.warmup = args.steps, args.warmup
