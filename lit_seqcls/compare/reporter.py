@@ -28,6 +28,7 @@ from lit_seqcls.runtime.distributed import gather_objects
 
 EVENT_PREFIX = "@@compare "
 FIT_FILE = "compare_fit.json"
+VAL_TEXTS = "val_texts"  # the history's and the epoch event's count of validation texts
 TEST_FILE = "compare_test.json"
 
 
@@ -54,6 +55,7 @@ class ComparisonReporter(Callback):
         self._fit_start = 0.0
         self._batch_start = 0.0
         self._elapsed_before = 0.0  # fit time of the attempts before a resume
+        self._val_texts = 0  # texts of this rank's current validation pass
 
     def state_dict(self) -> dict[str, Any]:
         # Plain data: checkpoints load with `weights_only=True`.
@@ -90,6 +92,14 @@ class ComparisonReporter(Callback):
         self.train_samples += len(batch)
         self.train_tokens += int(batch.lengths.sum())
 
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_texts = 0
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self._val_texts += len(batch)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Not `on_validation_epoch_end`: Lightning runs the callbacks' before the model's, whose
         # own (the temperature and ECE of this epoch) would then be the previous epoch's. Here
@@ -97,6 +107,9 @@ class ComparisonReporter(Callback):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        # How many texts the validation scores rest on (every rank's shard): tuning says how
+        # far apart two of them must be to differ by more than this split's noise.
+        metrics[VAL_TEXTS] = sum(gather_objects(trainer, self._val_texts))
         elapsed = self._elapsed()  # read by `RunResult` for the time to the best validation score
         self.history.append({"epoch": trainer.current_epoch, "elapsed": elapsed, **metrics})
         self._emit(

@@ -89,6 +89,7 @@ def test_compare_runs_each_encoder_reports_a_failure_and_writes_table_and_plots(
 
     (result,) = [r for r in load_results(out) if r.encoder == "rnn"]
     assert [h["epoch"] for h in result.history] == [0, 1]
+    assert {h["val_texts"] for h in result.history} == {16}  # 10% of 160 texts, every epoch
     # The history holds each epoch's own calibration, not the previous epoch's.
     logged = _read_csv(out / "runs" / "rnn-seed0" / "lightning_logs" / "version_0" / "metrics.csv")
     temperatures = [float(r["val/temperature"]) for r in logged if r.get("val/temperature")]

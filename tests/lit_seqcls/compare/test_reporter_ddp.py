@@ -43,3 +43,14 @@ def test_ddp_test_predictions_hold_every_example_once_as_on_one_process(tmp_path
     assert [(r["label"], r["pred"]) for r in rows["two"]] == [
         (r["label"], r["pred"]) for r in rows["one"]
     ]
+
+
+def test_ddp_epoch_events_count_the_validation_texts_of_every_rank(tmp_path, run_cli):
+    events = {}
+    for name, extra in (("one", []), ("two", DDP)):
+        args = [*TINY, *extra, REPORTER, f"--trainer.default_root_dir={tmp_path / name}"]
+        out = run_cli("fit", *args, "--trainer.max_epochs=1", cwd=tmp_path)
+        lines = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("@@compare")]
+        events[name] = [e for e in map(json.loads, lines) if e["event"] == "epoch"]
+    assert [e["val_texts"] for e in events["one"]] == [20]  # 10% of 200 training texts
+    assert [e["val_texts"] for e in events["two"]] == [20]  # both ranks' shards, once each

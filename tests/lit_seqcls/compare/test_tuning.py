@@ -73,6 +73,8 @@ FAKE_FIT = textwrap.dedent(
         sys.exit(plan)
     for epoch, acc in enumerate(plan, start=1):
         event = {"event": "epoch", "epoch": epoch, "max_epochs": len(plan), "val/acc": acc}
+        if os.environ.get("FAKE_VAL_TEXTS"):
+            event["val_texts"] = int(os.environ["FAKE_VAL_TEXTS"])
         print("@@compare " + json.dumps(event), flush=True)
         time.sleep(0.05)
     print("fake fit finished", flush=True)
@@ -165,6 +167,22 @@ def test_a_trial_reporting_a_bad_val_acc_is_pruned_and_its_process_stopped(
     calls = fake_fit.calls
     assert [c["args"][0] for c in calls] == ["fit"] * 3  # `fit` only, in the trials' group
     assert {c["group"] for c in calls} == {"cmp-group"}
+
+
+@pytest.mark.parametrize(("texts", "noted"), [(300, True), (100_000, False)])
+def test_the_tuned_config_says_when_other_trials_are_inside_the_best_ones_noise(
+    synthetic_config, tmp_path, fake_fit, monkeypatch, capsys, texts, noted
+):
+    monkeypatch.setenv("FAKE_VAL_TEXTS", str(texts))
+    fake_fit.set([[0.74], [0.753], [0.60]])  # 0.74 is inside 0.753 ± 4.9 points on 300 texts
+    tuned = tune("cnn", 3, [synthetic_config], [], tmp_path)
+    text = tuned.config.read_text()
+    header = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    assert _study(tmp_path).best_trial.user_attrs["val_texts"] == texts
+    note = "On 300 validation texts the best score has a 95% interval of ±4.9 points"
+    assert (note in header) == noted and ("1 other trial scores inside it" in header) == noted
+    assert ("mostly noise" in capsys.readouterr().out) == noted
+    assert yaml.safe_load(text)["model"]["encoder"]["class_path"].endswith("CNNEncoder")
 
 
 def test_failed_trials_count_and_no_finished_trial_gives_no_config(
