@@ -18,8 +18,8 @@ carried over to the first step boundary.
 Lightning installs no SIGINT handler; ours is installed once, in ``setup``. A second Ctrl-C stops
 at once, mid-step and without saving (the first one says so); the exit status is still 130, not
 Lightning's 1 for a ``KeyboardInterrupt``, so a script or scheduler sees "stopped by Ctrl-C"
-however many times it was pressed. ``--ckpt_path auto`` then resumes from the last checkpoint
-saved before.
+however many times it was pressed; so does a Ctrl-C while the stopped run closes its W&B run.
+``--ckpt_path auto`` then resumes from the last checkpoint saved before.
 
 A rank that dies or hangs makes the others fail in their next collective: at once when its
 process is gone (the socket closes; ~2 s measured), after the process-group timeout when it
@@ -33,6 +33,8 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from signal import SIG_IGN
@@ -146,7 +148,8 @@ class GracefulShutdown(L.Callback):
         self._detach()
         if isinstance(exception, TrainingInterrupted):
             if exception.together:
-                finish_together(trainer)
+                with _ctrl_c_exits_at_once(trainer, again=exception.signum == signal.SIGINT):
+                    finish_together(trainer)  # closing the W&B run can take seconds
             rank_zero_info(exception.message)
         elif _peer_failure(exception):
             _add_note(exception, self._peer_note(trainer))
@@ -276,3 +279,33 @@ def _add_note(exception: BaseException, note: str) -> None:
         exception.add_note(note)
     else:  # Python 3.10
         print(note, flush=True)
+
+
+@contextmanager
+def _ctrl_c_exits_at_once(trainer: L.Trainer, again: bool) -> Iterator[None]:
+    """While a stopped run closes its logger, Ctrl-C ends the process at once with status 130.
+
+    Our handler is detached by then, and Python's default one would raise ``KeyboardInterrupt``
+    inside W&B's ``finish``: a traceback and a process killed by SIGINT instead of the message
+    and the status a second Ctrl-C gives during training (``-m slow`` caught it, under load).
+    The checkpoint is already written; the ranks this process launched are killed, as there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == SIG_IGN:  # a background job keeps ignoring Ctrl-C
+        yield
+        return
+
+    def exit_now(signum: int, frame: Any) -> None:
+        kill_launched_processes(trainer.strategy, signal.SIGKILL)
+        which = "a second SIGINT (Ctrl-C)" if again else "SIGINT (Ctrl-C)"
+        os.write(2, f"\nStopped at once by {which} while closing the run.\n".encode())
+        os._exit(128 + signal.SIGINT)  # no cleanup left that is worth waiting for
+
+    signal.signal(signal.SIGINT, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -133,6 +133,41 @@ def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint_and_status_130(
         time.sleep(1)
 
 
+# A first Ctrl-C stops the run at a step boundary; the second arrives while the logger closes
+# (this logger's `finalize` sends it), after GracefulShutdown's handler is detached.
+CTRL_C_WHILE_CLOSING = """
+import os, signal, sys, time
+sys.path.insert(0, {tests!r})
+from lightning.pytorch.loggers import CSVLogger
+from test_interrupts import _fit, _SendSignals
+
+class SlowToClose(CSVLogger):
+    def finalize(self, status):
+        if status == "failed":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # W&B's finish, waiting on its service
+        super().finalize(status)
+
+from pathlib import Path
+tmp = Path(sys.argv[1])
+trainer, model, dm = _fit({data!r}, tmp, _SendSignals([signal.SIGINT]), SlowToClose(str(tmp)))
+trainer.fit(model, dm)
+"""
+
+
+def test_a_second_ctrl_c_while_the_run_closes_exits_130_at_once(small_synthetic_kwargs, tmp_path):
+    script = tmp_path / "ctrl_c_while_closing.py"
+    tests = str(Path(__file__).parent)
+    script.write_text(CTRL_C_WHILE_CLOSING.format(tests=tests, data=small_synthetic_kwargs))
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 130, result.stderr[-3000:]  # not killed by SIGINT (-2)
+    assert "Stopped at once by a second SIGINT (Ctrl-C) while closing the run." in result.stderr
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
+    assert (tmp_path / "ckpt" / INTERRUPTED_CKPT).exists()  # saved before the logger closed
+
+
 def test_a_ctrl_c_before_training_stops_at_once(small_synthetic_kwargs, tmp_path):
     sender = _SendSignals([signal.SIGINT], hook="on_sanity_check_end")
     trainer, model, dm = _fit(small_synthetic_kwargs, tmp_path, sender)
