@@ -34,6 +34,9 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 @pytest.fixture(autouse=True)
 def _signal_handlers():
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    # As in a terminal: a suite started in the background (`pytest &` from a script) inherits
+    # SIGINT ignored, which GracefulShutdown rightly keeps, and Ctrl-C would test nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)
