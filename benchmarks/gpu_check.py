@@ -30,7 +30,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-ENCODERS = ("rnn", "gru", "lstm", "bilstm", "attention", "cnn")
+ENCODERS = ("rnn", "gru", "lstm", "bilstm", "attention", "cnn", "swem")
 WARMUP = 20  # steps not timed: CUDA kernels autotune, allocator warms up
 
 
