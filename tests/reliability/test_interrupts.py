@@ -140,6 +140,7 @@ def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint_and_status_130(
 # (this logger's `finalize` sends it), after GracefulShutdown's handler is detached.
 CTRL_C_WHILE_CLOSING = """
 import os, signal, sys, time
+from pathlib import Path
 sys.path.insert(0, {tests!r})
 from lightning.pytorch.loggers import CSVLogger
 from test_interrupts import _fit, _SendSignals
@@ -151,7 +152,6 @@ class SlowToClose(CSVLogger):
             time.sleep(5)  # W&B's finish, waiting on its service
         super().finalize(status)
 
-from pathlib import Path
 tmp = Path(sys.argv[1])
 trainer, model, dm = _fit({data!r}, tmp, _SendSignals([signal.SIGINT]), SlowToClose(str(tmp)))
 trainer.fit(model, dm)
