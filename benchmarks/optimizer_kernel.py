@@ -7,7 +7,7 @@ shipped embedding width, because the embedding table is where the optimizer's ti
 Batches of 32 texts of 150 tokens (the median 20 Newsgroups post is 113). The two sides alternate
 for ``--rounds`` rounds and the best round of each counts; the table gives their ratio.
 
-    OMP_NUM_THREADS=1 python benchmarks/optimizer_kernel.py            # ~2 min
+    OMP_NUM_THREADS=1 python benchmarks/optimizer_kernel.py            # ~4 min
     python benchmarks/optimizer_kernel.py --encoders swem cnn --steps 40
 """
 
