@@ -90,10 +90,17 @@ def _plot_val_curves(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Fig
                 continue
             width = max(len(c) for c in curves)  # early stopping may end runs at different epochs
             padded = np.array([c + [np.nan] * (width - len(c)) for c in curves], dtype=float)
-            mean, epochs = np.nanmean(padded, axis=0), np.arange(1, width + 1)
+            # Epochs no run has a value for (a metric the runs did not log, an epoch lost to a
+            # crash) stay gaps; numpy would warn about each ("Mean of empty slice").
+            seen = ~np.isnan(padded).all(axis=0)
+            if not seen.any():
+                continue
+            mean, std = np.full(width, np.nan), np.full(width, np.nan)
+            mean[seen] = np.nanmean(padded[:, seen], axis=0)
+            std[seen] = np.nanstd(padded[:, seen], axis=0)
+            epochs = np.arange(1, width + 1)
             ax.plot(epochs, mean, marker=markers[encoder], color=color, label=encoder)
             if len(curves) > 1:
-                std = np.nanstd(padded, axis=0)
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
     for ax, key in zip(axes, ("accuracy", "loss"), strict=True):
         ax.set_xlabel("epoch")

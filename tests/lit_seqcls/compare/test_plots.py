@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 
 from lit_seqcls.compare import plots
@@ -34,3 +36,23 @@ def test_a_run_without_training_time_is_left_out_of_the_time_plot_only(tmp_path,
     assert tick_names == ["cnn", "gru"]  # ...but stays in the others
     for fig in figures.values():
         plt.close(fig)
+
+
+def test_curves_without_a_metric_or_an_epoch_are_drawn_without_numpy_warnings(tmp_path):
+    # No run logged val/loss (e.g. runs of an older reporter), and only one gru seed reached
+    # epoch 2's val/acc: numpy's "Mean of empty slice" reached the user's terminal.
+    runs = [
+        RunResult("cnn", 0, status="ok", test_acc=0.8, test_f1=0.8,
+                  history=[{"val/acc": 0.7}, {"val/acc": 0.75}]),
+        RunResult("gru", 0, status="ok", test_acc=0.9, test_f1=0.9,
+                  history=[{"val/acc": 0.8}, {}]),
+        RunResult("gru", 1, status="ok", test_acc=0.9, test_f1=0.9, history=[{"val/acc": 0.82}]),
+    ]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots._plot_val_curves(runs, summarize(runs))
+    accuracy, loss = fig.axes
+    assert [line.get_label() for line in accuracy.lines] == ["cnn", "gru"] and not loss.lines
+    gru = accuracy.lines[1].get_ydata()
+    assert gru[0] == 0.81 and gru[1] != gru[1]  # the mean of both seeds, then a gap (NaN)
+    plt.close(fig)
