@@ -175,10 +175,10 @@ def _step(
     return json.loads(ended.files[wanted].read_text(encoding="utf-8"))
 
 
-def fit_args(spec: RunSpec, *, resume: bool = True) -> list[str]:
-    """The ``lit-seqcls fit`` arguments of ``spec``: its configs, encoder, overrides and seed, its
-    folder as ``default_root_dir`` and the ``ComparisonReporter``; ``resume``: with
-    ``--ckpt_path auto`` (a run; a tuning trial keeps no checkpoint to resume from)."""
+def fit_args(spec: RunSpec) -> list[str]:
+    """The ``lit-seqcls fit`` arguments of ``spec`` (a run, or a tuning trial): its configs,
+    encoder, overrides and seed, its folder as ``default_root_dir``, the ``ComparisonReporter``,
+    and ``--ckpt_path auto``, which resumes from the newest checkpoint there (none: a fresh fit)."""
     return [
         "fit",
         *(arg for path in spec.configs for arg in ("--config", path)),
@@ -190,7 +190,7 @@ def fit_args(spec: RunSpec, *, resume: bool = True) -> list[str]:
         f"--seed_everything={spec.seed}",
         f"--trainer.default_root_dir={spec.run_dir}",
         f"--trainer.callbacks+={REPORTER}",
-        *(["--ckpt_path=auto"] if resume else []),  # the newest checkpoint in the folder, or none
+        "--ckpt_path=auto",
     ]
 
 

@@ -20,11 +20,14 @@ In the comparison's folder::
 
     tuning/<encoder>.db            the Optuna study (SQLite): a rerun continues it
     tuning/<encoder>.yaml          the best trial's settings, a model config for --config
-    tuning/<encoder>/trial-NNN/    each trial's fit.log, launches.jsonl and Lightning logs
-                                   (no checkpoints)
+    tuning/<encoder>/trial-NNN/    each trial's fit.log, launches.jsonl and Lightning logs;
+                                   its last.ckpt only until the trial ends
 
-Pruned and failed trials count towards N, so every encoder spends the same budget; a trial cut
-short by an interrupted comparison does not, and runs again. Settings given on the command line
+Pruned and failed trials count towards N, so every encoder spends the same budget. A trial cut
+short by an interrupted comparison (a signal, the end of an allocation, a killed process) does
+not count, and the next run of the command resumes it: the same settings, in the same folder,
+from its last checkpoint, with the scores of its earlier epochs reported to the pruner again
+(``_resume_cut_trials``). Settings given on the command line
 (``--model.dropout 0.2``) are kept and left out of the search. With a W&B logger in the configs,
 trials join the comparison's W&B group (job type ``tune``).
 """
@@ -58,11 +61,11 @@ if TYPE_CHECKING:
     import optuna
 
 TUNING_DIR = "tuning"
-TRIAL_ARGS = (  # after the user's overrides: a trial's weights are never used
-    "--checkpoint.save_top_k=0",
-    "--checkpoint.save_last=false",
-    "--shutdown.save_checkpoint=false",
-)
+# After the user's overrides: no best-epoch checkpoints (a trial's weights are never tested),
+# but last.ckpt (each epoch, and on a signal), so that a trial cut short can resume.
+TRIAL_ARGS = ("--checkpoint.save_top_k=0", "--checkpoint.save_last=true")
+RESUMES = "resumes"  # user attribute of a trial that continues a cut-short one: that one's number
+FOLDER = "folder"  # user attribute: the trial folder it continues in
 PRUNE_FROM_EPOCH = 2  # one epoch is too noisy to give up on (README: BiLSTM val 0.862 → 0.992)
 
 
@@ -184,54 +187,77 @@ class _Study:
         if control.stop.is_set():
             return
         with self.lock:
-            trial = self.study.ask()
+            trial = self.study.ask()  # a cut-short trial's settings first (enqueued), if any
             values = {p.name: p.suggest(trial) for p in self.space}
             self.started += 1
             tag = f"[tune {self.encoder} {self.started}/{self.trials}]"
+            resumed = trial.user_attrs.get(RESUMES)
+            folder = trial.user_attrs.get(FOLDER, f"trial-{trial.number:03d}")
+            # epoch → val/acc; a resumed trial starts with its predecessor's epochs, which the
+            # pruner must see again (Optuna keeps a trial's reports, not a chain's).
+            scores: dict[int, float] = {}
+            if resumed is not None:
+                before = self.study.get_trials(deepcopy=False)[resumed]
+                scores.update(before.intermediate_values)
+                for epoch, value in sorted(scores.items()):
+                    trial.report(value, step=epoch)
+                if before.user_attrs.get(VAL_TEXTS):
+                    trial.set_user_attr(VAL_TEXTS, before.user_attrs[VAL_TEXTS])
         searched = (f"--{p.flag}={_cli_value(values[p.name])}" for p in self.space)
         spec = dataclasses.replace(
             self.spec,
             overrides=(*self.spec.overrides, *TRIAL_ARGS, *searched),
-            run_dir=str(self.folder / f"trial-{trial.number:03d}"),
+            run_dir=str(self.folder / folder),
         )
-        print(f"{tag} trial {trial.number}: {_show(values)}", flush=True)
-        scores: list[float] = []
+        if resumed is None:
+            print(f"{tag} trial {trial.number}: {_show(values)}", flush=True)
+        else:
+            done = max(scores, default=0)
+            print(f"{tag} trial {trial.number} resumes trial {resumed} (cut short after epoch "
+                  f"{done}) in {folder}: {_show(values)}", flush=True)  # fmt: skip
 
         def on_epoch(event: dict[str, Any]) -> bool:
             if event.get("event") != "epoch" or VAL_ACC not in event:
                 return False
+            epoch = event["epoch"]
             with self.lock:
-                scores.append(event[VAL_ACC])
-                trial.report(event[VAL_ACC], step=event["epoch"])
+                if epoch not in scores:  # an epoch redone after a resume was reported already
+                    trial.report(event[VAL_ACC], step=epoch)
+                scores[epoch] = event[VAL_ACC]
                 if event.get(VAL_TEXTS) and not trial.user_attrs.get(VAL_TEXTS):
                     trial.set_user_attr(VAL_TEXTS, int(event[VAL_TEXTS]))
                 prune = trial.should_prune()
-            print(f"{tag} epoch {event['epoch']}/{event.get('max_epochs')}, "
+            print(f"{tag} epoch {epoch}/{event.get('max_epochs')}, "
                   f"{VAL_ACC} {event[VAL_ACC]:.3f}", flush=True)  # fmt: skip
             return prune
 
         env = run_env(spec, "tune", name=f"{self.encoder}-trial{trial.number}")
-        ended = run_process(spec, "fit", fit_args(spec, resume=False), env, on_epoch, control)
+        ended = run_process(spec, "fit", fit_args(spec), env, on_epoch, control)
         log = Path(spec.run_dir) / "fit.log"
         states = self.optuna.trial.TrialState
         with self.lock:
             if ended.cut:
                 self.study.tell(trial, state=states.PRUNED)
                 with log.open("a", encoding="utf-8") as out:
-                    out.write(f"\n[pruned by compare --tune after epoch {len(scores)}]\n")
-                print(f"{tag} pruned after epoch {len(scores)}", flush=True)
-            elif stopped(ended.code, control):  # not counted: a rerun runs it again
+                    out.write(f"\n[pruned by compare --tune after epoch {max(scores)}]\n")
+                print(f"{tag} pruned after epoch {max(scores)}", flush=True)
+            elif stopped(ended.code, control):  # not counted: the next run resumes it
                 self.study.tell(trial, state=states.FAIL)
-                print(f"{tag} stopped (exit {ended.code}); a rerun runs it again", flush=True)
+                print(f"{tag} stopped (exit {ended.code}); a rerun resumes it from its last "
+                      "checkpoint", flush=True)  # fmt: skip
+                return  # its checkpoint stays
             elif ended.code == 0 and scores:
-                self.study.tell(trial, max(scores))
+                self.study.tell(trial, max(scores.values()))
                 best = self.study.best_value
-                print(f"{tag} {VAL_ACC} {max(scores):.3f} (best so far {best:.3f})", flush=True)
+                print(f"{tag} {VAL_ACC} {max(scores.values()):.3f} (best so far {best:.3f})",
+                      flush=True)  # fmt: skip
             else:
                 problem = f"exit {ended.code}" if ended.code else f"no {VAL_ACC} reported"
                 trial.set_user_attr("error", f"{problem}, see {log}")
                 self.study.tell(trial, state=states.FAIL)
                 print(f"{tag} failed ({problem}, see {log})", flush=True)
+        for checkpoint in Path(spec.run_dir).rglob("*.ckpt"):  # the trial ended: no resume
+            checkpoint.unlink()
 
     def write_best(self) -> Tuned:
         path = self.folder.parent / f"{self.encoder}.yaml"
@@ -288,6 +314,7 @@ def _open_study(optuna, db, encoder, trials, pruner, seed, setup: dict[str, Any]
         )
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # cut short: not counted
+    _resume_cut_trials(study)
     if _spent(study) > trials:
         raise TuningError(
             f"{db} already holds {_spent(study)} trials, more than --tune {trials}; every "
@@ -296,6 +323,23 @@ def _open_study(optuna, db, encoder, trials, pruner, seed, setup: dict[str, Any]
     # Seeded, and reseeded past the trials already run, so a rerun does not redraw them.
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constant_liar=True)
     return study
+
+
+def _resume_cut_trials(study) -> None:
+    """Enqueue each cut-short trial's settings once, so that the next ``ask`` continues it.
+
+    Cut short: failed without an ``error`` (stopped by a signal, or left ``RUNNING`` by a
+    killed process), so not counted. The new trial gets the same parameters (Optuna's
+    ``enqueue_trial``: the sampler does not draw them) and the old trial's folder, whose
+    ``last.ckpt`` the ``fit`` resumes from (``--ckpt_path auto``; without one it starts over).
+    """
+    trials = study.get_trials(deepcopy=False)
+    continued = {t.user_attrs[RESUMES] for t in trials if RESUMES in t.user_attrs}
+    for cut in trials:
+        cut_short = cut.state.name == "FAIL" and "error" not in cut.user_attrs
+        if cut_short and cut.params and cut.number not in continued:
+            folder = cut.user_attrs.get(FOLDER, f"trial-{cut.number:03d}")
+            study.enqueue_trial(cut.params, user_attrs={RESUMES: cut.number, FOLDER: folder})
 
 
 def _spent(study) -> int:

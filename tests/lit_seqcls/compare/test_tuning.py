@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 optuna = pytest.importorskip("optuna")
@@ -27,12 +28,19 @@ from lit_seqcls.compare import execution, runner  # noqa: E402
 from lit_seqcls.compare.launchers import stop_on_signals  # noqa: E402
 from lit_seqcls.compare.runs import RunControl, RunSpec  # noqa: E402
 from lit_seqcls.compare.search_space import SearchSpaceError, load_space, space_file  # noqa: E402
-from lit_seqcls.compare.tuning import TUNING_DIR, TuningError, tune, tune_all  # noqa: E402
+from lit_seqcls.compare.tuning import (  # noqa: E402
+    TRIAL_ARGS,
+    TUNING_DIR,
+    TuningError,
+    tune,
+    tune_all,
+)
 from lit_seqcls.trust import check_untrusted  # noqa: E402
 
 ONE_EPOCH = "--trainer.max_epochs=1"
 # The stand-in `fit`: records its arguments, W&B group and threads, then reports
-# FAKE_PLAN[trial] (a list of val/acc, one per epoch, or an exit code) as the reporter would.
+# FAKE_PLAN[trial] (a list of val/acc, one per epoch, or an exit code) as the reporter would,
+# writing the epoch reached to `last.ckpt` in its folder; with --ckpt_path=auto it goes on after it.
 # With FAKE_PAIRS (a folder), trials meet in pairs first: the k-th trial started waits until
 # 2 * ceil(k / 2) have started, and records the encoders of its pair (None: alone).
 FAKE_FIT = textwrap.dedent(
@@ -71,11 +79,21 @@ FAKE_FIT = textwrap.dedent(
     plan = json.loads(os.environ["FAKE_PLAN"])[trial]
     if isinstance(plan, int):
         sys.exit(plan)
+    ckpt = os.path.join(root, "last.ckpt")
+    done = 0
+    if "--ckpt_path=auto" in args and os.path.exists(ckpt):
+        with open(ckpt) as f:
+            done = int(f.read())
     for epoch, acc in enumerate(plan, start=1):
+        if epoch <= done:
+            continue
         event = {"event": "epoch", "epoch": epoch, "max_epochs": len(plan), "val/acc": acc}
         if os.environ.get("FAKE_VAL_TEXTS"):
             event["val_texts"] = int(os.environ["FAKE_VAL_TEXTS"])
         print("@@compare " + json.dumps(event), flush=True)
+        with open(ckpt + ".tmp", "w") as f:
+            f.write(str(epoch))
+        os.replace(ckpt + ".tmp", ckpt)
         time.sleep(0.05)
     print("fake fit finished", flush=True)
     """
@@ -146,10 +164,10 @@ def test_a_tiny_study_writes_the_db_and_a_reusable_config_and_never_tests(
         log = (out / "tuning" / "cnn" / f"trial-{trial:03d}" / "fit.log").read_text()
         command = log.splitlines()[0].split()
         assert command[command.index("lit_seqcls") + 1] == "fit"
-        assert "test" not in command and not any(a.startswith("--ckpt_path") for a in command)
+        assert "test" not in command and "--ckpt_path=auto" in command  # resumable
         assert f"--model.dropout={study.trials[trial].params['dropout']}" in command
         assert "--seed_everything=0" in command
-    assert not list((out / "tuning").rglob("*.ckpt"))  # trials keep no weights
+    assert not list((out / "tuning").rglob("*.ckpt"))  # an ended trial keeps no weights
 
 
 def test_a_trial_reporting_a_bad_val_acc_is_pruned_and_its_process_stopped(
@@ -274,6 +292,98 @@ def test_a_signal_stops_the_trial_uncounted_and_a_rerun_finishes_the_study(
     assert _states(tmp_path) == ["FAIL", "COMPLETE"] and len(fake_fit.calls) == 2
 
 
+def _trial_dir(call: dict) -> str:
+    return next(a for a in call["args"] if a.startswith("--trainer.default_root_dir="))
+
+
+def _searched(call: dict) -> list[str]:
+    return [a for a in call["args"] if a.split("=")[0].lstrip("-") in SEARCHED_CNN]
+
+
+SEARCHED_CNN = {"model.optimizer.init_args.lr", "model.optimizer.init_args.weight_decay",
+                "model.dropout", "model.encoder.init_args.num_filters", "model.word_dropout",
+                "model.embedding_dim"}  # fmt: skip
+
+
+def test_a_trial_stopped_by_a_signal_resumes_with_its_settings_folder_and_scores(
+    synthetic_config, tmp_path, fake_fit, capsys
+):
+    # The end of an allocation (SIGTERM) in trial 0's epoch 10 or so; the next run of the
+    # command goes on from its last checkpoint with the same settings, not a new draw.
+    plan = [round(0.5 + 0.01 * e, 2) for e in range(40)]
+    fake_fit.set([plan, plan, [0.1]])  # by folder: trial-000's plan serves its resumption too
+    spec = RunSpec("cnn", 0, (synthetic_config,), (), run_dir="")
+    ckpt = tmp_path / "tuning" / "cnn" / "trial-000" / "last.ckpt"
+
+    def terminate_after_a_few_epochs() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if ckpt.exists() and int(ckpt.read_text() or 0) >= 3:
+                break
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_after_a_few_epochs, daemon=True).start()
+    control = RunControl()
+    with stop_on_signals(control, print, "the trials end uncounted") as stopped:
+        tune_all([spec], 2, tmp_path, control=control)
+    assert stopped == [signal.SIGTERM] and ckpt.exists()  # a cut trial keeps its checkpoint
+    (cut,) = _study(tmp_path).trials
+    reached = max(cut.intermediate_values)
+    assert 3 <= reached < 40 and "a rerun resumes it" in capsys.readouterr().out
+
+    tune_all([spec], 2, tmp_path)
+    cut, resumed, fresh = _study(tmp_path).trials
+    assert [t.state.name for t in (cut, resumed, fresh)] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert resumed.params == cut.params and resumed.user_attrs["resumes"] == 0
+    # The pruner saw every epoch once: the cut ones replayed, then the rest.
+    assert resumed.intermediate_values == dict(enumerate(plan, start=1))
+    assert resumed.value == plan[-1]
+    first, again, third = fake_fit.calls
+    assert _trial_dir(again) == _trial_dir(first) and _searched(again) == _searched(first)
+    assert _searched(third) != _searched(first)  # the budget's next trial is a new draw
+    log = (tmp_path / "tuning" / "cnn" / "trial-000" / "fit.log").read_text()
+    assert "attempt 2" in log and log.count("fake fit finished") == 1
+    assert f"trial 1 resumes trial 0 (cut short after epoch {reached})" in capsys.readouterr().out
+    assert not list((tmp_path / "tuning").rglob("*.ckpt"))  # ended trials keep no weights
+    tune_all([spec], 2, tmp_path)  # done: the resumed trial is not resumed again
+    assert len(fake_fit.calls) == 3 and len(_study(tmp_path).trials) == 3
+
+
+def test_a_trials_fit_keeps_last_ckpt_only_and_resumes_from_it(
+    synthetic_config, tiny_synthetic, tmp_path, monkeypatch
+):
+    # What the resumption rests on, with Lightning's real ModelCheckpoint: no best-epoch
+    # files (save_top_k=0), but last.ckpt, which --ckpt_path auto continues from.
+    monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
+    spec = RunSpec("cnn", 0, (synthetic_config,), (*tiny_synthetic, *TRIAL_ARGS), str(tmp_path))
+    args = [a for a in execution.fit_args(spec) if not a.startswith("--trainer.callbacks+=")]
+    cli_main([*args, "--trainer.max_epochs=1"])
+    assert [p.name for p in tmp_path.rglob("*.ckpt")] == ["last.ckpt"]
+    cli_main([*args, "--trainer.max_epochs=2"])
+    first, last = sorted(tmp_path.rglob("*.ckpt"))  # a version folder per process
+    assert first.name == last.name == "last.ckpt"
+    assert [torch.load(c, weights_only=True)["epoch"] for c in (first, last)] == [1, 2]  # done
+    rows = (last.parents[1] / "metrics.csv").read_text().splitlines()[1:]
+    assert rows and {row.split(",")[0] for row in rows} == {"1"}  # the second epoch only: resumed
+
+
+def test_a_trial_left_running_by_a_killed_process_resumes_with_its_settings(
+    synthetic_config, tmp_path, fake_fit
+):
+    fake_fit.set([[0.5], [0.6], [0.7]])
+    tune("cnn", 1, [synthetic_config], [], tmp_path)
+    study = _study(tmp_path)
+    # A process killed outright (SIGKILL, a node lost) leaves its trial RUNNING, settings drawn.
+    killed = study.ask(fixed_distributions=study.trials[0].distributions)
+    (tmp_path / "tuning" / "cnn" / f"trial-{killed.number:03d}").mkdir()
+    tune("cnn", 2, [synthetic_config], [], tmp_path)
+    first, cut, resumed = _study(tmp_path).trials
+    assert [t.state.name for t in (first, cut, resumed)] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert resumed.params == cut.params and resumed.user_attrs["resumes"] == 1
+    assert _trial_dir(fake_fit.calls[-1]).endswith("trial-001")
+
+
 def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(
     synthetic_config, tmp_path, fits
 ):
@@ -284,7 +394,7 @@ def test_compare_tune_tunes_each_encoder_then_runs_every_seed_with_its_best(
     runner.main(command)
 
     trials, runs = fits()[:4], fits()[4:]  # "<class> <seed> <--ckpt_path>" each
-    assert trials == ["CNNEncoder 0 None"] * 2 + ["GRUEncoder 0 None"] * 2  # fit only, seed 0
+    assert trials == ["CNNEncoder 0 auto"] * 2 + ["GRUEncoder 0 auto"] * 2  # fit only, seed 0
     assert len(runs) == 8 and all(f.endswith(" auto") for f in runs)  # 2 × 2 shipped, 2 × 2 tuned
     with (out / "comparison.csv").open(encoding="utf-8") as f:
         rows = {row["encoder"]: row for row in csv.DictReader(f)}
