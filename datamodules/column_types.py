@@ -59,6 +59,12 @@ but .../train.jsonl, line 1 has a string there; every file must give a column th
     """
     seen: Seen = {}
     known: set[str] = set()  # the first file's columns (only with ``columns=None``)
+    # A number column whose every value in the first file is an integer is read as integers,
+    # and a later file's 0.5 then fails the cast ("Float value 0.5 was truncated"), naming no
+    # file: its first integer's place, while the first file has no fraction. Known only once
+    # the first file is read whole (not with ``sample_first``).
+    integers: dict[str, _Place] = {}
+    fractions: set[str] = set()
     for i, file in enumerate(files):
         for place, row in _json_rows(file):
             if i == 0 and sample_first and columns is not None and seen.keys() >= set(columns):
@@ -84,6 +90,26 @@ but .../train.jsonl, line 1 has a string there; every file must give a column th
                 if first is None or first[0] != kind:  # only then is the message worth writing
                     what = f"a {kind} ({value!r:.40})"
                     _check(seen, file, str(place), column, kind, what, text_fields)
+                if kind != "number" or sample_first:
+                    continue
+                if i == 0:
+                    if isinstance(value, float):
+                        fractions.add(column)
+                    else:
+                        integers.setdefault(column, place)
+                elif column in integers and column not in fractions and _fraction(value):
+                    raise DataError(
+                        f"{place}, field {column!r}: a number that is not whole ({value!r:.40}), "
+                        f"but every {column!r} in {files[0]} is a whole number (the first: "
+                        f"{integers[column].unit} {integers[column].number}), so the column "
+                        "is read as whole numbers, which cannot hold it. Use class indices (or "
+                        "class names) in every file, or fix the row."
+                    )
+
+
+def _fraction(value: float | int) -> bool:
+    """Whether a JSON number is not whole (NaN and infinity included: no integer holds them)."""
+    return isinstance(value, float) and not value.is_integer()
 
 
 def check_parquet_files(

@@ -84,6 +84,21 @@ def test_files_that_agree_load_intact(tmp_path):
     assert splits["test"]["text"][:] == ["x", "y"] and splits["test"]["label"][:] == [1, 0]
 
 
+def test_a_fraction_where_the_first_file_has_only_whole_numbers_is_named(tmp_path):
+    # "could not read [...train.jsonl, ...test.jsonl] as json: ArrowInvalid: Float value
+    # 0.500000 was truncated converting to int64" (found by the fuzz test's long run)
+    train = [{"text": f"t{i}", "label": i % 2} for i in range(6)]
+    test = [{"text": "x", "label": 1.0}, {"text": "y", "label": 0.5}]  # 1.0 is cast as 1
+    files = {"train": _jsonl(tmp_path / "train.jsonl", train)}
+    files["test"] = _jsonl(tmp_path / "test.jsonl", test)
+    with pytest.raises(
+        DataError,
+        match=r"test\.jsonl, line 2, field 'label': a number that is not whole \(0\.5\), but "
+        r"every 'label' in \S*train\.jsonl is a whole number \(the first: line 1\)",
+    ):
+        _splits(tmp_path, files)
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_a_column_the_first_file_lacks_is_named(fmt, tmp_path):
     # "could not read [...]: CastError: Couldn't cast ... because column names don't match"
