@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import random
 import re
-import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -213,14 +213,20 @@ def test_the_cli_writes_checkpoints_atomically_and_guards_training(tmp_path):
     assert {NonFiniteGuard, GracefulShutdown} <= kinds
 
 
-def _save_forever(target: str, ready) -> None:
-    """Rewrite ``target`` with an ever larger step until killed (a forked child process)."""
-    io, checkpoint = AtomicCheckpointIO(), {"state_dict": {"w": torch.zeros(4_000_000)}}
-    for step in range(10**9):
-        checkpoint["step"] = step
-        checkpoint["state_dict"]["w"].fill_(step)
-        io.save_checkpoint(checkpoint, target)
-        ready.set()
+# Rewrites argv[1] with an ever larger step until killed. A process of its own, not a fork of
+# pytest's: a forked child hung in its first torch.zeros (the parent's OpenMP pool does not
+# survive a fork), so the test failed waiting for it, not for the code under test.
+SAVE_FOREVER = """
+import sys, torch
+from lit_seqcls.runtime import AtomicCheckpointIO
+io, checkpoint = AtomicCheckpointIO(), {"state_dict": {"w": torch.zeros(4_000_000)}}
+for step in range(10**9):
+    checkpoint["step"] = step
+    checkpoint["state_dict"]["w"].fill_(step)
+    io.save_checkpoint(checkpoint, sys.argv[1])
+    if step == 0:
+        print("saved", flush=True)
+"""
 
 
 def _other_file_system() -> str | None:
@@ -233,7 +239,7 @@ def _other_file_system() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(sys.platform != "linux", reason="fork and /dev/shm")
+@pytest.mark.skipif(sys.platform != "linux", reason="a tmpfs /dev/shm")
 def test_a_kill_during_a_save_leaves_the_old_or_the_new_checkpoint(tmp_path, monkeypatch):
     # Lightning's TorchCheckpointIO writes through fsspec into $TMPDIR and *copies* the file
     # into place when that is another file system: 3 of 10 kills left a truncated checkpoint.
@@ -244,17 +250,19 @@ def test_a_kill_during_a_save_leaves_the_old_or_the_new_checkpoint(tmp_path, mon
     monkeypatch.setenv("TMPDIR", tmpdir)
     monkeypatch.setattr(tempfile, "tempdir", tmpdir)
     target = tmp_path / "last.ckpt"
-    fork = multiprocessing.get_context("fork")
     rng = random.Random(0)
     try:
         for _trial in range(12):
-            ready = fork.Event()
-            writer = fork.Process(target=_save_forever, args=(str(target), ready))
-            writer.start()
-            assert ready.wait(60)
+            writer = subprocess.Popen(
+                [sys.executable, "-c", SAVE_FOREVER, str(target)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TMPDIR": tmpdir, "OMP_NUM_THREADS": "1"},
+            )
+            assert writer.stdout.readline() == "saved\n"  # one whole save first
             time.sleep(rng.uniform(0.0, 0.5))
-            os.kill(writer.pid, signal.SIGKILL)
-            writer.join()
+            writer.kill()
+            writer.wait()
             checkpoint = load_checkpoint(target)  # raises on a truncated file
             assert bool((checkpoint["state_dict"]["w"] == checkpoint["step"]).all())
         assert os.listdir(tmpdir) == []  # nothing written, or left behind, in $TMPDIR
