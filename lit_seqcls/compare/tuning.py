@@ -21,7 +21,7 @@ In the comparison's folder::
     tuning/<encoder>.db            the Optuna study (SQLite): a rerun continues it
     tuning/<encoder>.yaml          the best trial's settings, a model config for --config
     tuning/<encoder>/trial-NNN/    each trial's fit.log, launches.jsonl and Lightning logs;
-                                   its last.ckpt only until the trial ends
+                                   its newest epoch's checkpoint only until the trial ends
 
 Pruned and failed trials count towards N, so every encoder spends the same budget. A trial cut
 short by an interrupted comparison (a signal, the end of an allocation, a killed process) does
@@ -61,9 +61,15 @@ if TYPE_CHECKING:
     import optuna
 
 TUNING_DIR = "tuning"
-# After the user's overrides: no best-epoch checkpoints (a trial's weights are never tested),
-# but last.ckpt (each epoch, and on a signal), so that a trial cut short can resume.
-TRIAL_ARGS = ("--checkpoint.save_top_k=0", "--checkpoint.save_last=true")
+# After the user's overrides: one checkpoint, the newest epoch's (no monitor: the previous file
+# is replaced every epoch), so that a trial cut short can resume; a trial's weights are never
+# tested. Not save_last: Lightning writes last.ckpt only in an epoch that saved a top-k file
+# (or at the end), so with save_top_k=0 a trial killed outright had nothing to resume from.
+TRIAL_ARGS = (
+    "--checkpoint.monitor=null",
+    "--checkpoint.save_top_k=1",
+    "--checkpoint.save_last=false",
+)
 RESUMES = "resumes"  # user attribute of a trial that continues a cut-short one: that one's number
 FOLDER = "folder"  # user attribute: the trial folder it continues in
 PRUNE_FROM_EPOCH = 2  # one epoch is too noisy to give up on (README: BiLSTM val 0.862 → 0.992)
@@ -330,8 +336,8 @@ def _resume_cut_trials(study) -> None:
 
     Cut short: failed without an ``error`` (stopped by a signal, or left ``RUNNING`` by a
     killed process), so not counted. The new trial gets the same parameters (Optuna's
-    ``enqueue_trial``: the sampler does not draw them) and the old trial's folder, whose
-    ``last.ckpt`` the ``fit`` resumes from (``--ckpt_path auto``; without one it starts over).
+    ``enqueue_trial``: the sampler does not draw them) and the old trial's folder, whose newest
+    checkpoint the ``fit`` resumes from (``--ckpt_path auto``; without one it starts over).
     """
     trials = study.get_trials(deepcopy=False)
     continued = {t.user_attrs[RESUMES] for t in trials if RESUMES in t.user_attrs}

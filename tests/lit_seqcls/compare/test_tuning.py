@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 optuna = pytest.importorskip("optuna")
@@ -324,22 +323,40 @@ def test_a_trial_stopped_by_a_signal_is_uncounted_and_resumes_with_its_settings_
     assert len(fake_fit.calls) == 3 and len(_study(tmp_path).trials) == 3
 
 
-def test_a_trials_fit_keeps_last_ckpt_only_and_resumes_from_it(
+PROBE = """
+import json, os
+from pathlib import Path
+import lightning as L
+
+class Probe(L.Callback):  # at each epoch's start: the checkpoints a kill would leave
+    def on_train_epoch_start(self, trainer, pl_module):
+        files = sorted(Path(trainer.default_root_dir).rglob("*.ckpt"))
+        with open(os.environ["PROBE_OUT"], "a") as out:
+            out.write(json.dumps([trainer.current_epoch, [f.name for f in files]]) + "\\n")
+"""
+
+
+def test_a_trials_fit_keeps_its_newest_epoch_only_and_resumes_from_it(
     synthetic_config, tiny_synthetic, tmp_path, monkeypatch
 ):
-    # What the resumption rests on, with Lightning's real ModelCheckpoint: no best-epoch
-    # files (save_top_k=0), but last.ckpt, which --ckpt_path auto continues from.
+    # What resumption rests on, with Lightning's real ModelCheckpoint, checked *during* the fit:
+    # after every epoch one file, that epoch's, also when val/acc did not improve (lr 0). With
+    # save_top_k=0 and save_last, Lightning wrote last.ckpt only when the fit ended.
+    (tmp_path / "probe.py").write_text(PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PROBE_OUT", str(tmp_path / "probe.jsonl"))
     monkeypatch.setattr(sys, "argv", ["lit-seqcls"])
-    spec = RunSpec("cnn", 0, (synthetic_config,), (*tiny_synthetic, *TRIAL_ARGS), str(tmp_path))
+    overrides = (*tiny_synthetic, "--trainer.callbacks=[]", "--model.optimizer.init_args.lr=0")
+    spec = RunSpec("cnn", 0, (synthetic_config,), (*overrides, *TRIAL_ARGS), str(tmp_path / "t"))
     args = [a for a in execution.fit_args(spec) if not a.startswith("--trainer.callbacks+=")]
-    cli_main([*args, "--trainer.max_epochs=1"])
-    assert [p.name for p in tmp_path.rglob("*.ckpt")] == ["last.ckpt"]
-    cli_main([*args, "--trainer.max_epochs=2"])
-    first, last = sorted(tmp_path.rglob("*.ckpt"))  # a version folder per process
-    assert first.name == last.name == "last.ckpt"
-    assert [torch.load(c, weights_only=True)["epoch"] for c in (first, last)] == [1, 2]  # done
-    rows = (last.parents[1] / "metrics.csv").read_text().splitlines()[1:]
-    assert rows and {row.split(",")[0] for row in rows} == {"1"}  # the second epoch only: resumed
+    cli_main([*args, "--trainer.max_epochs=3", "--trainer.callbacks+=probe.Probe"])
+    seen = [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().splitlines()]
+    assert [epoch for epoch, _ in seen] == [0, 1, 2]
+    assert [len(files) for _, files in seen] == [0, 1, 1]
+    assert seen[2][1][0].startswith("epoch01")  # the newest epoch, not the best (epoch 0)
+    cli_main([*args, "--trainer.max_epochs=4", "--trainer.callbacks+=probe.Probe"])
+    lines = (tmp_path / "probe.jsonl").read_text().splitlines()
+    assert [json.loads(line)[0] for line in lines[3:]] == [3]  # resumed: epoch 3 only
 
 
 def test_a_trial_left_running_by_a_killed_process_resumes_with_its_settings(
