@@ -59,10 +59,11 @@ but .../train.jsonl, line 1 has a string there; every file must give a column th
     """
     seen: Seen = {}
     known: set[str] = set()  # the first file's columns (only with ``columns=None``)
-    # A number column whose every value in the first file is an integer is read as integers,
-    # and a later file's 0.5 then fails the cast ("Float value 0.5 was truncated"), naming no
-    # file: its first integer's place, while the first file has no fraction. Known only once
-    # the first file is read whole (not with ``sample_first``).
+    # A number column whose values in the first file are all integers is read as integers, and
+    # a later file's 0.5 then failed the cast ("Float value 0.5 was truncated"), naming no file.
+    # integers: each number column's first integer in the first file; fractions: the columns
+    # the first file gives a float. Known only when the first file is read whole (not with
+    # ``sample_first``).
     integers: dict[str, _Place] = {}
     fractions: set[str] = set()
     for i, file in enumerate(files):
