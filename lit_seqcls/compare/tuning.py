@@ -71,7 +71,7 @@ TRIAL_ARGS = (
     "--checkpoint.save_last=false",
 )
 RESUMES = "resumes"  # user attribute of a trial that continues a cut-short one: that one's number
-FOLDER = "folder"  # user attribute: the trial folder it continues in
+ORIGIN = "origin"  # user attribute: the number of the first trial of the chain, whose folder it is
 PRUNE_FROM_EPOCH = 2  # one epoch is too noisy to give up on (README: BiLSTM val 0.862 → 0.992)
 
 
@@ -198,7 +198,9 @@ class _Study:
             self.started += 1
             tag = f"[tune {self.encoder} {self.started}/{self.trials}]"
             resumed = trial.user_attrs.get(RESUMES)
-            folder = trial.user_attrs.get(FOLDER, f"trial-{trial.number:03d}")
+            # An integer from the study's database, formatted here: the folder (whose
+            # checkpoints an ended trial deletes) is always one of ours under tuning/.
+            folder = f"trial-{int(trial.user_attrs.get(ORIGIN, trial.number)):03d}"
             # epoch → val/acc; a resumed trial starts with its predecessor's epochs, which the
             # pruner must see again (Optuna keeps a trial's reports, not a chain's).
             scores: dict[int, float] = {}
@@ -344,8 +346,8 @@ def _resume_cut_trials(study) -> None:
     for cut in trials:
         cut_short = cut.state.name == "FAIL" and "error" not in cut.user_attrs
         if cut_short and cut.params and cut.number not in continued:
-            folder = cut.user_attrs.get(FOLDER, f"trial-{cut.number:03d}")
-            study.enqueue_trial(cut.params, user_attrs={RESUMES: cut.number, FOLDER: folder})
+            origin = cut.user_attrs.get(ORIGIN, cut.number)
+            study.enqueue_trial(cut.params, user_attrs={RESUMES: cut.number, ORIGIN: origin})
 
 
 def _spent(study) -> int:

@@ -39,7 +39,8 @@ from lit_seqcls.trust import check_untrusted  # noqa: E402
 ONE_EPOCH = "--trainer.max_epochs=1"
 # The stand-in `fit`: records its arguments, W&B group and threads, then reports
 # FAKE_PLAN[trial] (a list of val/acc, one per epoch, or an exit code) as the reporter would,
-# writing the epoch reached to `last.ckpt` in its folder; with --ckpt_path=auto it goes on after it.
+# writing the epoch reached to `stand-in.ckpt` in its folder; with --ckpt_path=auto it goes on
+# after that epoch.
 # With FAKE_PAIRS (a folder), trials meet in pairs first: the k-th trial started waits until
 # 2 * ceil(k / 2) have started, and records the encoders of its pair (None: alone).
 FAKE_FIT = textwrap.dedent(
@@ -78,7 +79,7 @@ FAKE_FIT = textwrap.dedent(
     plan = json.loads(os.environ["FAKE_PLAN"])[trial]
     if isinstance(plan, int):
         sys.exit(plan)
-    ckpt = os.path.join(root, "last.ckpt")
+    ckpt = os.path.join(root, "stand-in.ckpt")
     done = 0
     if "--ckpt_path=auto" in args and os.path.exists(ckpt):
         with open(ckpt) as f:
@@ -285,7 +286,7 @@ def test_a_trial_stopped_by_a_signal_is_uncounted_and_resumes_with_its_settings_
     plan = [round(0.5 + 0.01 * e, 2) for e in range(40)]
     fake_fit.set([plan, plan, [0.1]])  # by folder: trial-000's plan serves its resumption too
     spec = RunSpec("cnn", 0, (synthetic_config,), (), run_dir="")
-    ckpt = tmp_path / "tuning" / "cnn" / "trial-000" / "last.ckpt"
+    ckpt = tmp_path / "tuning" / "cnn" / "trial-000" / "stand-in.ckpt"
 
     def terminate_after_a_few_epochs() -> None:
         deadline = time.monotonic() + 120
@@ -308,7 +309,8 @@ def test_a_trial_stopped_by_a_signal_is_uncounted_and_resumes_with_its_settings_
     tune_all([spec], 2, tmp_path)
     cut, resumed, fresh = _study(tmp_path).trials
     assert [t.state.name for t in (cut, resumed, fresh)] == ["FAIL", "COMPLETE", "COMPLETE"]
-    assert resumed.params == cut.params and resumed.user_attrs["resumes"] == 0
+    assert resumed.params == cut.params
+    assert (resumed.user_attrs["resumes"], resumed.user_attrs["origin"]) == (0, 0)
     # The pruner saw every epoch once: the cut ones replayed, then the rest.
     assert resumed.intermediate_values == dict(enumerate(plan, start=1))
     assert resumed.value == plan[-1]
@@ -371,7 +373,8 @@ def test_a_trial_left_running_by_a_killed_process_resumes_with_its_settings(
     tune("cnn", 2, [synthetic_config], [], tmp_path)
     first, cut, resumed = _study(tmp_path).trials
     assert [t.state.name for t in (first, cut, resumed)] == ["COMPLETE", "FAIL", "COMPLETE"]
-    assert resumed.params == cut.params and resumed.user_attrs["resumes"] == 1
+    assert resumed.params == cut.params
+    assert (resumed.user_attrs["resumes"], resumed.user_attrs["origin"]) == (1, 1)
     assert _trial_dir(fake_fit.calls[-1]).endswith("trial-001")
 
 
