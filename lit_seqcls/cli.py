@@ -43,9 +43,11 @@ from lit_seqcls.runtime import (
     bound_ddp_timeout,
     clean_run_root,
     find_secrets,
+    make_checkpoint_callback,
     pin_logger_versions,
     resolve_ckpt_path,
     resumed_run_id,
+    save_last_every_epoch,
     secrets_message,
 )
 from lit_seqcls.shipped_configs import resolve_config_names, shipped_root
@@ -95,6 +97,11 @@ class SeqClsCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         bound_ddp_timeout(trainer.strategy)  # minutes, not 30, when a rank hangs
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        # The best epochs' checkpoint is the trainer's `checkpoint_callback`, before any a user
+        # adds; last.ckpt is written after every epoch, not only beside the best one's.
+        make_checkpoint_callback(trainer, config["checkpoint"])
+        save_last_every_epoch(trainer)
         # Two runs started at once in one log dir get two version_N folders, never the same one.
         try:
             pin_logger_versions(trainer)

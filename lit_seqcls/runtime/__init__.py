@@ -17,10 +17,14 @@ from lit_seqcls.runtime.outputs import OutputFileError, check_output_dir, spread
 from lit_seqcls.runtime.prediction import PredictionWriter
 from lit_seqcls.runtime.resume import (
     AUTO,
+    LastCheckpoint,
     RNGStateCheckpoint,
     clean_run_root,
+    make_checkpoint_callback,
     newest_checkpoint,
+    newest_saved,
     resolve_ckpt_path,
+    save_last_every_epoch,
 )
 from lit_seqcls.runtime.rundir import pin_logger_versions
 from lit_seqcls.runtime.secrets import SecretInConfigError, find_secrets, secrets_message
@@ -44,6 +48,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "BatchTelemetry",
     "GracefulShutdown",
+    "LastCheckpoint",
     "NonFiniteGuard",
     "NonFiniteLossError",
     "OutputFileError",
@@ -62,10 +67,13 @@ __all__ = [
     "clean_run_root",
     "find_secrets",
     "gather_objects",
+    "make_checkpoint_callback",
     "newest_checkpoint",
+    "newest_saved",
     "pin_logger_versions",
     "resolve_ckpt_path",
     "resumed_run_id",
+    "save_last_every_epoch",
     "secrets_message",
     "spreadsheet_safe",
 ]

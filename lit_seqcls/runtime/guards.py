@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from lit_seqcls.runtime.distributed import finish_together, gather_flags
+from lit_seqcls.runtime.resume import newest_saved
 
 Action = Literal["stop", "skip"]
 
@@ -120,8 +121,7 @@ class NonFiniteGuard(L.Callback):
         return f"Non-finite training step at {where}: {what}."
 
     def _advice(self, trainer: L.Trainer) -> str:
-        ckpt = trainer.checkpoint_callback
-        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
+        last = newest_saved(trainer)
         kept = f" (newest: {last})" if last else ""
         skipped = f" after skipping {self.skipped} bad steps in a row" if self.skipped else ""
         return (

@@ -14,6 +14,9 @@ that loads, skipping truncated or corrupted files, and starts fresh when there i
 requeued job or a re-run command needs no edit (``resolve_ckpt_path``). Before ``fit`` the CLI
 removes the temporary files that writers killed mid-save left under the root (``clean_run_root``):
 the resumed run writes into a new ``version_N`` directory, so nothing else would ever remove them.
+
+``last.ckpt`` is the newest epoch's state, written after every epoch (``LastCheckpoint``), so a
+run killed outright (``kill -9``, the OOM killer, a lost node) loses at most the epoch it was in.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lit_seqcls.checkpoints import checkpoint_problem
@@ -100,6 +103,85 @@ class RNGStateCheckpoint(Callback):
             # iterator drew its seed, but the restart drew one more when it re-created it.
             _apply_states(self._pending)
         self._pending = None
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt``, written again after every epoch: where a run killed outright resumes.
+
+    Lightning (2.6) writes ``save_last``'s file only in an epoch that also saved a top-k file,
+    or when ``fit`` ends. Beside a checkpoint that keeps the best ``val/acc`` only, ``last.ckpt``
+    was therefore the *best* epoch's, and a run killed after epochs that did not improve
+    resumed from there and trained them all again. This is an unmonitored top-1 checkpoint
+    named ``last``: Lightning's own triggers save it at each epoch's end, over the one before.
+    ``save_last_every_epoch`` puts one beside every checkpoint callback with ``save_last=True``.
+    """
+
+    def __init__(self, dirpath: str | Path | None = None) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+
+
+def save_last_every_epoch(trainer: L.Trainer) -> list[LastCheckpoint]:
+    """Give each ``ModelCheckpoint(save_last=True)`` of ``trainer`` a ``LastCheckpoint`` instead.
+
+    The callback keeps its own checkpoints (the best epochs) and stops writing ``last.ckpt``;
+    a ``LastCheckpoint`` in the same folder writes it after every epoch. ``save_last="link"``
+    (a link to the newest top-k file) is left to Lightning. Call right after building the
+    trainer, on every rank; returns the callbacks added (checkpoint callbacks run last, after
+    the callbacks whose state they save, and these are appended after them).
+
+    Example:
+        >>> best = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True)
+        >>> trainer = L.Trainer(callbacks=[best], logger=False, enable_progress_bar=False)
+        >>> [type(c).__name__ for c in save_last_every_epoch(trainer)], best.save_last
+        (['LastCheckpoint'], False)
+        >>> [type(c).__name__ for c in trainer.checkpoint_callbacks]
+        ['ModelCheckpoint', 'LastCheckpoint']
+    """
+    added: list[LastCheckpoint] = []
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.save_last is True:
+            callback.save_last = False
+            added.append(LastCheckpoint(dirpath=callback.dirpath))
+    trainer.callbacks.extend(added)
+    return added
+
+
+def make_checkpoint_callback(trainer: L.Trainer, callback: ModelCheckpoint) -> None:
+    """Make ``callback`` the trainer's ``checkpoint_callback``: its first checkpoint callback.
+
+    Lightning takes the first, and the callbacks a user adds (``--trainer.callbacks+=
+    ModelCheckpoint`` for a checkpoint every N steps) come before the CLI's own, so the "best"
+    checkpoint that ``fit`` reports, ``compare`` tests and ``ckpt_path="best"`` loads would
+    be the user's newest step file. Moves ``callback`` before the other checkpoint callbacks,
+    still after every callback that is not one (call right after building the trainer).
+
+    Example:
+        >>> steps, best = ModelCheckpoint(every_n_train_steps=100), ModelCheckpoint(monitor="m")
+        >>> trainer = L.Trainer(callbacks=[steps, best], logger=False, enable_progress_bar=False)
+        >>> make_checkpoint_callback(trainer, best)
+        >>> trainer.checkpoint_callback is best, trainer.checkpoint_callbacks[1] is steps
+        (True, True)
+    """
+    others = [c for c in trainer.callbacks if c is not callback]
+    first = next((i for i, c in enumerate(others) if isinstance(c, Checkpoint)), len(others))
+    trainer.callbacks[:] = [*others[:first], callback, *others[first:]]
+
+
+def newest_saved(trainer: L.Trainer) -> str:
+    """The newest file the trainer's checkpoint callbacks have written, or ``""``.
+
+    For messages that say where ``--ckpt_path auto`` will resume from.
+    """
+    names = ("last_model_path", "best_model_path")
+    written = [getattr(c, name, "") for c in trainer.checkpoint_callbacks for name in names]
+    paths = {path for path in written if path and Path(path).is_file()}
+    return max(paths, key=lambda path: (Path(path).stat().st_mtime_ns, path), default="")
 
 
 def _collect_states() -> dict[str, Any]:

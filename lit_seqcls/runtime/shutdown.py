@@ -53,6 +53,7 @@ from lit_seqcls.runtime.lightning_internals import (
     kill_launched_processes,
     set_ddp_timeout,
 )
+from lit_seqcls.runtime.resume import newest_saved
 
 DEFAULT_DDP_TIMEOUT = timedelta(minutes=5)
 INTERRUPTED_CKPT = "interrupted.ckpt"
@@ -236,8 +237,7 @@ class GracefulShutdown(L.Callback):
         return f"Stopped by {signal.Signals(signum).name} {what}; nothing saved."
 
     def _peer_note(self, trainer: L.Trainer) -> str:
-        ckpt = trainer.checkpoint_callback
-        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
+        last = newest_saved(trainer)
         return (
             f"lit-seqcls: rank {trainer.global_rank} of {trainer.world_size} lost contact with "
             f"another rank at step {trainer.global_step} (epoch {trainer.current_epoch}): a "

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -40,6 +40,7 @@ from lit_seqcls.runtime.lightning_internals import (
     started_wandb_run,
     wandb_init_kwargs,
 )
+from lit_seqcls.runtime.resume import LastCheckpoint
 
 RUN_ID_KEY = "wandb_run_id"  # top-level checkpoint key written by `WandbRunId`
 CONFIG_FILE = "lightning_config.yaml"  # W&B keeps its own `config.yaml` in the run's files
@@ -147,6 +148,12 @@ class WandbLogger(_LightningWandbLogger):
                 f"upload it later with: wandb sync {run_dir}"
             )
         return run
+
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        # `log_model` uploads the checkpoints that were chosen (the best ones), not last.ckpt
+        # after every epoch, which would also take the artifact's `best` alias.
+        if not isinstance(checkpoint_callback, LastCheckpoint):
+            super().after_save_checkpoint(checkpoint_callback)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

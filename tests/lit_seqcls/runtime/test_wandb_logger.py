@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 
 from lit_seqcls.cli import main
 from lit_seqcls.runtime.wandb_logger import (
@@ -194,3 +195,23 @@ def test_cli_sends_the_nested_config_and_resume_continues_the_same_run(
 
     main(["fit", *tiny_wandb_fit_args, "--trainer.max_epochs=1"])  # no checkpoint: a new run
     assert wandb.run.id != first_id
+
+
+def test_log_model_uploads_the_best_checkpoint_not_last_ckpt_of_every_epoch(
+    tmp_path, tiny_wandb_fit_args
+):
+    import wandb
+
+    # lr 0: val/acc never improves after epoch 0, so the best checkpoint stays epoch 0's while
+    # last.ckpt is written after every epoch. Uploaded after it, last.ckpt would take `best`.
+    loggers = [
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}},
+        {"class_path": "lit_seqcls.runtime.WandbLogger", "init_args": {"log_model": True}},
+    ]
+    config = tmp_path / "log_model.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"logger": loggers}}))
+    args = ["--config", str(config), "--model.optimizer.init_args.lr=0", "--trainer.max_epochs=2"]
+    main(["fit", *tiny_wandb_fit_args, *args])
+    wandb.finish()
+    staged = list((tmp_path / "wandb_data_dir").rglob("staging/*"))
+    assert [torch.load(p, weights_only=True)["epoch"] for p in staged] == [0]
