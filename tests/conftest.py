@@ -111,19 +111,26 @@ def cli_error(capsys):
     return run
 
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
 @pytest.fixture
-def tiny_wandb_fit_args() -> list[str]:
-    """CLI arguments of a seconds-long fit on synthetic data with the W&B logger (offline here)."""
-    configs = Path(__file__).resolve().parents[1] / "configs"
+def tiny_fit_args() -> list[str]:
+    """CLI arguments of a seconds-long fit on synthetic data: a cnn, 120 texts of ~8 words."""
     return [
-        "--config", str(configs / "data" / "synthetic.yaml"),
-        "--config", str(configs / "model" / "cnn.yaml"),
-        "--config", str(configs / "logger" / "wandb.yaml"),
+        "--config", str(CONFIGS / "data" / "synthetic.yaml"),
+        "--config", str(CONFIGS / "model" / "cnn.yaml"),
         "--data.init_args.train_size=120", "--data.init_args.test_size=20",
         "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
         "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
         "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
     ]  # fmt: skip
+
+
+@pytest.fixture
+def tiny_wandb_fit_args(tiny_fit_args) -> list[str]:
+    """``tiny_fit_args`` with the W&B logger (offline here)."""
+    return [*tiny_fit_args, "--config", str(CONFIGS / "logger" / "wandb.yaml")]
 
 
 TAG_WORDS = {"db": ["sql", "query", "index"], "net": ["tcp", "router"], "web": ["html", "css"]}

@@ -33,15 +33,6 @@ from lit_seqcls.runtime.resume import newest_checkpoint, resolve_ckpt_path
 from lit_seqcls.runtime.shutdown import GracefulShutdown
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs"
-TINY = [
-    "--config", str(CONFIGS / "data" / "synthetic.yaml"),
-    "--config", str(CONFIGS / "model" / "cnn.yaml"),
-    "--data.init_args.train_size=120", "--data.init_args.test_size=20",
-    "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
-    "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
-    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-]  # fmt: skip
 
 
 class _Evil:
@@ -194,19 +185,21 @@ def test_auto_resume_skips_a_truncated_newest_checkpoint(good, tmp_path):
     assert checkpoint_problem(good) is None
 
 
-def test_the_cli_refuses_a_bad_ckpt_path_with_a_message_and_no_traceback(good, tmp_path, capsys):
+def test_the_cli_refuses_a_bad_ckpt_path_with_a_message_and_no_traceback(
+    good, tmp_path, capsys, tiny_fit_args
+):
     for bad in (_truncated(good), _flipped(good)):
         with pytest.raises(SystemExit) as exit_:
-            main(["fit", *TINY, "--trainer.max_epochs=1", "--ckpt_path", str(bad)])
+            main(["fit", *tiny_fit_args, "--trainer.max_epochs=1", "--ckpt_path", str(bad)])
         message = str(exit_.value.code)
         assert message.startswith(f"lit-seqcls: error: Checkpoint {bad} is truncated or corrupted")
     assert not (tmp_path / "logs").exists()  # refused before anything was written
 
 
-def test_the_cli_writes_checkpoints_atomically_and_guards_training(tmp_path):
+def test_the_cli_writes_checkpoints_atomically_and_guards_training(tiny_fit_args):
     cli = SeqClsCLI(
         SequenceClassifier, L.LightningDataModule, subclass_mode_data=True,
-        auto_configure_optimizers=False, run=False, args=TINY,
+        auto_configure_optimizers=False, run=False, args=tiny_fit_args,
     )  # fmt: skip
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     kinds = {type(cb) for cb in cli.trainer.callbacks}

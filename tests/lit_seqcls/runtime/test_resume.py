@@ -13,17 +13,7 @@ from lit_seqcls.checkpoints import load_checkpoint
 from lit_seqcls.cli import main as cli_main
 from lit_seqcls.runtime.resume import clean_run_root, resolve_ckpt_path
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-TINY_FIT = [
-    "fit",
-    "--config", str(CONFIGS / "data" / "synthetic.yaml"),
-    "--config", str(CONFIGS / "model" / "cnn.yaml"),
-    "--data.init_args.train_size=120", "--data.init_args.test_size=20",
-    "--data.init_args.median_length=8", "--data.init_args.max_text_length=20",
-    "--model.embedding_dim=8", "--model.encoder.init_args.num_filters=4",
-    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-    "--trainer.default_root_dir=logs",
-]  # fmt: skip
+LR_0 = "--model.optimizer.init_args.lr=0"  # val/acc stays where it started
 
 
 class _Interrupt(L.Callback):
@@ -108,12 +98,14 @@ def test_auto_resume_removes_temporaries_left_by_a_killed_save(tmp_path, caplog)
     assert str(stale) in caplog.text
 
 
-def test_last_ckpt_is_the_newest_epoch_also_when_val_acc_did_not_improve(tmp_path, monkeypatch):
+def test_last_ckpt_is_the_newest_epoch_also_when_val_acc_did_not_improve(
+    tmp_path, monkeypatch, tiny_fit_args
+):
     # At lr 0 val/acc never improves after epoch 0, so the best checkpoint stays epoch 0's. Before
     # LastCheckpoint, last.ckpt was saved beside it only: a run killed in epoch 3 resumed from
     # epoch 0 and trained epochs 1 and 2 again.
     monkeypatch.chdir(tmp_path)
-    cli_main([*TINY_FIT, "--model.optimizer.init_args.lr=0", "--trainer.max_epochs=3"])
+    cli_main(["fit", *tiny_fit_args, LR_0, "--trainer.max_epochs=3"])
     checkpoints = next(tmp_path.glob("logs/lightning_logs/version_0/checkpoints"))
     best, last = sorted(p.name for p in checkpoints.iterdir())
     assert best.startswith("epoch00") and last == "last.ckpt"
@@ -121,19 +113,21 @@ def test_last_ckpt_is_the_newest_epoch_also_when_val_acc_did_not_improve(tmp_pat
     assert resolve_ckpt_path("auto", tmp_path / "logs") == str(checkpoints / last)
 
 
-def test_no_last_ckpt_with_save_last_false(tmp_path, monkeypatch):
+def test_no_last_ckpt_with_save_last_false(tmp_path, monkeypatch, tiny_fit_args):
     monkeypatch.chdir(tmp_path)
-    cli_main([*TINY_FIT, "--checkpoint.save_last=false", "--trainer.max_epochs=2"])
+    cli_main(["fit", *tiny_fit_args, "--checkpoint.save_last=false", "--trainer.max_epochs=2"])
     names = [p.name for p in tmp_path.rglob("*.ckpt")]
     assert len(names) == 1 and names[0].startswith("epoch"), names
 
 
-def test_a_users_step_checkpoint_is_not_taken_for_the_best_one(tmp_path, monkeypatch, capsys):
+def test_a_users_step_checkpoint_is_not_taken_for_the_best_one(
+    tmp_path, monkeypatch, capsys, tiny_fit_args
+):
     # Lightning's `checkpoint_callback` is the first checkpoint callback, and the ones a user adds
     # came before the CLI's: fit reported (and compare tested) the newest step file as the best.
     monkeypatch.chdir(tmp_path)
     steps = ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.every_n_train_steps=1"]
-    cli_main([*TINY_FIT, *steps, "--model.optimizer.init_args.lr=0", "--trainer.max_epochs=2"])
+    cli_main(["fit", *tiny_fit_args, *steps, LR_0, "--trainer.max_epochs=2"])
     best = capsys.readouterr().out.split("Best checkpoint (val/acc=")[1].split()[1]
     assert Path(best).name.startswith("epoch00-val_acc")
     names = {p.name for p in tmp_path.rglob("*.ckpt")}
