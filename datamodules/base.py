@@ -36,7 +36,7 @@ from datamodules.datasets_internals import dataset_fingerprint
 from datamodules.overlap import warn_about_shared_texts
 from datamodules.pipeline import encode_split, read_checkpoint_pipeline
 from lit_seqcls.batch import collate
-from lit_seqcls.checkpoints import TEXT_PIPELINE_VERSION
+from lit_seqcls.checkpoints import TEXT_PIPELINE_VERSION, CheckpointError
 from lit_seqcls.metrics import MULTI_LABEL, SINGLE_LABEL
 from lit_seqcls.runtime.lightning_internals import restored_batches_in_epoch
 from lit_seqcls.text import (
@@ -368,7 +368,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         if saved is None and "tokenizer" in state_dict:  # checkpoints from before the digest
             saved = _sha256(tokenizer_json(load_tokenizer(state_dict["tokenizer"])))
         if saved is not None and saved != _sha256(tokenizer_json(self.tokenizer)):
-            raise ValueError(
+            raise CheckpointError(
                 "The checkpoint was trained with a different vocabulary than this data config "
                 "builds (the tokenizer differs), so its token ids would be wrong. Use the same "
                 "data config (source, tokenizer settings, seed) as for training, or pass "

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from lit_seqcls.batch import PAD_ID
 from lit_seqcls.encoders import Encoder
 from lit_seqcls.masking import lengths_to_mask
-from lit_seqcls.validation import require_fraction
+from lit_seqcls.validation import ConfigValueError, require_fraction
 
 
 class ClassifierOutput(NamedTuple):
@@ -114,7 +114,7 @@ class TextClassifierNetwork(nn.Module):
     def load_pretrained_embeddings(self, weights: Tensor) -> None:
         """Copy ``weights`` ``(vocab_size, embedding_dim)`` into the embedding (pad row stays 0)."""
         if weights.shape != self.embedding.weight.shape:
-            raise ValueError(
+            raise ConfigValueError(
                 f"pretrained vectors have shape {tuple(weights.shape)} but the embedding is "
                 f"{tuple(self.embedding.weight.shape)} (vocab_size, embedding_dim); set "
                 f"`--model.embedding_dim {weights.size(1)}` to match the vectors."

@@ -8,6 +8,7 @@ resume with nothing left to train.
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,26 @@ def test_a_checkpoint_of_other_data_is_explained_before_its_weights_are_copied(t
     message = cli_error(["test", *TINY, *other_vocab, "--ckpt_path", str(trained)])
     assert "trained on other data" in message and "tokens" in message
     assert "size mismatch" not in message
+
+
+def test_a_checkpoint_with_another_tokenizer_of_the_same_size_is_refused_as_one(
+    tmp_path, cli_error
+):
+    # Other words, the same vocabulary size and classes: caught only by the tokenizer's digest,
+    # which raised a ValueError with a traceback instead of this one-line error.
+    def files(words: list[str]) -> list[str]:
+        rows = [{"text": f"{words[i % 4]} {words[4 + i % 2]}", "label": i % 2} for i in range(40)]
+        path = tmp_path / f"{words[0]}.jsonl"
+        path.write_text("\n".join(json.dumps(row) for row in rows))
+        return ["--data", "datamodules.TextDataModule", "--data.data_files.train", str(path),
+                "--data.data_files.test", str(path)]  # fmt: skip
+
+    model = [*TINY[2:4], "--model.embedding_dim=8", "--trainer.max_epochs=1"]
+    main(["fit", *files(["a", "b", "c", "d", "e", "f"]), *model])
+    trained = next(tmp_path.rglob("last.ckpt"))
+    other = files(["g", "h", "i", "j", "k", "l"])
+    message = cli_error(["test", *other, *model, "--ckpt_path", str(trained)])
+    assert "different vocabulary" in message and "--data.from_checkpoint" in message
 
 
 def test_resuming_a_finished_run_says_so(trained, tmp_path, capsys):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lit_seqcls.text.vectors import load_vectors
+from lit_seqcls.validation import ConfigValueError
 
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "the": 2, "cat": 3, "zebra": 4}
 
@@ -74,5 +75,6 @@ def test_model_starts_from_the_datamodule_vectors(tmp_path):
     assert dm.vectors_coverage == 1.0
 
     wrong = SequenceClassifier(dm.vocab_size, dm.num_classes, encoder="cnn", embedding_dim=8)
-    with pytest.raises(ValueError, match=r"--model\.embedding_dim 4"):
+    # A UserError: the CLI prints it as one line (it was a ValueError with a traceback).
+    with pytest.raises(ConfigValueError, match=r"--model\.embedding_dim 4"):
         wrong.network.load_pretrained_embeddings(torch.zeros(dm.vocab_size, 4))
