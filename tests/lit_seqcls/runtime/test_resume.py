@@ -132,3 +132,13 @@ def test_a_users_step_checkpoint_is_not_taken_for_the_best_one(
     assert Path(best).name.startswith("epoch00-val_acc")
     names = {p.name for p in tmp_path.rglob("*.ckpt")}
     assert "epoch=1-step=4.ckpt" in names and "last.ckpt" in names, names
+
+
+def test_a_fast_dev_run_leaves_no_checkpoint_for_auto_to_resume(
+    tmp_path, monkeypatch, tiny_fit_args
+):
+    # Lightning's save_last wrote last.ckpt when even a fast_dev_run ended, and a real run with
+    # --ckpt_path auto then "resumed" from that one step, found max_epochs reached, and stopped.
+    monkeypatch.chdir(tmp_path)
+    cli_main(["fit", *tiny_fit_args, "--trainer.fast_dev_run=true"])
+    assert not list(tmp_path.rglob("*.ckpt"))
