@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import datasets
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules.base import PREDICT, TEST, TRAIN, VAL, TextClassificationDataModule
 from datamodules.caching import cache_root, file_digest, fingerprint, text_entry, tree_digest
@@ -43,6 +45,7 @@ from datamodules.schema import (
     check_label_value,
 )
 from lit_seqcls.metrics import MULTI_LABEL, SINGLE_LABEL
+from lit_seqcls.validation import integers_name_classes
 
 _ALIASES = {"valid": VAL, "dev": VAL, "val": VAL, TRAIN: TRAIN, VAL: VAL, TEST: TEST}
 _ALIASES[PREDICT] = PREDICT
@@ -294,7 +297,9 @@ class TextDataModule(TextClassificationDataModule):
         # By name, so 1, 1.0 and "1" are one class, and True stays apart from 1 (True == 1).
         values = {str(v): v for v in labels if v is not None}
         check_class_count(len(values), len(labels), where, self.label_field)
-        return sorted(values, key=lambda name: _sort_key(values[name]))
+        names = sorted(values, key=lambda name: _sort_key(values[name]))
+        _report_classes(names, [str(v) for v in labels if v is not None], where)
+        return names
 
     _labels_are_names = False  # labels map to classes by value (str(v)), not used as indices
 
@@ -359,7 +364,15 @@ class TextDataModule(TextClassificationDataModule):
                 {TEXT: datasets.Value("string"), LABEL: datasets.List(datasets.Value("int64"))}
             )
             return datasets.Dataset.from_dict({TEXT: texts, LABEL: labels}, features=feature)
-        labels = [self._label_index(where, row, v, lookup) for row, v in values]
+        # Integers are class indices in a ClassLabel column or beside `label_names_field`;
+        # otherwise they name classes when the classes were read from integers (`fit` reading
+        # 1..5 from train, or a checkpoint trained so), whatever file the split comes from.
+        by_name = self._labels_are_names or (
+            not isinstance(ds.features[self.label_field], datasets.ClassLabel)
+            and self.label_names_field is None
+            and integers_name_classes(self.class_names)
+        )
+        labels = [self._label_index(where, row, v, lookup, by_name) for row, v in values]
         return datasets.Dataset.from_dict({TEXT: texts, LABEL: labels})
 
     def _label_list(self, where: str, row: int, value: Any) -> list[str]:
@@ -394,7 +407,9 @@ class TextDataModule(TextClassificationDataModule):
             out.append(lookup[name])
         return sorted(out)
 
-    def _label_index(self, where: str, row: int, value: Any, lookup: dict[str, int]) -> int:
+    def _label_index(
+        self, where: str, row: int, value: Any, lookup: dict[str, int], by_name: bool
+    ) -> int:
         value = _plain(value)
         if value is None:
             raise DataError(
@@ -402,7 +417,7 @@ class TextDataModule(TextClassificationDataModule):
                 "Label the row or remove it; unlabelled texts belong in the `predict` split."
             )
         check_label_value(value, where, row, self.label_field)
-        if isinstance(value, int) and not self._labels_are_names:
+        if isinstance(value, int) and not by_name:
             # A class index; checked here, as one beyond int64 cannot even become a column.
             check_class_index(value, where, row, self.label_field, self.class_names)
             return value
@@ -415,6 +430,28 @@ class TextDataModule(TextClassificationDataModule):
                 f"seen in training (classes: {shown}). Add examples of it to the "
                 "training data, fix the label, or list it in `class_names`."
             ) from None
+
+
+def _report_classes(names: list[str], labels: list[str], where: str) -> None:
+    """One line with the classes read from the labels and their counts, and a warning for names
+    that differ only in case or surrounding spaces (a typo makes a class of its own)."""
+    counts = Counter(labels)
+    shown = ", ".join(f"{name!r} ({counts[name]:,})" for name in names[:20])
+    more = f", ... ({len(names):,} classes)" if len(names) > 20 else ""
+    rank_zero_info(f"Classes read from {where}: {shown}{more}.")
+    alike: dict[str, list[str]] = {}
+    for name in names:
+        alike.setdefault(name.strip().casefold(), []).append(name)
+    for group in (group for group in alike.values() if len(group) > 1):
+        listed = ", ".join(f"{name!r} ({_texts(counts[name])})" for name in group)
+        rank_zero_warn(
+            f"{where}: the classes {listed} differ only in case or spaces, so they are trained "
+            "as different classes. If they are one class, correct the labels and run again."
+        )
+
+
+def _texts(n: int) -> str:
+    return f"{n:,} text" if n == 1 else f"{n:,} texts"
 
 
 def _lists(train: datasets.Dataset | None, field: str) -> bool:

@@ -31,6 +31,7 @@ from lit_seqcls.errors import UserError
 
 __all__ = [
     "ConfigValueError",
+    "integers_name_classes",
     "require_fraction",
     "require_non_negative",
     "require_non_negative_int",
@@ -153,3 +154,26 @@ def parse_bool(value: str) -> bool:
     if value.lower() in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def integers_name_classes(class_names: list[str]) -> bool:
+    """Whether an integer label *names* its class (``2`` is class ``"2"``) rather than indexing it.
+
+    True when every class name is an integer written out: classes read from integer labels
+    (star ratings 1..5) are named so, and the same labels read back as indices would shift by
+    one, scoring every text against its neighbour's class. Class names such as ``neg``, ``pos``
+    (a hub ``ClassLabel``, or ``class_names`` given) make integers indices. The one rule for
+    every reader of labels: a DataModule's splits and ``export --eval_data``.
+
+    Example:
+        >>> integers_name_classes(["1", "2", "5"]), integers_name_classes(["neg", "pos"])
+        (True, False)
+    """
+    return bool(class_names) and all(_integer_name(name) for name in class_names)
+
+
+def _integer_name(name: str) -> bool:
+    try:
+        return str(int(name)) == name
+    except ValueError:
+        return False

@@ -22,6 +22,7 @@ from lit_seqcls.errors import UserError
 from lit_seqcls.metrics import length_buckets
 from lit_seqcls.serving.bundle import MULTI_LABEL, Bundle
 from lit_seqcls.serving.files import read_rows
+from lit_seqcls.validation import integers_name_classes
 
 BOOTSTRAP = 1000
 ECE_BINS = 15
@@ -149,15 +150,28 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 
 def _label_id(label: Any, names: list[str], data: Path, n: int) -> int:
+    """The class id of row ``n``'s ``label``: a class name, or an index unless the classes are
+    integers (``lit_seqcls.validation.integers_name_classes``), which then name them.
+
+    Example:
+        >>> [_label_id(label, ["1", "2"], Path("stars.jsonl"), 1) for label in (1, 2, "2")]
+        [0, 1, 1]
+        >>> [_label_id(label, ["neg", "pos"], Path("s.jsonl"), 1) for label in (1, "neg", "0")]
+        [1, 0, 0]
+    """
     if isinstance(label, str) and label in names:
         return names.index(label)
-    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
+    if integers_name_classes(names):  # 2 is class "2", as when training read the classes
+        if isinstance(label, int) and not isinstance(label, bool) and str(label) in names:
+            return names.index(str(label))
+    elif isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
         return label
-    if isinstance(label, str) and label.isdigit() and int(label) < len(names):
+    elif isinstance(label, str) and label.isdigit() and int(label) < len(names):
         return int(label)
+    indices = "" if integers_name_classes(names) else " (or their index)"
     raise EvaluationError(
-        f"{data} row {n}: label {label!r} is not one of the model's classes {names} (or their "
-        "index); evaluate on data labelled like the training data"
+        f"{data} row {n}: label {label!r} is not one of the model's classes {names}{indices}; "
+        "evaluate on data labelled like the training data"
     )
 
 

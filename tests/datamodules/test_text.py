@@ -74,6 +74,33 @@ def test_integer_labels_class_names_and_several_text_fields(tmp_path):
     assert fixed.num_classes == 5 and 4 in fixed.splits["train"]["label"]
 
 
+def test_integer_labels_mean_the_same_class_when_the_classes_come_from_a_checkpoint(tmp_path):
+    # Star ratings 1 and 2: `fit` reads them as the classes "1" and "2". Given those classes (from
+    # a checkpoint, or `class_names`), the same integers were read as indices: a test file of
+    # 1s was scored as class "2", and a 2 was refused as "never seen in training".
+    rows = [{"text": f"t{i}", "label": 1 + i % 2} for i in range(10)]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    trained = TextDataModule(data_files={"train": train, "test": train})
+    test = write_jsonl(tmp_path / "test.jsonl", rows[:4])
+    given = TextDataModule(data_files={"test": test}, class_names=trained.class_names)
+    assert trained.class_names == ["1", "2"]
+    assert given.splits["test"]["label"] == trained.splits["test"]["label"][:4] == [0, 1, 0, 1]
+    # Class names that are not integers keep integers as indices (0 → "neg").
+    named = TextDataModule(data_files={"test": test}, class_names=["neg", "pos", "meh"])
+    assert named.splits["test"]["label"] == [1, 2, 1, 2]
+
+
+def test_the_classes_read_are_listed_and_a_label_typo_is_warned_about(tmp_path, caplog):
+    rows = [{"text": f"t{i}", "label": ["negative", "positive"][i % 2]} for i in range(9)]
+    rows[4]["label"] = "Negative "  # one typo: a class of its own
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    typo = r"'Negative ' \(1 text\), 'negative' \(4 texts\)"
+    with pytest.warns(UserWarning, match=typo), caplog.at_level("INFO"):
+        dm = TextDataModule(data_files={"train": train})
+        assert dm.class_names == ["Negative ", "negative", "positive"]
+    assert "Classes read from" in caplog.text and "'positive' (4)" in caplog.text
+
+
 def test_a_text_file_is_one_text_per_line_for_predict(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", _rows(10))
     new = tmp_path / "new.txt"
