@@ -16,6 +16,7 @@ from typing import Any
 
 from lit_seqcls.export.evaluation import Evaluation
 from lit_seqcls.export.facts import RunFacts, fingerprints
+from lit_seqcls.metrics import MULTI_LABEL
 
 __all__ = ["RunFacts", "model_card", "shell_command"]
 
@@ -84,7 +85,13 @@ def _data_section(p: dict[str, Any], f: RunFacts, evaluation: Evaluation | None)
             rows.append((key, f"`{args[key]}`"))
     if args.get("data_files"):
         rows.append(("data_files", f"`{json.dumps(args['data_files'])}`"))
-    found = fingerprints(args)
+    found, missing = fingerprints(args)
+    if missing:
+        shown = ", ".join(f"`{m}`" for m in missing)
+        found += ("<br>" if found else "") + (
+            f"the recorded files {shown} were not found from `{Path.cwd()}`; export from the "
+            "folder `fit` ran in to fingerprint them"
+        )
     rows.append(("File fingerprints", found or "not recorded (no local files found)"))
     digest = next((s.get("tokenizer_sha256") for s in f.datamodule_state.values()), None)
     if digest:
@@ -104,7 +111,7 @@ def _data_section(p: dict[str, Any], f: RunFacts, evaluation: Evaluation | None)
         rows.append(
             ("Evaluation data", f"`{evaluation.source}`: {evaluation.size:,} texts ({counts})")
         )
-    rows.append(("Class counts (training)", "not recorded in the checkpoint"))
+    rows.append(("Class counts (training)", _class_counts(p, f)))
     return "## Data\n\n" + _table(("", ""), rows) + "\n"
 
 
@@ -244,6 +251,14 @@ def _max_length(p: dict[str, Any]) -> str:
         return "none"
     kept = "first" if p["truncation_side"] == "right" else "last"
     return f"{p['max_length']} tokens (truncation keeps the {kept})"
+
+
+def _class_counts(p: dict[str, Any], f: RunFacts) -> str:
+    counts = f.hparams.get("class_counts")
+    if not isinstance(counts, dict) or not counts:
+        return "not recorded in the checkpoint"
+    shown = ", ".join(f"{n}: {c:,}" for n, c in counts.items())
+    return shown + (" (texts holding each label)" if p["task"] == MULTI_LABEL else "")
 
 
 def _duration(f: RunFacts) -> str:

@@ -167,15 +167,17 @@ def _tokenizer_facts(tokenizer_json: Any) -> dict[str, Any]:
     }
 
 
-def fingerprints(args: dict[str, Any]) -> str:
-    paths: list[str] = []
-    if isinstance(args.get("path"), str):
-        paths.append(args["path"])
+def fingerprints(args: dict[str, Any]) -> tuple[str, list[str]]:
+    """The size and digest of each local data file the config names, and the ``data_files``
+    paths not found from the current folder (relative paths are relative to where ``fit`` ran,
+    which the run does not record). ``path`` is a builder or hub id unless it exists here."""
     files = args.get("data_files") or {}
+    named: list[str] = []
     for value in files.values() if isinstance(files, dict) else [files]:
-        paths += (
+        named += (
             [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
         )
+    paths = [args["path"], *named] if isinstance(args.get("path"), str) else named
     found = []
     for given in paths:
         root = Path(given).expanduser()
@@ -185,4 +187,5 @@ def fingerprints(args: dict[str, Any]) -> str:
                 found.append(
                     f"`{file.name}` {file.stat().st_size:,} B sha256 `{sha256(file)[:16]}…`"
                 )
-    return "<br>".join(found)
+    missing = [given for given in named if not Path(given).expanduser().exists()]
+    return "<br>".join(found), missing

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from lit_seqcls.cli import main
@@ -75,6 +76,26 @@ def test_card_without_a_run_folder_says_what_is_not_recorded(kit, tmp_path):
     main(["export", "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "b")])
     card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
     assert "Split sizes | not recorded" in card and "No test results were recorded" in card
+    assert "Class counts (training) | not recorded in the checkpoint" in card
+
+
+def test_card_shows_the_class_counts_the_checkpoint_recorded(kit, tmp_path):
+    ckpt = kit.write_checkpoint(tmp_path / "counted.ckpt", "swem")
+    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint["hyper_parameters"]["class_counts"] = {"neg": 10, "pos": 1200, "meh": 3}
+    torch.save(checkpoint, ckpt)
+    main(["export", "--ckpt_path", str(ckpt), "--output_dir", str(tmp_path / "b")])
+    card = (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    assert "| Class counts (training) | neg: 10, pos: 1,200, meh: 3 |" in card
+
+
+def test_card_names_the_data_files_it_could_not_find(run, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # train.jsonl is relative to the folder fit ran in
+    main(["export", "--ckpt_path", str(run), "--output_dir", "bundle"])
+    card = (elsewhere / "bundle" / "MODEL_CARD.md").read_text()
+    assert f"the recorded files `train.jsonl` were not found from `{elsewhere}`" in card
 
 
 def test_bundle_is_logged_to_the_training_runs_wandb(run, tmp_path):
