@@ -65,9 +65,11 @@ def _check_json_line(file: Path, number: int, text: str) -> int:
     try:
         value = json.loads(text, object_pairs_hook=functools.partial(_unique_keys, where))
     except json.JSONDecodeError as err:
+        # Some of json's messages end in "at" ("Invalid control character at"): one "at" here.
         raise DataError(
-            f"{where}: malformed JSON ({err.msg} at column {err.colno}). Each line must be one "
-            'JSON object, e.g. {"text": "...", "label": "..."}; fix or remove that line.'
+            f"{where}: malformed JSON ({err.msg.removesuffix(' at')} at column {err.colno}). "
+            'Each line must be one JSON object, e.g. {"text": "...", "label": "..."}; fix or '
+            "remove that line."
         ) from None
     if not isinstance(value, dict):
         raise DataError(

@@ -93,6 +93,16 @@ def test_malformed_json_line(tmp_path):
         _load(tmp_path, "\n".join(lines).encode())
 
 
+def test_malformed_json_line_says_at_once(tmp_path):
+    # json's message is "Invalid control character at"; ours adds "column 12" to it.
+    lines = [json.dumps(r) for r in GOOD]
+    lines[2] = '{"text": "a\tb", "label": "pos"}'  # a raw tab inside a string
+    with pytest.raises(
+        ValueError, match=r"line 3: malformed JSON \(Invalid control character at column 12\)\."
+    ):
+        _load(tmp_path, "\n".join(lines).encode())
+
+
 def test_invalid_utf8(tmp_path):
     lines = [json.dumps(r).encode() for r in GOOD]
     lines[2] = b'{"text": "caf\xe9", "label": "pos"}'
