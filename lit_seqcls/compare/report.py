@@ -93,6 +93,7 @@ def add_significance(
         label_sets=label_sets,
     )
     by_name = {s.name: s for s in found}
+    best = next((s for s in found if s.best), None)
     tested = len(found) > 1 and any(n not in references for n in runs)  # a best encoder exists
     for row in rows:
         row["reference"] = row["encoder"] in references
@@ -106,14 +107,22 @@ def add_significance(
         row["p_vs_best_acc"] = s.p_acc if others and not s.best else None
         row["p_vs_best_f1"] = s.p_f1 if others and not s.best else None
         row["acc_test"] = s.acc_test if others and not s.best else ""
-        row["tied_with_best"] = (
-            "" if not others else "best" if s.best else "yes" if s.tied else "no"
-        )
-    text = stats.describe(found) if found else ""
+        row["tied_with_best"] = _tie(s, best) if others else ""
+    text = stats.describe(found, references=references) if found else ""
     if notes:
         text += " Left out of the statistics: " + "; ".join(notes) + "."
-    best = next((s.name for s in found if s.best), None)
-    return text.strip(), pairwise_tests(labels, runs, seed=STATS_SEED, best=best)
+    best_name = best.name if best else None
+    return text.strip(), pairwise_tests(labels, runs, seed=STATS_SEED, best=best_name)
+
+
+def _tie(s: stats.EncoderStats, best: stats.EncoderStats | None) -> str:
+    """The tie column: ``best``, ``yes`` (accuracy p ≥ alpha), ``no``, or ``no (higher)`` for a
+    reference row above the best encoder, where "no" alone would read as worse."""
+    if s.best:
+        return "best"
+    if s.tied:
+        return "yes"
+    return "no (higher)" if best is not None and s.acc > best.acc else "no"
 
 
 def _plain(value: Any) -> Any:

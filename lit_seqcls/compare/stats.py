@@ -40,7 +40,7 @@ as before, took 3.1 s with 20 distinct sets and 17-19 s for the intervals alone 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -363,8 +363,11 @@ def describe(
     n_perm: int = PERMUTATIONS,
     n_perm_f1: int = F1_PERMUTATIONS,
     alpha: float = ALPHA,
+    references: Collection[str] = (),
 ) -> str:
     """What ``compare`` computed for ``rows``, in words: the footnote of the comparison table.
+    ``references``: rows that were not candidates for the best (the best is then the best
+    encoder, and a reference above it is said to be).
 
     Example:
         >>> y = np.array([0, 1] * 20)
@@ -384,7 +387,8 @@ def describe(
             f"a paired sign-flip permutation test ({n_perm:,} permutations) of per-example "
             "correctness averaged over each row's seeds"
         )
-    best = next((r.name for r in rows if r.best), "—")
+    best = next((r for r in rows if r.best), None)
+    among = "encoder row" if references else "row"
     return (
         f"95% CIs: percentile bootstrap over the test examples ({n_boot:,} resamples; every row "
         "resamples the same examples, so the rows are paired)"
@@ -394,8 +398,13 @@ def describe(
             if several
             else ""
         )
-        + f". p vs best: each row against the best row ({best}, the highest mean test "
-        "accuracy) on the same test examples; accuracy: "
+        + f". p vs best: each row against the best {among} ({best.name if best else '—'}, the "
+        + (
+            "highest mean test accuracy of the encoders; a reference row is never the best)"
+            if references
+            else "highest mean test accuracy)"
+        )
+        + " on the same test examples; accuracy: "
         + (" and ".join(acc_tests) or "no other row")
         + f"; macro-F1: a paired permutation test ({n_perm_f1:,} permutations) swapping the "
         "two rows' predictions of an example (all seeds at once, seed k with seed k; a row "
@@ -403,6 +412,18 @@ def describe(
         f"Tied with best: accuracy p ≥ {alpha:g}. The best was chosen on the same test set "
         "it is then tested on (a post-hoc comparison), and the p-values are not corrected "
         "for testing several rows."
+        + "".join(
+            f" The reference row {r.name} has a higher test accuracy than the best encoder "
+            f"({r.acc:.3f} against {best.acc:.3f}; "
+            + ("p < 0.001, " if r.p_acc < 0.001 else f"p = {r.p_acc:.3f}, ")
+            + (
+                "a significant difference: 'no (higher)' in its tie column)."
+                if r.p_acc < alpha
+                else "not a significant difference)."
+            )
+            for r in rows
+            if best is not None and r.name in references and r.acc > best.acc
+        )
         + (
             " Multi-label: accuracy (its CI and tests) is subset accuracy, a text's whole label "
             "set right or not; the F1 CI and F1 test count each label's hits in the resampled "

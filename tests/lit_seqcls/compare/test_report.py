@@ -74,7 +74,9 @@ def test_table_gives_intervals_p_values_ties_and_marks_the_reference(tmp_path):
     assert rows["gru"]["tied_with_best"] == "best" and rows["gru"]["p_vs_best_acc"] == ""
     assert rows["cnn"]["tied_with_best"] == "no" and float(rows["cnn"]["p_vs_best_acc"]) < 0.001
     assert rows["lstm"]["tied_with_best"] == "yes" and float(rows["lstm"]["p_vs_best_acc"]) >= 0.05
-    assert rows["tfidf-svm"]["reference"] == "True" and rows["tfidf-svm"]["tied_with_best"] == "no"
+    # The reference scores above the best encoder: "no" alone would read as worse.
+    reference = rows["tfidf-svm"]
+    assert reference["reference"] == "True" and reference["tied_with_best"] == "no (higher)"
     for row in rows.values():
         low, high = float(row["acc_ci_low"]), float(row["acc_ci_high"])
         assert low <= float(row["test_acc_mean"]) <= high and high - low < 0.1
@@ -90,12 +92,17 @@ def test_table_gives_intervals_p_values_ties_and_marks_the_reference(tmp_path):
     assert "| cnn | 0.710 ± 0.014 | 0.6" in markdown  # interval right after the score
     footnote = next(line for line in markdown.splitlines() if line.startswith("Statistics:"))
     for words in ("2,000 resamples", "two-level bootstrap", "sign-flip permutation test",
-                  "best row (gru", "p ≥ 0.05", "post-hoc"):  # fmt: skip
+                  "best encoder row (gru, the highest mean test accuracy of the encoders",
+                  "p ≥ 0.05", "post-hoc",
+                  "The reference row tfidf-svm has a higher test accuracy than the best encoder "
+                  "(0.970 against 0.900; p < 0.001, a significant difference"):  # fmt: skip
         assert words in footnote
+    assert "| tfidf-svm (reference) | 0.970 |" in markdown and "| no (higher) |" in markdown
 
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert saved["statistics"]["method"] == footnote.removeprefix("Statistics: ")
-    assert [r["tied_with_best"] for r in saved["encoders"]] == ["best", "no", "yes", "no"]
+    ties = ["best", "no", "yes", "no (higher)"]
+    assert [r["tied_with_best"] for r in saved["encoders"]] == ties
     assert [r.encoder for r in load_results(tmp_path)] == [r.encoder for r in results]
 
 
@@ -268,6 +275,7 @@ def test_multi_label_rows_get_a_micro_f1_column_and_are_paired_with_the_referenc
     assert "Left out of the statistics" not in markdown  # the label sets pair up
     rows = _rows(tmp_path)
     assert rows["tfidf-svm"]["tied_with_best"] == "no" and rows["gru"]["tied_with_best"] == "best"
+    assert "has a higher test accuracy than the best encoder" not in markdown  # it is lower
     assert float(rows["gru"]["test_f1_micro_mean"]) == pytest.approx(0.8)
     assert "test_f1_micro" in _csv_columns(tmp_path / "runs.csv")
 
