@@ -1,6 +1,7 @@
 """The four PNGs of ``lit-seqcls compare``.
 
-- ``compare_scores.png``: test accuracy and macro-F1 per encoder, error bars = std over seeds;
+- ``compare_scores.png``: test accuracy and macro-F1 per encoder, error bars = the rows' 95%
+  intervals (``report.add_significance``), or the std over seeds when a row has none;
 - ``compare_val_curves.png``: validation accuracy and loss per epoch, all encoders on one figure;
 - ``compare_length_buckets.png``: test accuracy by text length (``results.accuracy_by_length``);
 - ``compare_time_vs_acc.png``: training time against test accuracy (an encoder none of whose
@@ -55,15 +56,38 @@ def _markers(encoders: Sequence[str]) -> dict[str, str]:
     return {e: MARKERS[i % len(MARKERS)] for i, e in enumerate(encoders)}
 
 
+def _error_bars(rows: list[dict[str, Any]], key: str, ci: str) -> tuple[np.ndarray | None, str]:
+    """The bars' (2, R) distances below and above each mean of ``key``, and what they are: the
+    rows' 95% intervals ``ci`` (``acc_ci``, ``f1_ci``) when every finished row has one, else the
+    std over seeds, else none (one seed and no intervals)."""
+    done = [r for r in rows if r[f"{key}_mean"] is not None]
+    means = np.array([r[f"{key}_mean"] or 0.0 for r in rows])  # (R,)
+    if done and all(r.get(f"{ci}_low") is not None for r in done):
+        low, high = (
+            np.array([m if r.get(b) is None else r[b] for r, m in zip(rows, means, strict=True)])
+            for b in (f"{ci}_low", f"{ci}_high")
+        )  # (R,) each; an unfinished row's bar is 0 and has no error bar
+        errors = np.clip(np.stack([means - low, high - means]), 0.0, None)  # (2, R)
+        return errors, "error bars: 95% bootstrap intervals"
+    if max((r["seeds"] for r in done), default=1) > 1:
+        std = np.array([r[f"{key}_std"] or 0.0 for r in rows])  # (R,)
+        return np.stack([std, std]), "error bars: std over seeds"
+    return None, "one seed, no intervals"
+
+
 def _plot_scores(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 4.2))
     x = np.arange(len(rows))
-    for offset, (key, label) in zip(
-        (-0.2, 0.2), (("test_acc", "accuracy"), ("test_f1", "macro-F1")), strict=True
+    captions = []
+    for offset, (key, ci, label) in zip(
+        (-0.2, 0.2),
+        (("test_acc", "acc_ci", "accuracy"), ("test_f1", "f1_ci", "macro-F1")),
+        strict=True,
     ):
         means = [r[f"{key}_mean"] or 0.0 for r in rows]
-        stds = [r[f"{key}_std"] or 0.0 for r in rows]
-        bars = ax.bar(x + offset, means, 0.4, yerr=stds, capsize=4, label=label)
+        errors, caption = _error_bars(rows, key, ci)
+        captions.append(caption)
+        bars = ax.bar(x + offset, means, 0.4, yerr=errors, capsize=4, label=label)
         ax.bar_label(bars, labels=[f"{m:.3f}" if m else "" for m in means], fontsize=7, padding=2)
     for i, r in enumerate(rows):
         if r["test_acc_mean"] is None:
@@ -72,7 +96,7 @@ def _plot_scores(ok: list[RunResult], rows: list[dict[str, Any]]) -> plt.Figure:
     ax.set_ylim(0, 1.18)  # room above 1.0 for the legend and the value labels
     ax.set_xlabel("encoder")
     ax.set_ylabel("test score")
-    ax.set_title("Test accuracy and macro-F1 (error bars: std over seeds)")
+    ax.set_title(f"Test accuracy and macro-F1 ({'; '.join(dict.fromkeys(captions))})")
     ax.legend(loc="upper left", ncol=2)
     ax.grid(axis="y", alpha=0.3)
     return fig

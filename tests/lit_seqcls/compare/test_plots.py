@@ -56,3 +56,21 @@ def test_curves_without_a_metric_or_an_epoch_are_drawn_without_numpy_warnings(tm
     gru = accuracy.lines[1].get_ydata()
     assert gru[0] == 0.81 and gru[1] != gru[1]  # the mean of both seeds, then a gap (NaN)
     plt.close(fig)
+
+
+def test_score_bars_show_the_95_intervals_and_the_title_says_so():
+    runs = [RunResult(e, 0, status="ok", test_acc=a, test_f1=a - 0.1)
+            for e, a in (("cnn", 0.8), ("gru", 0.9))]  # fmt: skip
+    rows = summarize(runs)
+    fig = plots._plot_scores(runs, rows)  # one seed and no intervals: nothing to draw
+    assert "one seed, no intervals" in fig.axes[0].get_title() and not fig.axes[0].collections
+    plt.close(fig)
+    for row, (low, high) in zip(rows, ((0.75, 0.84), (0.86, 0.93)), strict=True):
+        row["acc_ci_low"], row["acc_ci_high"] = low, high  # as report.add_significance adds them
+        row["f1_ci_low"], row["f1_ci_high"] = low - 0.1, high - 0.1
+    fig = plots._plot_scores(runs, rows)
+    (ax,) = fig.axes
+    assert "error bars: 95% bootstrap intervals" in ax.get_title() and "std" not in ax.get_title()
+    accuracy_bars = ax.collections[0].get_segments()  # one vertical segment per encoder
+    assert [tuple(s[:, 1].round(3)) for s in accuracy_bars] == [(0.75, 0.84), (0.86, 0.93)]
+    plt.close(fig)
