@@ -82,6 +82,10 @@ def run_local(
         while queue or futures:
             done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
             ended = [(futures.pop(future), future.result()) for future in done]
+            # Counted as ended before the next runs start: with --jobs 1 the next run's
+            # "starting" line said "2 running".
+            for spec, result in ended:
+                progress.finished(spec, result)
             if control.stop.is_set():
                 queue.clear()
             # Start the next runs before the report is rewritten (its plots take seconds).
@@ -90,8 +94,7 @@ def run_local(
                 progress.started(spec)
                 future = pool.submit(execute, spec, progress.on_event(spec), control)
                 futures[future] = spec
-            for spec, result in ended:
-                progress.finished(spec, result)
+            for _, result in ended:
                 on_result(result)
             progress.tick()
     return stopped[0] if stopped else None

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lit_seqcls.compare import execution, runner
-from lit_seqcls.compare.launchers import _Task
+from lit_seqcls.compare.launchers import _Task, run_local
 from lit_seqcls.compare.progress import Progress
 from lit_seqcls.compare.results import RunResult
 from lit_seqcls.compare.runs import RECORD_FILE, RunSpec, read_record, usable_cores
@@ -159,6 +159,27 @@ def test_progress_is_one_line_for_the_whole_comparison():
     assert "epoch 1/2, val/acc 0.500 (1/3 done, 1 running, 1 left; elapsed" in lines[1]
     assert lines[1].endswith("left)") and "~" in lines[1]  # an estimate from the epoch's pace
     assert lines[2].startswith("[2/3] gru (seed 1): test acc 0.900, macro-F1 0.800 (2/3 done")
+
+
+def test_progress_counts_a_run_as_ended_before_the_next_one_starts():
+    # --jobs 1: the second run's "starting" line said "0/2 done, 2 running".
+    plan = [RunSpec("gru", s, (), (), f"runs/gru-seed{s}") for s in (0, 1)]
+    stream = io.StringIO()
+    progress = Progress(plan, done=0, jobs=1, stream=stream)
+    reported = []
+
+    def execute(spec, on_event, control):
+        return RunResult("gru", spec.seed, status="ok", test_acc=0.9, test_f1=0.8)
+
+    assert run_local(plan, 1, execute, reported.append, progress) is None
+    lines = [line.split(";")[0] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "[1/2] gru (seed 0): starting (0/2 done, 1 running, 1 left",
+        "[1/2] gru (seed 0): test acc 0.900, macro-F1 0.800 (1/2 done, 0 running, 1 left",
+        "[2/2] gru (seed 1): starting (1/2 done, 1 running, 0 left",
+        "[2/2] gru (seed 1): test acc 0.900, macro-F1 0.800 (2/2 done, 0 running, 0 left",
+    ]
+    assert [r.seed for r in reported] == [0, 1]
 
 
 def test_submitit_local_executor_runs_the_comparison_and_collect_merges_it(compare, fits, tmp_path):
