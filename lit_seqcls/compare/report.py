@@ -154,11 +154,13 @@ def hardware_text(hw: dict[str, Any]) -> str:
         'AMD EPYC 7B13 (2 cores), 1 thread per process'
         >>> hardware_text({"cpu": "Xeon", "cores": 16, "threads": 16, "gpu": "NVIDIA H100"})
         'NVIDIA H100 GPU; Xeon (16 cores), 16 threads per process'
+        >>> hardware_text({"cpu": "Xeon", "cores": 1, "threads": 1})
+        'Xeon (1 core), 1 thread per process'
     """
     if not hw.get("cpu"):
         return ""
-    threads = hw.get("threads")
-    text = f"{hw['cpu']} ({hw.get('cores')} cores)"
+    threads, cores = hw.get("threads"), hw.get("cores")
+    text = hw["cpu"] if cores is None else f"{hw['cpu']} ({cores} core{'s' if cores != 1 else ''})"
     if threads:
         text += f", {threads} thread{'s' if threads != 1 else ''} per process"
     return f"{hw['gpu']} GPU; {text}" if hw.get("gpu") else text
