@@ -9,6 +9,7 @@ installed or in a checkout; ``--config lit_seqcls:<group>/<file>.yaml`` names an
 
 from __future__ import annotations
 
+import argparse
 import functools
 import importlib
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from jsonargparse import Namespace
+from jsonargparse import DefaultHelpFormatter, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -59,6 +60,19 @@ LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names", "class_counts")
 # Linked under another name: the DataModule's `label_task` is the model's `task`.
 LINKED_RENAMED = {"label_task": "task"}
 CKPT_PATH_WORDS = (AUTO, "last", "best", "hpc", "registry")  # resolved later, not file names
+# `main` hands these to their own parsers before LightningCLI parses, so its --help lists them.
+OTHER_COMMANDS = """other commands (each takes --help):
+  compare               train and test several encoders and seeds on the same
+                        data; write a table (intervals, tests) and plots
+  configs [DEST]        copy the shipped configs into DEST, to edit them
+  vectors               train word2vec vectors on a DataModule's training texts
+  export                write a checkpoint as a bundle folder (model, tokenizer,
+                        model card) that serves without torch
+  predict --bundle DIR  predict with an exported bundle (onnxruntime, no torch)"""
+
+
+class _HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """jsonargparse's help, with the epilog's lines kept as written (``OTHER_COMMANDS``)."""
 
 
 class SeqClsCLI(LightningCLI):
@@ -252,7 +266,12 @@ def cli_kwargs() -> dict[str, Any]:
         "seed_everything_default": 0,
         "save_config_callback": WandbSaveConfigCallback,  # + full nested config to W&B
         "parser_kwargs": {
-            sub: {"default_config_files": [str(DEFAULT_CONFIG)]} for sub in SUBCOMMANDS
+            # The top-level parser (`lit-seqcls --help`): keys that are not subcommands.
+            "description": "Train, test and use text classifiers. The LightningCLI "
+            "subcommands are below;\nthe other commands of lit-seqcls follow them.",
+            "epilog": OTHER_COMMANDS,
+            "formatter_class": _HelpFormatter,
+            **{sub: {"default_config_files": [str(DEFAULT_CONFIG)]} for sub in SUBCOMMANDS},
         },
     }
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from jsonargparse import ArgumentError
 
-from lit_seqcls.cli import SeqClsCLI, cli_kwargs, load_datamodule_plugins
+from lit_seqcls.cli import SUBCOMMANDS, SeqClsCLI, cli_kwargs, load_datamodule_plugins
 from lit_seqcls.encoders import ENCODERS
 from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.runtime.shutdown import DEFAULT_DDP_TIMEOUT
@@ -52,8 +52,8 @@ class _ParserOnly(SeqClsCLI):
 def parse():
     load_datamodule_plugins()
     kwargs = cli_kwargs()
-    for subcommand in kwargs["parser_kwargs"].values():  # a bad config raises, not exits
-        subcommand["exit_on_error"] = False
+    for subcommand in SUBCOMMANDS:  # a bad config raises, not exits
+        kwargs["parser_kwargs"][subcommand]["exit_on_error"] = False
     kwargs["parser_kwargs"]["exit_on_error"] = False  # the main parser's
     with pytest.raises(_Parser) as built:
         _ParserOnly(SequenceClassifier, L.LightningDataModule, **kwargs, args=[])

@@ -118,6 +118,17 @@ def test_print_config_shows_every_encoder_and_data_argument_with_help(capsys):
     )  # linked, not typed
 
 
+def test_top_level_help_lists_the_commands_main_hands_to_their_own_parsers(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    listed = out.split("other commands (each takes --help):\n")[1]
+    for command in ("compare", "configs [DEST]", "vectors", "export", "predict --bundle DIR"):
+        assert re.search(rf"^  {re.escape(command)}  ", listed, re.MULTILINE), command
+    assert "{fit,validate,test,predict}" in out  # and the LightningCLI subcommands
+
+
 def test_fit_test_predict_round_trip_in_new_processes(tmp_path, run_cli):
     args = [
         "--config",
