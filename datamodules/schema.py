@@ -124,8 +124,6 @@ def check_label_value(value: Any, where: str, row: int, field: str) -> None:
             "names in every row (or a delimited string with `label_delimiter`); or name another "
             "column with `label_field`."
         )
-    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        check_class_index(value, where, row, field, [])  # its message for a negative label
 
 
 def check_label_list(value: Any, where: str, row: int, field: str) -> list[str]:

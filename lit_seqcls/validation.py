@@ -159,17 +159,19 @@ def parse_bool(value: str) -> bool:
 def integers_name_classes(class_names: list[str]) -> bool:
     """Whether an integer label *names* its class (``2`` is class ``"2"``) rather than indexing it.
 
-    True when every class name is an integer written out: classes read from integer labels
-    (star ratings 1..5) are named so, and the same labels read back as indices would shift by
-    one, scoring every text against its neighbour's class. Class names such as ``neg``, ``pos``
-    (a hub ``ClassLabel``, or ``class_names`` given) make integers indices. The one rule for
-    every reader of labels: a DataModule's splits and ``export --eval_data``.
+    True when a class name is an integer written out: classes read from integer labels (star
+    ratings 1..5, or half stars 0.5..5.0) are named so, and the same labels read back as indices
+    would shift, scoring texts against another class. Class names such as ``neg``, ``pos`` (a
+    hub ``ClassLabel``, or ``class_names`` given) make integers indices. The one rule for every
+    reader of labels: a DataModule's splits and ``export --eval_data``.
 
     Example:
-        >>> integers_name_classes(["1", "2", "5"]), integers_name_classes(["neg", "pos"])
-        (True, False)
+        >>> integers_name_classes(["1", "2", "5"]), integers_name_classes(["0.5", "1", "1.5"])
+        (True, True)
+        >>> integers_name_classes(["neg", "pos"])
+        False
     """
-    return bool(class_names) and all(_integer_name(name) for name in class_names)
+    return any(_integer_name(name) for name in class_names)
 
 
 def _integer_name(name: str) -> bool:

@@ -140,12 +140,10 @@ def test_integer_label_never_seen_in_training(tmp_path):
         _load(tmp_path, rows, test=[{"text": "a", "label": 0}, {"text": "b", "label": 7}])
 
 
-@pytest.mark.parametrize("given", [{"class_names": ["neg", "pos"]}, {}])
-def test_negative_label_in_a_labelled_split(tmp_path, given):
-    # Without `class_names` the classes are read from the labels: -1 became a class of its own.
+def test_negative_label_in_a_labelled_split(tmp_path):
     rows = [{"text": f"t{i}", "label": i % 2} for i in range(8)] + [{"text": "u", "label": -1}]
     with pytest.raises(ValueError, match=r"row 8, field 'label': label -1 is negative.*`predict`"):
-        _load(tmp_path, rows, **given)
+        _load(tmp_path, rows, class_names=["neg", "pos"])
 
 
 def test_single_class_training_split(tmp_path):

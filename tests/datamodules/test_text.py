@@ -85,6 +85,12 @@ def test_integer_labels_mean_the_same_class_when_the_classes_come_from_a_checkpo
     given = TextDataModule(data_files={"test": test}, class_names=trained.class_names)
     assert trained.class_names == ["1", "2"]
     assert given.splits["test"]["label"] == trained.splits["test"]["label"][:4] == [0, 1, 0, 1]
+    # Negative integers are classes too when they name them (-1/0/1 sentiment), also read back.
+    signed = [{"text": f"t{i}", "label": i % 3 - 1} for i in range(9)]
+    signed_train = write_jsonl(tmp_path / "signed.jsonl", signed)
+    assert TextDataModule(data_files={"train": signed_train}).class_names == ["-1", "0", "1"]
+    again = TextDataModule(data_files={"test": signed_train}, class_names=["-1", "0", "1"])
+    assert again.splits["test"]["label"][:3] == [0, 1, 2]
     # Class names that are not integers keep integers as indices (0 → "neg").
     named = TextDataModule(data_files={"test": test}, class_names=["neg", "pos", "meh"])
     assert named.splits["test"]["label"] == [1, 2, 1, 2]

@@ -126,7 +126,7 @@ def _cell(value: Any) -> str:
 class Expected:
     bad_rows: set[int]  # rows a DataError may point at
     must_fail: bool  # a bad row, a missing column, fewer than two classes
-    may_fail: bool  # CSV number parsing may merge classes ("1" and "1.0") or make "-1" a number
+    may_fail: bool  # CSV number parsing may merge classes ("1" and "1.0")
 
 
 def _reference(fmt: str, seen: list[dict]) -> Expected:
@@ -143,31 +143,10 @@ def _reference(fmt: str, seen: list[dict]) -> Expected:
     if "list" in kinds:  # a multi-label file (#18): some row labelled, one row to train on
         empty = not any(v for v in labels if isinstance(v, list))
         return Expected(bad, bool(bad) or missing_column or empty or len(seen) < 2, False)
-    # A label read as a negative integer marks an unlabelled row: refused. A CSV cell is one
-    # only if the reader types the whole column as numbers, so there it may fail.
-    text_cells = fmt in ("csv", "tsv")
-    negative = {i for i, v in enumerate(labels) if _negative(float(v) if _number(v) else v)}
-    bad |= set() if text_cells else negative
     strict = len({(type(v), str(v)) for v in labels}) if not bad else 0
     loose = len({_canon(v) for v in labels}) if not bad else 0
     must_fail = bool(bad) or missing_column or strict < 2
-    maybe = loose < 2 <= strict or (text_cells and bool(negative))
-    return Expected(bad | negative, must_fail, may_fail=maybe)
-
-
-def _number(value: Any) -> bool:
-    """A CSV cell that a reader may type as a number."""
-    try:
-        return isinstance(value, str) and math.isfinite(float(value))
-    except ValueError:
-        return False
-
-
-def _negative(value: Any) -> bool:
-    """A label read as a negative integer (an integral float becomes one)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return math.isfinite(value) and float(value).is_integer() and value < 0
+    return Expected(bad, must_fail, may_fail=loose < 2 <= strict)
 
 
 def _json_kind(value: Any) -> str | None:
@@ -226,7 +205,7 @@ def _outcome(fmt: str, rows: list[dict], gz: bool) -> str:
 
 
 def _judge_error(message: str, path: Path, expected: Expected, fmt: str) -> str:
-    if not (expected.must_fail or expected.may_fail):
+    if not expected.must_fail:
         return f"bug: refused valid data: {message}"
     if path.name not in message:
         return f"bug: the message does not name the file: {message}"
@@ -405,9 +384,6 @@ REFUSED = {  # name: (file, content, message); the old behaviour in the comment
                                              {"text": "z", "label": 1}]),
                           r"line 3, field 'label': a number \(1\), but line 1 of t\.jsonl has a "
                           r"string; a column needs one type"),
-    # -1 (an unlabelled row, as in IMDB's `unsupervised` split) became the class "-1"
-    "negative label": ("t.csv", b"text,label\nx,0\ny,1\nz,-1\n",
-                       r"t\.csv \(split 'train'\), row 2, field 'label': label -1 is negative"),
     # pandas took the first field as the index: shifted columns, loaded without a word
     "csv extra field": ("t.csv", b"text,label\nfirst,a,x\nsecond,b,y\n",
                         r"t\.csv, line 2: 3 fields, but the header has 2"),
