@@ -19,7 +19,6 @@ from typing import Any
 
 import lightning as L
 from jsonargparse import DefaultHelpFormatter, Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -33,6 +32,7 @@ from lit_seqcls.runtime import (
     AUTO,
     AtomicCheckpointIO,
     BatchTelemetry,
+    BestCheckpoint,
     GracefulShutdown,
     NonFiniteGuard,
     PredictionWriter,
@@ -90,7 +90,7 @@ class SeqClsCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
         for source, target in LINKED_RENAMED.items():
             parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": VAL_ACC,
@@ -115,7 +115,7 @@ class SeqClsCLI(LightningCLI):
         # The best epochs' checkpoint is the trainer's `checkpoint_callback`, before any a user
         # adds; last.ckpt is written after every epoch, not only beside the best one's.
         make_checkpoint_callback(trainer, config["checkpoint"])
-        save_last_every_epoch(trainer)
+        save_last_every_epoch(trainer, config["checkpoint"])
         # Two runs started at once in one log dir get two version_N folders, never the same one.
         try:
             pin_logger_versions(trainer)

@@ -17,6 +17,7 @@ from lit_seqcls.runtime.outputs import OutputFileError, check_output_dir, spread
 from lit_seqcls.runtime.prediction import PredictionWriter
 from lit_seqcls.runtime.resume import (
     AUTO,
+    BestCheckpoint,
     LastCheckpoint,
     RNGStateCheckpoint,
     clean_run_root,
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_DDP_TIMEOUT",
     "AtomicCheckpointIO",
     "BatchTelemetry",
+    "BestCheckpoint",
     "GracefulShutdown",
     "LastCheckpoint",
     "NonFiniteGuard",

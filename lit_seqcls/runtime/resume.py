@@ -105,6 +105,28 @@ class RNGStateCheckpoint(Callback):
         self._pending = None
 
 
+class BestCheckpoint(ModelCheckpoint):
+    """The CLI's checkpoint of the best epochs, which keeps its ranking across a resume.
+
+    A resumed run writes into a new ``version_N`` folder, and Lightning's ``ModelCheckpoint``
+    then forgets the scores of the checkpoints it kept (only ``best_model_path`` is reloaded):
+    the first epoch after a resume was saved as the best whatever it scored, and ``fit``
+    reported, and ``compare`` tested, a worse checkpoint than one written before the
+    interruption. This one restores the ranking of those of the kept files that still exist.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            return  # Lightning restored everything
+        kept = {p: s for p, s in state_dict.get("best_k_models", {}).items() if Path(p).is_file()}
+        if kept and state_dict.get("kth_best_model_path") in kept:
+            self.best_k_models = kept
+            self.kth_best_model_path = state_dict["kth_best_model_path"]
+            self.kth_value = state_dict["kth_value"]
+            self.best_model_score = state_dict["best_model_score"]
+
+
 class LastCheckpoint(ModelCheckpoint):
     """``last.ckpt``, written again after every epoch: where a run killed outright resumes.
 
@@ -112,8 +134,8 @@ class LastCheckpoint(ModelCheckpoint):
     or when ``fit`` ends. Beside a checkpoint that keeps the best ``val/acc`` only, ``last.ckpt``
     was therefore the *best* epoch's, and a run killed after epochs that did not improve
     resumed from there and trained them all again. This is an unmonitored top-1 checkpoint
-    named ``last``: Lightning's own triggers save it at each epoch's end, over the one before.
-    ``save_last_every_epoch`` puts one beside every checkpoint callback with ``save_last=True``.
+    named ``last``, saved at the end of every training epoch (also when validation runs less
+    often), over the one before. ``save_last_every_epoch`` puts one beside the CLI's checkpoint.
     """
 
     def __init__(self, dirpath: str | Path | None = None) -> None:
@@ -123,33 +145,33 @@ class LastCheckpoint(ModelCheckpoint):
             monitor=None,
             save_top_k=1,
             enable_version_counter=False,
+            save_on_train_epoch_end=True,
         )
 
 
-def save_last_every_epoch(trainer: L.Trainer) -> list[LastCheckpoint]:
-    """Give each ``ModelCheckpoint(save_last=True)`` of ``trainer`` a ``LastCheckpoint`` instead.
+def save_last_every_epoch(trainer: L.Trainer, callback: ModelCheckpoint) -> LastCheckpoint | None:
+    """Give ``callback``, if it has ``save_last=True``, a ``LastCheckpoint`` in its place.
 
-    The callback keeps its own checkpoints (the best epochs) and stops writing ``last.ckpt``;
-    a ``LastCheckpoint`` in the same folder writes it after every epoch. ``save_last="link"``
-    (a link to the newest top-k file) is left to Lightning. Call right after building the
-    trainer, on every rank; returns the callbacks added (checkpoint callbacks run last, after
-    the callbacks whose state they save, and these are appended after them).
+    ``callback`` keeps its own checkpoints (the best epochs) and stops writing ``last.ckpt``;
+    a ``LastCheckpoint`` in the same folder, appended to the trainer's callbacks (checkpoint
+    callbacks run last), writes it after every epoch. ``save_last="link"`` is left to
+    Lightning, and so are checkpoint callbacks a user adds. Call right after building the
+    trainer, on every rank; returns the callback added, if any.
 
     Example:
         >>> best = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True)
         >>> trainer = L.Trainer(callbacks=[best], logger=False, enable_progress_bar=False)
-        >>> [type(c).__name__ for c in save_last_every_epoch(trainer)], best.save_last
-        (['LastCheckpoint'], False)
+        >>> type(save_last_every_epoch(trainer, best)).__name__, best.save_last
+        ('LastCheckpoint', False)
         >>> [type(c).__name__ for c in trainer.checkpoint_callbacks]
         ['ModelCheckpoint', 'LastCheckpoint']
     """
-    added: list[LastCheckpoint] = []
-    for callback in trainer.checkpoint_callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.save_last is True:
-            callback.save_last = False
-            added.append(LastCheckpoint(dirpath=callback.dirpath))
-    trainer.callbacks.extend(added)
-    return added
+    if callback.save_last is not True:
+        return None
+    callback.save_last = False
+    last = LastCheckpoint(dirpath=callback.dirpath)
+    trainer.callbacks.append(last)
+    return last
 
 
 def make_checkpoint_callback(trainer: L.Trainer, callback: ModelCheckpoint) -> None:

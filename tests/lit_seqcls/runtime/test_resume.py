@@ -6,12 +6,18 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.demos.boring_classes import BoringModel
 
 from datamodules import SyntheticDataModule
 from lit_seqcls import SequenceClassifier
 from lit_seqcls.checkpoints import load_checkpoint
 from lit_seqcls.cli import main as cli_main
-from lit_seqcls.runtime.resume import clean_run_root, resolve_ckpt_path
+from lit_seqcls.runtime.resume import (
+    BestCheckpoint,
+    clean_run_root,
+    resolve_ckpt_path,
+    save_last_every_epoch,
+)
 
 LR_0 = "--model.optimizer.init_args.lr=0"  # val/acc stays where it started
 
@@ -142,3 +148,42 @@ def test_a_fast_dev_run_leaves_no_checkpoint_for_auto_to_resume(
     monkeypatch.chdir(tmp_path)
     cli_main(["fit", *tiny_fit_args, "--trainer.fast_dev_run=true"])
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+class _Scripted(BoringModel):
+    """Logs ``val/acc`` = ``scores[epoch]``."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/acc", self.scores[self.current_epoch])
+        return super().validation_step(batch, batch_idx)
+
+
+def _scripted_fit(scores, folder, epochs, ckpt_path=None, **trainer_kwargs):
+    best = BestCheckpoint(dirpath=folder, monitor="val/acc", mode="max", save_last=True)
+    trainer = L.Trainer(
+        max_epochs=epochs, callbacks=[best], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_train_batches=2, limit_val_batches=1, **trainer_kwargs,
+    )  # fmt: skip
+    save_last_every_epoch(trainer, best)
+    trainer.fit(_Scripted(scores), ckpt_path=ckpt_path)
+    return best
+
+
+def test_the_best_checkpoint_keeps_its_ranking_when_a_run_resumes_into_a_new_folder(tmp_path):
+    # Lightning forgets the kept checkpoints' scores when the folder changes (every CLI resume
+    # writes a new version_N): epoch 2 (0.6) became the best, then epoch 3 (0.7), not epoch 0.
+    scores = [0.9, 0.5, 0.6, 0.7]
+    _scripted_fit(scores, tmp_path / "v0", epochs=2)
+    best = _scripted_fit(scores, tmp_path / "v1", 4, ckpt_path=tmp_path / "v0" / "last.ckpt")
+    assert Path(best.best_model_path).parent.name == "v0"
+    assert best.best_model_score.item() == pytest.approx(0.9)
+    assert load_checkpoint(tmp_path / "v1" / "last.ckpt")["epoch"] == 3
+
+
+def test_last_ckpt_is_written_every_epoch_also_when_validation_runs_every_second(tmp_path):
+    _scripted_fit([0.5] * 3, tmp_path, epochs=3, check_val_every_n_epoch=2)
+    assert load_checkpoint(tmp_path / "last.ckpt")["epoch"] == 2  # after epoch 2, no validation
