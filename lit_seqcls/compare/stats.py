@@ -388,7 +388,10 @@ def describe(
             "correctness averaged over each row's seeds"
         )
     best = next((r for r in rows if r.best), None)
-    among = "encoder row" if references else "row"
+    # A reference is the best only when no encoder has predictions; then it is not "an encoder".
+    among = (
+        "encoder row" if references and best is not None and best.name not in references else "row"
+    )
     return (
         f"95% CIs: percentile bootstrap over the test examples ({n_boot:,} resamples; every row "
         "resamples the same examples, so the rows are paired)"
@@ -401,7 +404,7 @@ def describe(
         + f". p vs best: each row against the best {among} ({best.name if best else '—'}, the "
         + (
             "highest mean test accuracy of the encoders; a reference row is never the best)"
-            if references
+            if among == "encoder row"
             else "highest mean test accuracy)"
         )
         + " on the same test examples; accuracy: "

@@ -63,8 +63,7 @@ if TYPE_CHECKING:
 TUNING_DIR = "tuning"
 # After the user's overrides: one checkpoint, the newest epoch's (no monitor: the previous file
 # is replaced every epoch), so that a trial cut short can resume; a trial's weights are never
-# tested. Not save_last: Lightning writes last.ckpt only in an epoch that saved a top-k file
-# (or at the end), so with save_top_k=0 a trial killed outright had nothing to resume from.
+# tested, so no best checkpoint is kept beside it, and no last.ckpt (the same epoch again).
 TRIAL_ARGS = (
     "--checkpoint.monitor=null",
     "--checkpoint.save_top_k=1",

@@ -89,8 +89,8 @@ def _data_section(p: dict[str, Any], f: RunFacts, evaluation: Evaluation | None)
     if missing:
         shown = ", ".join(f"`{m}`" for m in missing)
         found += ("<br>" if found else "") + (
-            f"the recorded files {shown} were not found from `{Path.cwd()}`; export from the "
-            "folder `fit` ran in to fingerprint them"
+            f"the recorded files {shown} were not found from the folder export ran in; "
+            "export from the folder `fit` ran in to fingerprint them"
         )
     rows.append(("File fingerprints", found or "not recorded (no local files found)"))
     digest = next((s.get("tokenizer_sha256") for s in f.datamodule_state.values()), None)
@@ -257,7 +257,8 @@ def _class_counts(p: dict[str, Any], f: RunFacts) -> str:
     counts = f.hparams.get("class_counts")
     if not isinstance(counts, dict) or not counts:
         return "not recorded in the checkpoint"
-    shown = ", ".join(f"{n}: {c:,}" for n, c in counts.items())
+    shown = ", ".join(f"{n}: {c:,}" for n, c in list(counts.items())[:20])
+    shown += f", ... ({len(counts):,} classes)" if len(counts) > 20 else ""
     return shown + (" (texts holding each label)" if p["task"] == MULTI_LABEL else "")
 
 
