@@ -365,8 +365,8 @@ class TextDataModule(TextClassificationDataModule):
             )
             return datasets.Dataset.from_dict({TEXT: texts, LABEL: labels}, features=feature)
         # Integers are class indices in a ClassLabel column or beside `label_names_field`;
-        # otherwise they name classes when the classes were read from integers (`fit` reading
-        # 1..5 from train, or a checkpoint trained so), whatever file the split comes from.
+        # otherwise they name classes when a class name is an integer (`fit` reading 1..5 from
+        # train, or a checkpoint trained so), whatever file the split comes from.
         by_name = self._labels_are_names or (
             not isinstance(ds.features[self.label_field], datasets.ClassLabel)
             and self.label_names_field is None

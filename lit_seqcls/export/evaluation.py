@@ -150,8 +150,8 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 
 def _label_id(label: Any, names: list[str], data: Path, n: int) -> int:
-    """The class id of row ``n``'s ``label``: a class name, or an index unless the classes are
-    integers (``lit_seqcls.validation.integers_name_classes``), which then name them.
+    """The class id of row ``n``'s ``label``: a class name, or an index unless a class name is
+    an integer (``lit_seqcls.validation.integers_name_classes``): integers then name classes.
 
     Example:
         >>> [_label_id(label, ["1", "2"], Path("stars.jsonl"), 1) for label in (1, 2, "2")]
