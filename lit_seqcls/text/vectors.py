@@ -60,8 +60,10 @@ def load_vectors(
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"word vectors file {path} does not exist; give a GloVe/word2vec text file "
-            "(e.g. glove.6B.100d.txt) or leave `vectors` unset."
+            f"word vectors file {path} does not exist (a relative path is read from the folder "
+            "you run in); give a GloVe/word2vec text file (e.g. glove.6B.100d.txt), train one "
+            "on your own texts with `lit-seqcls vectors --config <data config> --output "
+            f"{path.name}` (docs/which_encoder.md), or leave `vectors` unset."
         )
     size = max(vocab.values()) + 1
     rows: dict[int, list[float]] = {}

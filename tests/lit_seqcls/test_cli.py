@@ -70,6 +70,11 @@ def test_model_config_runs_under_fast_dev_run(config, tmp_path, cli_runs):
     ids=lambda p: f"{p.parent.name}/{p.stem}",
 )
 def test_other_config_runs_under_fast_dev_run(config, tmp_path, run_cli, cli_runs):
+    import yaml
+
+    vectors = yaml.safe_load(config.read_text()).get("data", {}).get("init_args", {}).get("vectors")
+    if vectors:  # made by `lit-seqcls vectors` before the run; here a stand-in, 16-d as TINY's
+        (tmp_path / vectors).write_text("[UNK] " + " ".join(["0.5"] * 16) + "\n")
     args = ["fit", "--config", DATA, "--config", str(CONFIGS / "model" / "cnn.yaml"),
             "--config", str(config), "--trainer.fast_dev_run=1", *TINY]  # fmt: skip
     if config.stem in MULTI_PROCESS:
