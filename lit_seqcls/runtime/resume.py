@@ -113,7 +113,21 @@ class BestCheckpoint(ModelCheckpoint):
     the first epoch after a resume was saved as the best whatever it scored, and ``fit``
     reported, and ``compare`` tested, a worse checkpoint than one written before the
     interruption. This one restores the ranking of those of the kept files that still exist.
+
+    Its state is stored under ``ModelCheckpoint``'s key, so a checkpoint written before this
+    class existed (or by a plain ``ModelCheckpoint``) resumes with its ranking, and Lightning
+    code that looks for a ``ModelCheckpoint`` state in ours finds it.
+
+    Example:
+        >>> kwargs = dict(monitor="val/acc", mode="max")
+        >>> BestCheckpoint(**kwargs).state_key == ModelCheckpoint(**kwargs).state_key
+        True
     """
+
+    @property
+    def state_key(self) -> str:
+        own = super().state_key  # the class name followed by the settings that tell two apart
+        return ModelCheckpoint.__qualname__ + own.removeprefix(type(self).__qualname__)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)

@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from datamodules import SyntheticDataModule
@@ -182,6 +183,22 @@ def test_the_best_checkpoint_keeps_its_ranking_when_a_run_resumes_into_a_new_fol
     assert Path(best.best_model_path).parent.name == "v0"
     assert best.best_model_score.item() == pytest.approx(0.9)
     assert load_checkpoint(tmp_path / "v1" / "last.ckpt")["epoch"] == 3
+
+
+def test_a_checkpoint_from_a_plain_model_checkpoint_resumes_with_its_ranking(tmp_path):
+    # Checkpoints written before BestCheckpoint (a plain ModelCheckpoint) hold the state under
+    # ModelCheckpoint's key; under another key Lightning skipped it, and the ranking was lost.
+    plain = ModelCheckpoint(dirpath=tmp_path / "v0", monitor="val/acc", mode="max", save_last=True)
+    trainer = L.Trainer(
+        max_epochs=2, callbacks=[plain], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_train_batches=2, limit_val_batches=1,
+    )  # fmt: skip
+    trainer.fit(_Scripted([0.9, 0.5, 0.6]))
+    best = _scripted_fit(
+        [0.9, 0.5, 0.6], tmp_path / "v1", 3, ckpt_path=tmp_path / "v0" / "last.ckpt"
+    )
+    assert best.best_model_score.item() == pytest.approx(0.9)
+    assert Path(best.best_model_path).parent.name == "v0"
 
 
 def test_last_ckpt_is_written_every_epoch_also_when_validation_runs_every_second(tmp_path):
