@@ -198,7 +198,7 @@ def _json_rows(file: Path) -> Iterator[tuple[_Place, dict[str, Any]]]:
     """Each row of a JSON Lines file (``file, line N``) or a ``.json`` array (``file, row N``)."""
     if is_json_document(file):
         rows = _parsed(file, b"".join(line for _, line in lines(file)))
-        for i, row in enumerate(rows if isinstance(rows, list) else []):
+        for i, row in enumerate(rows if isinstance(rows, list) else [], 1):
             if isinstance(row, dict):
                 yield _Place(file, "row", i), row
         return

@@ -1,7 +1,9 @@
 """Schema checks at the boundary where data enters: each error names the source, row and field.
 
 Every check raises a ``DataError`` (a ``ValueError``) that says what is wrong, where (file or
-split, row, field) and what to do, before anything reaches the tokenizer or torch.
+split, row, field) and what to do, before anything reaches the tokenizer or torch. Rows are
+counted from 1 in the order the source holds them (a CSV's header line is not a row), as
+``lit-seqcls export`` (its evaluation) and ``predict --bundle`` count them.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def check_texts(ds: datasets.Dataset, where: str) -> None:
             f"{where}: no {TEXT!r} column (columns: {ds.column_names}). "
             "Name the column that holds the text with `text_field`."
         )
-    for row, text in enumerate(ds[TEXT]):
+    for row, text in enumerate(ds[TEXT], 1):
         if not isinstance(text, str):
             raise DataError(
                 f"{where}, row {row}, field {TEXT!r}: expected a string, got {text!r:.80}. "
@@ -75,7 +77,7 @@ def check_labels(
             f"{where}: no {LABEL!r} column (columns: {ds.column_names}). Name the column "
             "that holds the class with `label_field`, or use the split only for `predict`."
         )
-    for row, label in enumerate(ds[LABEL]):
+    for row, label in enumerate(ds[LABEL], 1):
         if not multi_label:
             check_class_index(label, where, row, LABEL, class_names)
             continue

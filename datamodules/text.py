@@ -283,12 +283,12 @@ class TextDataModule(TextClassificationDataModule):
             inner = getattr(feature, "feature", None)
             if isinstance(inner, datasets.ClassLabel):  # a hub list of ClassLabel
                 return list(inner.names)
-            rows = enumerate(train[self.label_field])
+            rows = enumerate(train[self.label_field], 1)
             values = {n: None for row, v in rows for n in self._label_list(where, row, v)}
             check_class_count(len(values), len(train), where, self.label_field)
             return sorted(values)
         labels = [_plain(v) for v in train[self.label_field]]
-        for row, value in enumerate(labels):
+        for row, value in enumerate(labels, 1):
             if value is not None:  # a missing label is reported, by row, in `_standardize`
                 check_label_value(value, where, row, self.label_field)
         if self.label_names_field is not None:
@@ -311,7 +311,7 @@ class TextDataModule(TextClassificationDataModule):
             )
         names: dict[int, str] = {}
         for row, (label, name) in enumerate(
-            zip(labels, train[self.label_names_field], strict=True)
+            zip(labels, train[self.label_names_field], strict=True), 1
         ):
             if isinstance(label, int) and label >= MAX_CLASSES:  # else a list of `label` names
                 raise DataError(
@@ -339,7 +339,7 @@ class TextDataModule(TextClassificationDataModule):
                 )
         columns = [ds[f] for f in self.text_fields]
         texts = []
-        for row, parts in enumerate(zip(*columns, strict=True)):
+        for row, parts in enumerate(zip(*columns, strict=True), 1):
             for field, value in zip(self.text_fields, parts, strict=True):
                 if not isinstance(value, str):
                     what = "missing (null)" if _is_null(value) else f"not a string: {value!r:.80}"
@@ -356,7 +356,7 @@ class TextDataModule(TextClassificationDataModule):
                 "Name it with `label_field`, or map the split to `predict` if it is unlabelled."
             )
         lookup = {name: i for i, name in enumerate(self.class_names)}
-        values = enumerate(ds[self.label_field])
+        values = enumerate(ds[self.label_field], 1)  # rows counted from 1, as a person does
         if self.multi_label:
             indices = _class_label_list(ds.features[self.label_field])
             labels = [self._label_indices(where, row, v, lookup, indices) for row, v in values]

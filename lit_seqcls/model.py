@@ -376,13 +376,15 @@ class SequenceClassifier(L.LightningModule):
         if logits_metric.update_count == 0 and self.trainer.world_size == 1:
             return  # nothing evaluated (under DDP every rank must reach the gather below)
         logits = logits_metric.compute()  # (N, C): every rank's texts, a collective under DDP
-        labels = labels_metric.compute().long()  # (N,); multi-label (N, C)
+        labels = labels_metric.compute().long()
         logits_metric.reset()
         labels_metric.reset()
         if logits.ndim != 2 or len(logits) == 0 or self.trainer.sanity_checking:
             return
+        # (N,); multi-label (N, C). torchmetrics squeezes a one-element result to 0-d (a single
+        # validation text): the shape comes back from the logits'.
+        labels = labels.view(len(logits), -1) if self.multi_label else labels.view(-1)
         if self.multi_label:
-            labels = labels.view(len(logits), -1)
             if fit:
                 self.temperature.fill_(cal.fit_sigmoid_temperature(logits, labels))
             if stage == "val" and self.trainer.state.fn == "fit":

@@ -56,7 +56,7 @@ def test_null_text(tmp_path):
     with pytest.raises(
         ValueError,
         match=(
-            r"train\.jsonl \(split 'train'\), row 3, field 'text': the "
+            r"train\.jsonl \(split 'train'\), row 4, field 'text': the "
             r"text is missing \(null\)\. Fill"
         ),
     ):
@@ -68,7 +68,7 @@ def test_null_label(tmp_path):
     with pytest.raises(
         ValueError,
         match=(
-            r"train\.jsonl \(split 'train'\), row 5, field 'label': the "
+            r"train\.jsonl \(split 'train'\), row 6, field 'label': the "
             r"label is missing \(null\)"
         ),
     ):
@@ -124,7 +124,7 @@ def test_label_never_seen_in_training(tmp_path):
     with pytest.raises(
         ValueError,
         match=(
-            r"test\.jsonl \(split 'test'\), row 1, field 'label': label "
+            r"test\.jsonl \(split 'test'\), row 2, field 'label': label "
             r"'neutral' was never seen in training \(classes: \['neg', "
             r"'pos'\]\)"
         ),
@@ -135,14 +135,14 @@ def test_label_never_seen_in_training(tmp_path):
 def test_integer_label_never_seen_in_training(tmp_path):
     rows = [{"text": f"t{i}", "label": i % 2} for i in range(8)]
     with pytest.raises(
-        ValueError, match=r"row 1, field 'label': label 7 was never seen in training"
+        ValueError, match=r"row 2, field 'label': label 7 was never seen in training"
     ):
         _load(tmp_path, rows, test=[{"text": "a", "label": 0}, {"text": "b", "label": 7}])
 
 
 def test_negative_label_in_a_labelled_split(tmp_path):
     rows = [{"text": f"t{i}", "label": i % 2} for i in range(8)] + [{"text": "u", "label": -1}]
-    with pytest.raises(ValueError, match=r"row 8, field 'label': label -1 is negative.*`predict`"):
+    with pytest.raises(ValueError, match=r"row 9, field 'label': label -1 is negative.*`predict`"):
         _load(tmp_path, rows, class_names=["neg", "pos"])
 
 

@@ -163,3 +163,14 @@ def test_a_text_column_null_in_every_training_row_is_named_by_line(tmp_path):
                         cache_dir=str(tmp_path / "cache"))  # fmt: skip
     with pytest.raises(DataError, match=r"train\.jsonl, line 1, field 'text': the text is missing"):
         _ = dm.splits
+
+
+def test_a_json_array_file_is_named_by_row_counted_from_one(tmp_path):
+    # A .json array has no lines to point at: its objects are rows, counted from 1 as in every
+    # other message (they were counted from 0 here).
+    files = {"train": _jsonl(tmp_path / "train.jsonl", TRAIN)}
+    test = tmp_path / "test.json"
+    test.write_text(json.dumps([{"text": "x", "label": "a"}, {"text": 5, "label": "b"}]), "utf-8")
+    files["test"] = str(test)
+    with pytest.raises(DataError, match=r"test\.json, row 2, field 'text': a number \(5\)"):
+        _splits(tmp_path, files)

@@ -59,7 +59,7 @@ def test_imdb_unsupervised_as_a_labelled_split_is_refused():
     dm = IMDBDataModule(path=IMDB)
     dm.split = {"train": "unsupervised"}
     with pytest.raises(
-        ValueError, match=r"split 'train'.*row 0, field 'label': label -1 is negative"
+        ValueError, match=r"split 'train'.*row 1, field 'label': label -1 is negative"
     ):
         _ = dm.splits
 

@@ -90,7 +90,7 @@ class _Rows(TextClassificationDataModule):
     [
         (
             [{"text": "ok", "label": 0}, {"text": "bad", "label": 2}],
-            r"split 'train', row 1, field 'label': label 2 was never seen in training",
+            r"split 'train', row 2, field 'label': label 2 was never seen in training",
         ),
         ([{"txt": "ok", "label": 0}], r"no 'text' column"),
         ([{"text": "ok"}], r"no 'label' column"),

@@ -213,6 +213,15 @@ def test_fit_calibrates_on_validation_and_the_checkpoint_keeps_it(
     assert torch.allclose(again._common_step(batch, "test")["logits"], raw / again.temperature)
 
 
+def test_a_validation_split_of_one_text_is_calibrated(tmp_path, small_synthetic_kwargs):
+    # torchmetrics gives one gathered label back as a 0-d tensor: the report crashed with
+    # "len() of a 0-d tensor" (a user's file of a few rows, validation carved from it).
+    kwargs = {**small_synthetic_kwargs, "train_size": 20, "val_fraction": 0.05}
+    _, model, data = _tiny_fit(tmp_path, kwargs, epochs=1)
+    assert len(data.splits["validation"]) == 1
+    assert model.calibration["val"]["count"] == 1
+
+
 def test_calibrate_false_keeps_temperature_one(tmp_path, small_synthetic_kwargs):
     _, model, _ = _tiny_fit(tmp_path, small_synthetic_kwargs, calibrate=False, epochs=1)
     assert float(model.temperature) == 1.0

@@ -98,12 +98,12 @@ def test_label_delimiter_splits_strings(tmp_path):
         (
             [{"text": "a", "label": ["x"]}, {"text": "b", "label": ["y", ""]}],
             None,
-            r"row 1, field 'label': the label list holds ''",
+            r"row 2, field 'label': the label list holds ''",
         ),
         (
             [{"text": "a", "label": ["x"]}, {"text": "b", "label": None}],
             None,
-            r"row 1, field 'label': the label is missing",
+            r"row 2, field 'label': the label is missing",
         ),
         (
             [{"text": "a", "label": []}, {"text": "b", "label": []}],
@@ -113,7 +113,7 @@ def test_label_delimiter_splits_strings(tmp_path):
         (
             [{"text": f"t{i}", "label": [["x", "y"][i % 2]]} for i in range(10)],
             [{"text": "a", "label": ["x"]}, {"text": "b", "label": ["x", "zzz"]}],
-            r"test\.jsonl \(split 'test'\), row 1, field 'label': label 'zzz' was never seen",
+            r"test\.jsonl \(split 'test'\), row 2, field 'label': label 'zzz' was never seen",
         ),
     ],
     ids=["mixed-list-scalar", "empty-name", "null", "all-empty", "unknown-at-test"],

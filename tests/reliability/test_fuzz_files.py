@@ -213,7 +213,8 @@ def _judge_error(message: str, path: Path, expected: Expected, fmt: str) -> str:
         return f"bug: only the library's own error: {message}"
     row = re.search(r"\brow (\d+)\b", message) if fmt != "txt" else None
     line = re.search(r"\bline (\d+)\b", message) if fmt in ("jsonl", "txt") else None
-    pointed = int(row.group(1)) if row else int(line.group(1)) - 1 if line else None
+    # Rows and lines are counted from 1; bad_rows from 0.
+    pointed = int(row.group(1)) - 1 if row else int(line.group(1)) - 1 if line else None
     if pointed is not None and pointed not in expected.bad_rows:
         return f"bug: points at row {pointed}, bad rows are {sorted(expected.bad_rows)}: {message}"
     return "DataError"
@@ -359,7 +360,7 @@ REFUSED = {  # name: (file, content, message); the old behaviour in the comment
                                r"has an empty label list"),
     "object label": ("t.parquet", _parquet(text=pa.array(["a", "b"]),
                                            label=pa.array([{"x": 1}, {"x": 2}])),
-                     r"t\.parquet \(split 'train'\), row 0, field 'label': .*got an object"),
+                     r"t\.parquet \(split 'train'\), row 1, field 'label': .*got an object"),
     # "could not read [...]: ArrowInvalid: The surrogate pair in string is invalid. in row 6"
     "lone surrogate": ("t.jsonl", _jsonl(GOOD, r'{"text": "cut \ud83d", "label": "a"}'),
                        r"t\.jsonl, line 7, field 'text': .*lone UTF-16 surrogate"),

@@ -80,7 +80,7 @@ def test_a_class_index_that_would_make_a_huge_class_list_is_refused(tmp_path):
     rows = [{"text": "a", "label": 0, "name": "neg"}, {"text": "b", "label": 10**9, "name": "pos"}]
     train = _jsonl(tmp_path / "train.jsonl", rows)
     dm = TextDataModule(data_files={"train": train}, label_names_field="name")
-    with pytest.raises(DataError, match=r"row 1, field 'label': class index 1,000,000,000 is"):
+    with pytest.raises(DataError, match=r"row 2, field 'label': class index 1,000,000,000 is"):
         _ = dm.num_classes
 
 
@@ -90,7 +90,7 @@ def test_a_class_index_beyond_int64_is_a_data_error_not_an_overflow(tmp_path):
     labels = pa.array([0, 1, 2**63 + 5], pa.uint64())
     pq.write_table(pa.table({"text": ["a", "b", "c"], "label": labels}), path)
     dm = TextDataModule(data_files={"train": str(path)}, class_names=["neg", "pos"])
-    with pytest.raises(DataError, match=r"row 2, field 'label': label 9223372036854775813 was"):
+    with pytest.raises(DataError, match=r"row 3, field 'label': label 9223372036854775813 was"):
         _ = dm.splits
 
 
