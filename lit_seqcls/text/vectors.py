@@ -23,6 +23,16 @@ import torch
 from torch import Tensor
 
 from lit_seqcls.batch import PAD_ID
+from lit_seqcls.errors import UserError
+
+
+class VectorsFileError(ValueError, UserError):
+    """A word vectors file that cannot be used: malformed, or empty; the message says where."""
+
+
+class MissingVectorsFile(FileNotFoundError, UserError):
+    """The ``vectors`` file does not exist; the message says how to make one."""
+
 
 SPREAD = 0.1  # std of the random rows: that of a fresh embedding (network._init_weights)
 
@@ -59,7 +69,7 @@ def load_vectors(
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingVectorsFile(
             f"word vectors file {path} does not exist (a relative path is read from the folder "
             "you run in); give a GloVe/word2vec text file (e.g. glove.6B.100d.txt), train one "
             "on your own texts with `lit-seqcls vectors --config <data config> --output "
@@ -79,7 +89,7 @@ def load_vectors(
             if dim is None:
                 dim = len(parts) - 1
             elif len(parts) - 1 != dim:
-                raise ValueError(
+                raise VectorsFileError(
                     f"{path}, line {number}: {len(parts) - 1} values, but the first vector "
                     f"had {dim}. Is it a GloVe/word2vec *text* file (binary is not supported)?"
                 )
@@ -89,9 +99,9 @@ def load_vectors(
                 try:
                     rows[index] = [float(v) for v in parts[1:]]
                 except ValueError as err:
-                    raise ValueError(f"{path}, line {number}: not a number ({err})") from err
+                    raise VectorsFileError(f"{path}, line {number}: not a number ({err})") from err
     if dim is None:
-        raise ValueError(f"{path} holds no vectors; is it empty?")
+        raise VectorsFileError(f"{path} holds no vectors; is it empty?")
     generator = torch.Generator().manual_seed(seed)
     weights = torch.randn(size, dim, generator=generator) * 0.1  # (V, E)
     if rows:

@@ -3,9 +3,11 @@ import gzip
 import pytest
 import torch
 
+from lit_seqcls.shipped_configs import shipped_config
 from lit_seqcls.text.vectors import load_vectors
 from lit_seqcls.validation import ConfigValueError
 
+SYNTHETIC = shipped_config("data/synthetic.yaml")
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "the": 2, "cat": 3, "zebra": 4}
 
 
@@ -48,6 +50,14 @@ def test_bad_vector_files_are_named(tmp_path):
         load_vectors(path, VOCAB)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_vectors(tmp_path / "none.txt", VOCAB)
+
+
+def test_a_missing_vectors_file_is_one_line_that_says_how_to_make_it(tmp_path, cli_error):
+    # It was a bare FileNotFoundError: fit (and each of compare's runs) printed a traceback.
+    args = ["fit", "--config", str(SYNTHETIC), "--data.init_args.vectors", "none.txt"]
+    message = cli_error([*args, "--trainer.fast_dev_run=1"])
+    assert "word vectors file none.txt does not exist" in message
+    assert "lit-seqcls vectors --config <data config> --output none.txt" in message
 
 
 def test_model_starts_from_the_datamodule_vectors(tmp_path):
