@@ -30,6 +30,7 @@ from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.plugins import PLUGIN_GROUP, load_datamodule_plugins  # noqa: F401 (re-exported)
 from lit_seqcls.runtime import (
     AUTO,
+    LAST,
     AtomicCheckpointIO,
     BatchTelemetry,
     BestCheckpoint,
@@ -59,7 +60,7 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 LINKED_FROM_DATA = ("vocab_size", "num_classes", "class_names", "class_counts")
 # Linked under another name: the DataModule's `label_task` is the model's `task`.
 LINKED_RENAMED = {"label_task": "task"}
-CKPT_PATH_WORDS = (AUTO, "last", "best", "hpc", "registry")  # resolved later, not file names
+CKPT_PATH_WORDS = (AUTO, LAST, "best", "hpc", "registry")  # resolved later, not file names
 # `main` hands these to their own parsers before LightningCLI parses, so its --help lists them.
 OTHER_COMMANDS = """other commands (each takes --help):
   compare               train and test several encoders and seeds on the same
@@ -151,6 +152,9 @@ class SeqClsCLI(LightningCLI):
         found = find_secrets(config.as_dict())
         if found:
             raise SecretInConfigError(secrets_message(found, "this configuration"))
+        if config.get("ckpt_path") == LAST:  # here, so that Lightning reads its hyper-parameters
+            root = _default_root_dir(config.get("trainer.default_root_dir"))
+            config["ckpt_path"] = resolve_ckpt_path(LAST, root)
         _check_ckpt_file(config.get("ckpt_path"))
 
     def before_instantiate_classes(self) -> None:

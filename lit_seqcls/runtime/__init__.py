@@ -17,6 +17,7 @@ from lit_seqcls.runtime.outputs import OutputFileError, check_output_dir, spread
 from lit_seqcls.runtime.prediction import PredictionWriter
 from lit_seqcls.runtime.resume import (
     AUTO,
+    LAST,
     BestCheckpoint,
     LastCheckpoint,
     RNGStateCheckpoint,
@@ -46,6 +47,7 @@ from lit_seqcls.runtime.wandb_logger import (
 __all__ = [
     "AUTO",
     "DEFAULT_DDP_TIMEOUT",
+    "LAST",
     "AtomicCheckpointIO",
     "BatchTelemetry",
     "BestCheckpoint",

@@ -31,12 +31,13 @@ import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lit_seqcls.checkpoints import checkpoint_problem
+from lit_seqcls.checkpoints import CheckpointError, checkpoint_problem
 from lit_seqcls.runtime.atomic import remove_stale_temporaries
 from lit_seqcls.runtime.distributed import gather_objects
 
 RNG_KEY = "rng_states"  # top-level checkpoint key: one state dict per rank, indexed by rank
 AUTO = "auto"
+LAST = "last"
 
 
 class RNGStateCheckpoint(Callback):
@@ -254,8 +255,8 @@ def _gather(trainer: L.Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def newest_checkpoint(root: str | Path) -> Path | None:
-    """The most recently written ``*.ckpt`` under ``root`` that loads, or None.
+def newest_checkpoint(root: str | Path, pattern: str = "*.ckpt", option: str = AUTO) -> Path | None:
+    """The most recently written ``pattern`` file under ``root`` that loads, or None.
 
     W&B's own copies are ignored; a truncated, corrupted or unsafe file (see
     ``lit_seqcls.checkpoints.checkpoint_problem``) is skipped with a warning naming it, so a
@@ -280,13 +281,13 @@ def newest_checkpoint(root: str | Path) -> Path | None:
         >>> "skipping" in str(caught[0].message) and "truncated" in str(caught[0].message)
         True
     """
-    candidates = [p for p in Path(root).rglob("*.ckpt") if "wandb" not in p.parts and p.is_file()]
+    candidates = [p for p in Path(root).rglob(pattern) if "wandb" not in p.parts and p.is_file()]
     candidates.sort(key=lambda p: (p.stat().st_mtime_ns, str(p)), reverse=True)
     for path in candidates:
         problem = checkpoint_problem(path)
         if problem is None:
             return path
-        rank_zero_warn(f"--ckpt_path auto: skipping {path}: {problem}")
+        rank_zero_warn(f"--ckpt_path {option}: skipping {path}: {problem}")
     return None
 
 
@@ -314,13 +315,26 @@ def clean_run_root(trainer: L.Trainer) -> list[Path]:
 
 
 def resolve_ckpt_path(ckpt_path: str | Path | None, root_dir: str | Path) -> str | Path | None:
-    """``"auto"`` → the newest loadable checkpoint under ``root_dir`` (or None).
+    """``"auto"`` → the newest loadable checkpoint under ``root_dir`` (or None); ``"last"`` →
+    the newest loadable ``last.ckpt`` there (a ``CheckpointError`` when there is none).
 
     ``root_dir`` is the trainer's ``default_root_dir``; the CLI resolves ``auto`` before it builds
-    the trainer, so that the W&B logger is built with the run id of the checkpoint. Any other
-    value is returned unchanged for Lightning to interpret (``last``, ``best``, a path). Every
-    rank resolves it for itself; on the shared file system of a job they agree.
+    the trainer, so that the W&B logger is built with the run id of the checkpoint. Lightning
+    looks for ``last`` only in this run's own, new ``version_N`` folder, where there is none: it
+    warned and trained from scratch (``fit``) or evaluated the untrained model (``test``). Any
+    other value is returned unchanged for Lightning to interpret (``best``, ``hpc``, a path).
+    Every rank resolves it for itself; on the shared file system of a job they agree.
     """
+    if ckpt_path == LAST:
+        found = newest_checkpoint(root_dir, pattern="last*.ckpt", option=LAST)
+        if found is None:
+            raise CheckpointError(
+                f"--ckpt_path last: no last.ckpt under {root_dir}. Name a checkpoint file, set "
+                "--trainer.default_root_dir to the folder of the run to continue, or give "
+                "`--ckpt_path auto` (fit: resume when there is a checkpoint, else start fresh)."
+            )
+        rank_zero_info(f"--ckpt_path last: {found}")
+        return str(found)
     if ckpt_path != AUTO:
         return ckpt_path
     found = newest_checkpoint(root_dir)

@@ -120,6 +120,29 @@ def test_last_ckpt_is_the_newest_epoch_also_when_val_acc_did_not_improve(
     assert resolve_ckpt_path("auto", tmp_path / "logs") == str(checkpoints / last)
 
 
+def test_ckpt_path_last_continues_the_previous_run(tmp_path, monkeypatch, tiny_fit_args, cli_runs):
+    # Lightning looks for `last` in the new run's own version_N folder, finds none, warns and
+    # trains from scratch (fit), or tests the untrained model (test).
+    monkeypatch.chdir(tmp_path)
+    cli_main(["fit", *tiny_fit_args, "--trainer.max_epochs=1"])
+    cli_main(["fit", *tiny_fit_args, "--trainer.max_epochs=2", "--ckpt_path=last"])
+    first, second = cli_runs
+    assert second.trainer.global_step == 2 * first.trainer.global_step  # one more epoch, resumed
+    cli_main(["test", *tiny_fit_args, "--ckpt_path=last"])
+    weights = load_checkpoint(tmp_path / "logs/lightning_logs/version_1/checkpoints/last.ckpt")
+    tested = cli_runs[-1].model.state_dict()
+    assert all(torch.equal(tested[k], v) for k, v in weights["state_dict"].items())
+
+
+def test_ckpt_path_last_with_no_run_to_continue_is_an_error(
+    tmp_path, monkeypatch, cli_error, tiny_fit_args
+):
+    monkeypatch.chdir(tmp_path)
+    message = cli_error(["fit", *tiny_fit_args, "--ckpt_path=last"])
+    assert "--ckpt_path last: no last.ckpt under" in message and "--ckpt_path auto" in message
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 def test_no_last_ckpt_with_save_last_false(tmp_path, monkeypatch, tiny_fit_args):
     monkeypatch.chdir(tmp_path)
     cli_main(["fit", *tiny_fit_args, "--checkpoint.save_last=false", "--trainer.max_epochs=2"])
