@@ -24,7 +24,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lit_seqcls.checkpoints import TEXT_PIPELINE_KEY, CheckpointError, load_checkpoint
 from lit_seqcls.console import quiet_console
-from lit_seqcls.errors import DEBUG_ENV, UserError
+from lit_seqcls.errors import DEBUG_ENV, UserError, user_error_in
 from lit_seqcls.metrics import VAL_ACC
 from lit_seqcls.model import SequenceClassifier
 from lit_seqcls.plugins import PLUGIN_GROUP, load_datamodule_plugins  # noqa: F401 (re-exported)
@@ -248,7 +248,7 @@ def main(args: list[str] | None = None) -> None:
         else:
             _run_cli(args if resolved == argv else resolved)
     except Exception as err:
-        user_error = _user_error(err)
+        user_error = user_error_in(err)
         if user_error is None or os.environ.get(DEBUG_ENV):
             raise
         # The message says what happened and what to do; a traceback would bury it.
@@ -284,18 +284,6 @@ def _run_cli(args: list[str] | None) -> None:
     load_datamodule_plugins()
     with quiet_console():  # progress bars and what a user can act on; not Lightning's tips
         SeqClsCLI(SequenceClassifier, L.LightningDataModule, **cli_kwargs(), args=args)
-
-
-def _user_error(err: BaseException) -> UserError | None:
-    """``err`` or the error it wraps, if it is a ``UserError`` (jsonargparse and Lightning wrap
-    errors raised in constructors and hooks)."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, UserError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def _check_ckpt_file(ckpt: str | Path | None) -> int | None:

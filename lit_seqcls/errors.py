@@ -30,3 +30,27 @@ def first_line(err: BaseException) -> str:
     """
     lines = str(err).strip().splitlines()
     return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def user_error_in(err: BaseException | None) -> UserError | None:
+    """``err`` or the error it wraps, if it is a ``UserError`` (jsonargparse and Lightning wrap
+    errors raised in constructors and hooks).
+
+    Example:
+        >>> class BadSetting(ValueError, UserError): ...
+        >>> try:
+        ...     try:
+        ...         raise BadSetting("max_length must be a positive integer, got 0")
+        ...     except BadSetting as inner:
+        ...         raise ValueError("Does not validate against any of the subtypes") from inner
+        ... except ValueError as outer:
+        ...     str(user_error_in(outer))
+        'max_length must be a positive integer, got 0'
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

@@ -21,11 +21,11 @@ the tokenizer the model will see. Which texts (``corpus_texts``):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from lit_seqcls.plugins import build_datamodule
 from lit_seqcls.runtime.atomic import atomic_write
 from lit_seqcls.runtime.outputs import check_output_file
 from lit_seqcls.text.vectors import load_vectors
@@ -107,26 +107,11 @@ def corpus_texts(dm: Any, unlabelled: bool = True) -> tuple[list[str], list[str]
 def datamodule(configs: list[str], data_args: list[str]) -> Any:
     """The DataModule of the ``data:`` sections of ``configs`` and the ``--data.*`` arguments,
     parsed and checked as ``fit`` does (a ``class_path`` must name a DataModule class)."""
-    import lightning as L
-    from jsonargparse import ArgumentParser
-
-    from lit_seqcls.plugins import load_datamodule_plugins
-
-    load_datamodule_plugins()  # short class names resolve as in `fit`
-    args = []
-    for config in configs:
-        data = (read_config_file(config) or {}).get("data")
-        if data is not None:
-            args += ["--data", json.dumps(data)]
     unknown = [a for a in data_args if a.startswith("--") and not a.startswith("--data")]
     if unknown:
         raise SystemExit(f"lit-seqcls vectors: unknown arguments {unknown} (see --help)")
-    parser = ArgumentParser(exit_on_error=False, prog="lit-seqcls vectors")
-    parser.add_subclass_arguments(L.LightningDataModule, "data", required=True)
-    parsed = parser.parse_args(args + data_args)
-    check_untrusted(parsed.as_dict(), "the data configuration (config files and --data)")
-    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    return instantiate(parsed).data
+    sections = [(read_config_file(config) or {}).get("data") for config in configs]
+    return build_datamodule(sections, data_args)
 
 
 def _parser() -> argparse.ArgumentParser:

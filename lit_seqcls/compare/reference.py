@@ -38,8 +38,9 @@ import numpy as np
 from lit_seqcls.compare.predictions import PREDICTIONS_FILE, class_name, write_predictions
 from lit_seqcls.compare.results import RunResult
 from lit_seqcls.compare.stats import macro_f1
+from lit_seqcls.plugins import build_datamodule
 from lit_seqcls.runtime.atomic import atomic_write
-from lit_seqcls.trust import check_untrusted, read_config_file
+from lit_seqcls.trust import read_config_file
 
 NAME = "tfidf-svm"
 CHOICES = (NAME, "none")
@@ -100,9 +101,8 @@ def reference_row(choice: str, results: Sequence[RunResult], output_dir: Path) -
 def run_reference(data: dict[str, Any], run_dir: Path) -> RunResult:
     """Fit and score the reference on the DataModule described by ``data`` (a config's
     ``data:`` section); write its ``test_predictions.jsonl`` into ``run_dir``."""
-    check_untrusted({"data": data}, "the data config of the reference row")
     started = time.perf_counter()
-    dm = datamodule(data)
+    dm = build_datamodule([data])
     labels, preds, seconds, params = fit_predict(dm)
     names = list(dm.class_names)
     path = write_predictions(
@@ -193,21 +193,6 @@ def _multi_hot(rows: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, list(row)] = 1
     return out
-
-
-def datamodule(data: dict[str, Any]) -> Any:
-    """The DataModule of a config's ``data:`` section (``class_path`` and ``init_args``)."""
-    import lightning as L
-    from jsonargparse import ArgumentParser
-
-    from lit_seqcls.plugins import load_datamodule_plugins
-
-    load_datamodule_plugins()  # short class names resolve as in `fit`
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(L.LightningDataModule, "data")
-    parsed = parser.parse_object({"data": data})
-    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    return instantiate(parsed).data
 
 
 def _data_config(results: Sequence[RunResult]) -> Path | None:

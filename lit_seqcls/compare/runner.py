@@ -76,7 +76,8 @@ from lit_seqcls.compare.runs import (
 )
 from lit_seqcls.compare.tuning import TUNING_DIR, tune_all
 from lit_seqcls.encoders import ENCODERS
-from lit_seqcls.errors import UserError
+from lit_seqcls.errors import UserError, user_error_in
+from lit_seqcls.plugins import build_datamodule, data_arguments
 from lit_seqcls.runtime.outputs import check_output_dir
 from lit_seqcls.shipped_configs import PREFIX, shipped_config, shipped_names, shipped_root
 from lit_seqcls.trust import check_untrusted, read_config_file
@@ -106,12 +107,14 @@ def main(argv: list[str]) -> None:
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     with _one_comparison_at_a_time(output_dir):
-        specs = _plan(options, passthrough, output_dir)
-        specs += _tuned_runs(options, specs, output_dir)  # --tune N
+        specs = planned = _plan(options, passthrough, output_dir)
+        specs = specs + _tuned_runs(options, specs, output_dir)  # --tune N
         if options.fresh:
             _remove_runs(specs)
         report = _Report(specs, output_dir, options.name, _command_line(argv))
         todo = _assess(specs, report, retry_failed=not options.collect)
+        if not options.collect:
+            _check_inputs([spec for spec in todo if spec in planned])
         if options.collect:
             _collect(todo, report, output_dir / SUBMITIT_DIR)
         elif options.launcher == "local":
@@ -288,6 +291,43 @@ def _assess(specs: list[RunSpec], report: _Report, retry_failed: bool) -> list[R
             "or write to a new --output_dir."
         )
     return todo
+
+
+def _check_inputs(specs: list[RunSpec]) -> None:
+    """Before any run starts: each encoder's DataModule builds from its runs' configs and
+    ``--data`` arguments, and every file it would read exists. A missing word-vectors file, a
+    misspelt data file or a refused data setting stops the comparison here, once, instead of
+    failing each of those runs when its turn comes (hours later, or on a cluster node)."""
+    from jsonargparse import ArgumentError
+
+    checked = set()
+    for spec in specs:
+        data_args = tuple(data_arguments(spec.overrides))
+        if (spec.configs, data_args) in checked:
+            continue
+        checked.add((spec.configs, data_args))
+        try:
+            sections = [(read_config_file(c) or {}).get("data") for c in spec.configs]
+            dm = build_datamodule(sections, data_args)
+        except (ArgumentError, ValueError, UserError) as err:  # jsonargparse wraps in ValueError
+            raise CompareError(
+                f"The data settings of the {spec.encoder} runs are refused: "
+                f"{user_error_in(err) or err}\nNothing was started."
+            ) from err
+        missing = [str(p) for p in getattr(dm, "input_files", list)() if not p.exists()]
+        if missing:
+            vectors = getattr(dm, "vectors", None)
+            hint = (
+                f" It is a word vectors file: make it with `lit-seqcls vectors --config <data "
+                f"config> --output {vectors}` (docs/which_encoder.md)."
+                if vectors and str(Path(vectors).expanduser()) in missing
+                else ""
+            )
+            raise CompareError(
+                f"The {spec.encoder} runs read {', '.join(missing)}, which does not exist "
+                f"(a relative path is read from {Path.cwd()}).{hint} Nothing was started: "
+                f"create it, correct the path, or leave {spec.encoder} out (--encoders)."
+            )
 
 
 def _status(record: dict[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ from lit_seqcls.compare import reference
 from lit_seqcls.compare.predictions import read_predictions
 from lit_seqcls.compare.reference import SKIPPED, reference_row
 from lit_seqcls.compare.results import RunResult
+from lit_seqcls.plugins import build_datamodule
 
 pytest.importorskip("sklearn")
 
@@ -33,7 +34,7 @@ def _finished_run(tmp_path, data) -> RunResult:
 def test_reference_trains_on_the_runs_training_split_and_writes_paired_predictions(tmp_path, data):
     row = reference.run_reference(data, tmp_path / "ref")
     index, labels, preds = read_predictions(tmp_path / "ref" / "test_predictions.jsonl")
-    dm = reference.datamodule(data)
+    dm = build_datamodule([data])
     test = dm.splits["test"]
     assert index.tolist() == list(range(len(test)))  # every test row once, in input order
     assert labels == [dm.class_names[y] for y in test["label"]]

@@ -89,6 +89,24 @@ def test_another_command_is_refused_naming_fresh_which_starts_over(compare, fits
     assert len(fits()) == 2
 
 
+def test_a_missing_input_file_stops_the_comparison_before_any_run(compare, fits, tmp_path):
+    # IMDB's attention config reads a vectors file made beforehand: without it each attention
+    # run failed when its turn came, hours into the comparison, with the others left to finish.
+    out = tmp_path / "cmp"
+    vectors = ["--data.init_args.vectors", "missing-vectors.txt", "--model.embedding_dim=8"]
+    with pytest.raises(runner.CompareError) as refused:
+        compare(out, "--encoders", "cnn", "gru", *vectors)
+    message = str(refused.value)
+    assert "The cnn runs read missing-vectors.txt, which does not exist" in message
+    assert "lit-seqcls vectors --config <data config> --output missing-vectors.txt" in message
+    assert "Nothing was started" in message and fits() == []
+    with pytest.raises(runner.CompareError, match=r"(?s)data settings of the cnn runs.*max_lenght"):
+        compare(out, "--encoders", "cnn", "--data.init_args.max_lenght=8")
+    with pytest.raises(runner.CompareError, match=r"cnn runs are refused: max_length must be"):
+        compare(out, "--encoders", "cnn", "--data.init_args.max_length=0")
+    assert fits() == []
+
+
 def test_a_failed_run_is_reported_and_tried_again_by_a_rerun(compare, fits, tmp_path, monkeypatch):
     out = tmp_path / "cmp"
     monkeypatch.setenv("FAKE_FAIL", "CNNEncoder")
