@@ -306,8 +306,13 @@ def _check_inputs(specs: list[RunSpec]) -> None:
         if (spec.configs, data_args) in checked:
             continue
         checked.add((spec.configs, data_args))
+        sections = [(read_config_file(c) or {}).get("data") for c in spec.configs]
+        if not any(sections) and not data_args:
+            raise CompareError(
+                "No data to compare on: give a data config (--config configs/data/imdb.yaml, or "
+                "configs/data/synthetic.yaml to try it offline) or --data arguments, as for fit."
+            )
         try:
-            sections = [(read_config_file(c) or {}).get("data") for c in spec.configs]
             dm = build_datamodule(sections, data_args)
         except (ArgumentError, ValueError, UserError) as err:  # jsonargparse wraps in ValueError
             raise CompareError(

@@ -24,6 +24,9 @@ from lit_seqcls.compare import RunResult, execution
 from lit_seqcls.compare import runner as compare_module
 from lit_seqcls.runtime.outputs import OutputFileError, check_output_file, spreadsheet_safe
 from lit_seqcls.runtime.prediction import PredictionWriter
+from lit_seqcls.shipped_configs import shipped_config
+
+SYNTHETIC = str(shipped_config("data/synthetic.yaml"))  # compare checks the data before any run
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 CUSTOMERS = 'id,text\n1,a good film\n2,bad bad film\n3,=HYPERLINK("http://x")\n'
@@ -180,7 +183,7 @@ def test_compare_refuses_a_foreign_folder_before_running_anything(tmp_path, fake
     thesis = tmp_path / "thesis"
     thesis.mkdir()
     (thesis / "comparison.md").write_text("# my chapter\n")  # a name compare writes too
-    args = ["--encoders", "gru", "--output_dir", str(thesis)]
+    args = ["--config", SYNTHETIC, "--encoders", "gru", "--output_dir", str(thesis)]
     message = _refusal(compare_module.main, args)
     assert f"--output_dir {thesis} is a folder that already holds other files" in message
     assert "--overwrite" in message
@@ -193,7 +196,17 @@ def test_compare_refuses_a_foreign_folder_before_running_anything(tmp_path, fake
 def test_compare_reruns_into_its_own_folder(tmp_path, fake_runs):
     # The default folder comparisons/<name>, written by a first run, is not a foreign folder.
     # (A folder cut short in its first run: tests/lit_seqcls/compare/test_runner.py.)
-    args = ["--encoders", "gru", "cnn", "--name", "mine", "--reference", "none"]
+    args = [
+        "--config",
+        SYNTHETIC,
+        "--encoders",
+        "gru",
+        "cnn",
+        "--name",
+        "mine",
+        "--reference",
+        "none",
+    ]
     folder = tmp_path / "comparisons" / "mine"
     compare_module.main(args)
     compare_module.main(args)

@@ -104,6 +104,8 @@ def test_a_missing_input_file_stops_the_comparison_before_any_run(compare, fits,
         compare(out, "--encoders", "cnn", "--data.init_args.max_lenght=8")
     with pytest.raises(runner.CompareError, match=r"cnn runs are refused: max_length must be"):
         compare(out, "--encoders", "cnn", "--data.init_args.max_length=0")
+    with pytest.raises(runner.CompareError, match=r"No data to compare on: give a data config"):
+        runner.main(["--output_dir", str(out), "--encoders", "cnn"])
     assert fits() == []
 
 
