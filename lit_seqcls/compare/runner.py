@@ -107,14 +107,14 @@ def main(argv: list[str]) -> None:
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     with _one_comparison_at_a_time(output_dir):
-        specs = planned = _plan(options, passthrough, output_dir)
-        specs = specs + _tuned_runs(options, specs, output_dir)  # --tune N
+        specs = _plan(options, passthrough, output_dir)
+        if not options.collect:  # before any run, tuning's trials included
+            _check_inputs(specs if options.fresh else _unfinished(specs))
+        specs += _tuned_runs(options, specs, output_dir)  # --tune N
         if options.fresh:
             _remove_runs(specs)
         report = _Report(specs, output_dir, options.name, _command_line(argv))
         todo = _assess(specs, report, retry_failed=not options.collect)
-        if not options.collect:
-            _check_inputs([spec for spec in todo if spec in planned])
         if options.collect:
             _collect(todo, report, output_dir / SUBMITIT_DIR)
         elif options.launcher == "local":
@@ -333,6 +333,11 @@ def _check_inputs(specs: list[RunSpec]) -> None:
                 f"(a relative path is read from {Path.cwd()}).{hint} Nothing was started: "
                 f"create it, correct the path, or leave {spec.encoder} out (--encoders)."
             )
+
+
+def _unfinished(specs: list[RunSpec]) -> list[RunSpec]:
+    """The runs of ``specs`` without a finished record (a rerun reuses the others)."""
+    return [s for s in specs if _status(read_json(Path(s.run_dir) / RECORD_FILE) or {}) != "ok"]
 
 
 def _status(record: dict[str, Any]) -> str | None:

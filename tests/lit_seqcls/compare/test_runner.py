@@ -106,7 +106,16 @@ def test_a_missing_input_file_stops_the_comparison_before_any_run(compare, fits,
         compare(out, "--encoders", "cnn", "--data.init_args.max_length=0")
     with pytest.raises(runner.CompareError, match=r"No data to compare on: give a data config"):
         runner.main(["--output_dir", str(out), "--encoders", "cnn"])
+    with pytest.raises(runner.CompareError, match=r"cnn runs read missing-vectors\.txt"):
+        compare(out, "--encoders", "cnn", "--tune", "2", *vectors)  # before the first trial
     assert fits() == []
+    # Runs that finished are not checked again: their files may be gone by a later rerun.
+    (tmp_path / "v.txt").write_text("the " + " ".join(["0.5"] * 8) + "\n")
+    vectors[1] = str(tmp_path / "v.txt")
+    compare(out, "--encoders", "cnn", *vectors)
+    (tmp_path / "v.txt").unlink()
+    compare(out, "--encoders", "cnn", *vectors)
+    assert len(fits()) == 1
 
 
 def test_a_failed_run_is_reported_and_tried_again_by_a_rerun(compare, fits, tmp_path, monkeypatch):
