@@ -80,6 +80,7 @@ from lit_seqcls.errors import UserError, user_error_in
 from lit_seqcls.plugins import build_datamodule, data_arguments
 from lit_seqcls.runtime.outputs import check_output_dir
 from lit_seqcls.shipped_configs import PREFIX, shipped_config, shipped_names, shipped_root
+from lit_seqcls.text.vectors import how_to_make
 from lit_seqcls.trust import check_untrusted, read_config_file
 
 ENCODER_ARG = "--model.encoder.init_args."
@@ -323,8 +324,7 @@ def _check_inputs(specs: list[RunSpec]) -> None:
         if missing:
             vectors = getattr(dm, "vectors", None)
             hint = (
-                f" It is a word vectors file: make it with `lit-seqcls vectors --config <data "
-                f"config> --output {vectors}` (docs/which_encoder.md)."
+                f" It is a word vectors file: {how_to_make(vectors)}."
                 if vectors and str(Path(vectors).expanduser()) in missing
                 else ""
             )

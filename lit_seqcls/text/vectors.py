@@ -37,6 +37,19 @@ class MissingVectorsFile(FileNotFoundError, UserError):
 SPREAD = 0.1  # std of the random rows: that of a fresh embedding (network._init_weights)
 
 
+def how_to_make(path: str | Path) -> str:
+    """How a missing vectors file is made: the ``lit-seqcls vectors`` command that writes it.
+
+    Example:
+        >>> how_to_make("vecs/imdb.txt").split("`")[1]  # the folder kept: written where it is read
+        'lit-seqcls vectors --config <data config> --output vecs/imdb.txt'
+    """
+    return (
+        "train it on your own texts with `lit-seqcls vectors --config <data config> --output "
+        f"{path}` (docs/which_encoder.md)"
+    )
+
+
 class PretrainedVectors(NamedTuple):
     weights: Tensor  # (V, E), row i is the vector of token id i
     coverage: float  # share of the vocabulary (special tokens excluded) found in the file
@@ -71,9 +84,8 @@ def load_vectors(
     if not path.is_file():
         raise MissingVectorsFile(
             f"word vectors file {path} does not exist (a relative path is read from the folder "
-            "you run in); give a GloVe/word2vec text file (e.g. glove.6B.100d.txt), train one "
-            "on your own texts with `lit-seqcls vectors --config <data config> --output "
-            f"{path.name}` (docs/which_encoder.md), or leave `vectors` unset."
+            "you run in); give a GloVe/word2vec text file (e.g. glove.6B.100d.txt), "
+            f"{how_to_make(path)}, or leave `vectors` unset."
         )
     size = max(vocab.values()) + 1
     rows: dict[int, list[float]] = {}
