@@ -37,6 +37,7 @@ import numpy as np
 
 from lit_seqcls.compare.predictions import PREDICTIONS_FILE, class_name, write_predictions
 from lit_seqcls.compare.results import RunResult
+from lit_seqcls.compare.runs import relocated
 from lit_seqcls.compare.stats import macro_f1
 from lit_seqcls.plugins import build_datamodule
 from lit_seqcls.runtime.atomic import atomic_write
@@ -208,7 +209,7 @@ def _data_config(results: Sequence[RunResult]) -> Path | None:
 def _read_record(run_dir: Path, digest: str) -> RunResult | None:
     try:
         raw = json.loads((run_dir / RECORD_FILE).read_text(encoding="utf-8"))
-        row = RunResult(**raw["result"])
+        row = relocated(RunResult(**raw["result"]), run_dir)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     fresh = raw.get("data") == digest and row.status == "ok" and Path(row.predictions).is_file()

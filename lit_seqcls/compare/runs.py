@@ -11,6 +11,12 @@ A run folder ``runs/<encoder>-seed<seed>/`` holds, besides Lightning's logs and 
   tests);
 - ``result.json``: the finished run (a ``RunResult``), written atomically as its last step. A
   rerun reuses a run whose record holds ``status: ok`` and the same command.
+
+A finished run needs only ``command.json``, ``result.json`` and ``test_predictions.jsonl``
+(``lit_seqcls.compare.predictions``): copied into another comparison folder, on another machine
+too, they are reused as they are (``read_record`` takes the run's folder and predictions file
+from where it reads them, not from the paths recorded). Checkpoints and logs are only for
+resuming an unfinished run and for looking at one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE
 from lit_seqcls.compare.results import RunResult
 from lit_seqcls.runtime.atomic import atomic_write
 
@@ -115,7 +122,19 @@ def read_record(run_dir: Path) -> RunResult | None:
     if not isinstance(raw, dict) or "result" not in raw:
         return None
     fields = {f.name for f in dataclasses.fields(RunResult)}
-    return RunResult(**{k: v for k, v in raw["result"].items() if k in fields})
+    return relocated(RunResult(**{k: v for k, v in raw["result"].items() if k in fields}), run_dir)
+
+
+def relocated(result: RunResult, run_dir: Path) -> RunResult:
+    """``result`` as read from ``run_dir``: its folder, and its predictions file where that
+    folder holds one. A record keeps the absolute paths of the machine that wrote it; a run
+    folder copied elsewhere (a cluster's scratch to a laptop, a session's disk to a repository)
+    then still pairs its own predictions, not a missing or stale file at the old path.
+    """
+    result.run_dir = str(run_dir)
+    if (run_dir / PREDICTIONS_FILE).is_file():
+        result.predictions = str(run_dir / PREDICTIONS_FILE)
+    return result
 
 
 def write_record(spec: RunSpec, result: RunResult) -> None:

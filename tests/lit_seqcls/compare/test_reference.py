@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lit_seqcls.compare import reference
-from lit_seqcls.compare.predictions import read_predictions
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE, read_predictions
 from lit_seqcls.compare.reference import SKIPPED, reference_row
 from lit_seqcls.compare.results import RunResult
 from lit_seqcls.plugins import build_datamodule
@@ -63,6 +64,25 @@ def test_reference_row_reads_a_finished_run_and_is_reused(tmp_path, data, monkey
         json.dumps({"data": data})
     )
     assert reference_row("tfidf-svm", runs, tmp_path / "cmp").status.startswith("failed: ")
+
+
+def test_a_finished_reference_row_moved_with_its_comparison_is_reused(
+    tmp_path, data, monkeypatch
+):
+    """Its record names the predictions file by the path it was written at; copied elsewhere
+    (another machine, a repository) the comparison's folder is still one finished row."""
+    runs = [_finished_run(tmp_path, data)]
+    reference_row("tfidf-svm", runs, tmp_path / "cmp")
+    shutil.move(tmp_path / "cmp", tmp_path / "moved")
+    runs[0].run_dir = str(tmp_path / "moved" / "runs" / "gru-seed0")
+
+    def must_not_run(*args):
+        raise AssertionError("a finished reference row with the same data is reused")
+
+    monkeypatch.setattr(reference, "run_reference", must_not_run)
+    row = reference_row("tfidf-svm", runs, tmp_path / "moved")
+    assert row.status == "ok"
+    assert row.predictions == str(tmp_path / "moved" / "runs" / "tfidf-svm" / PREDICTIONS_FILE)
 
 
 def test_reference_row_is_optional(tmp_path, data, monkeypatch, capsys):

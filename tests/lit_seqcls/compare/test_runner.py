@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from lit_seqcls.compare import execution, runner
 from lit_seqcls.compare.launchers import _Task, run_local
 from lit_seqcls.compare.progress import Progress
 from lit_seqcls.compare.results import RunResult
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE
 from lit_seqcls.compare.runs import RECORD_FILE, RunSpec, read_record, usable_cores
 
 FAKE = Path(__file__).with_name("fake_lit_seqcls.py")
@@ -72,6 +74,29 @@ def test_a_rerun_trains_nothing_and_finishes_only_what_is_missing(
     compare(out, *PLAN)
     assert fits()[4:] == ["GRUEncoder 1 auto"]
     assert "attempt 2" in (out / "runs" / "gru-seed1" / "fit.log").read_text()
+
+
+def test_a_comparison_moved_elsewhere_without_its_checkpoints_is_reused_as_it_is(
+    compare, fits, tmp_path
+):
+    """A finished run's folder without its checkpoints, copied to another folder (another
+    machine, a repository), is reused: nothing runs again and the report reads the copies, not
+    the paths the records were written with (which no longer exist)."""
+    out = tmp_path / "cmp"
+    compare(out, *PLAN)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(out / "runs", moved / "runs", ignore=shutil.ignore_patterns("*.ckpt"))
+    (moved / "runs" / "cnn-seed0" / PREDICTIONS_FILE).write_text(  # the stand-in writes none
+        '{"index": 0, "label": "a", "pred": "a"}\n', encoding="utf-8"
+    )
+    shutil.rmtree(out)
+
+    compare(moved, *PLAN)
+    assert len(fits()) == 4  # nothing trained again
+    rows = _rows(moved / "runs.csv")
+    assert {Path(row["run_dir"]).parent for row in rows.values()} == {moved / "runs"}
+    cnn = read_record(moved / "runs" / "cnn-seed0")
+    assert cnn.predictions == str(moved / "runs" / "cnn-seed0" / PREDICTIONS_FILE)
 
 
 def test_another_command_is_refused_naming_fresh_which_starts_over(compare, fits, tmp_path):
