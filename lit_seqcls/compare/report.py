@@ -3,7 +3,7 @@
 ``write_report`` turns a list of runs (``lit_seqcls.compare.results``) into ``comparison.md``,
 ``comparison.csv`` (per encoder, mean ± std over the seeds that finished), ``runs.csv`` (per run),
 ``results.json`` (every run as plain data, for ``load_results``, with the per-encoder rows and
-how their statistics were computed) and the four PNGs of ``lit_seqcls.compare.plots``.
+how their statistics were computed; the runs' folders relative to the comparison's) and the four PNGs of ``lit_seqcls.compare.plots``.
 
 Each encoder's row carries 95% confidence intervals of test accuracy and macro-F1, its p-values
 against the best encoder and whether it is tied with it (``lit_seqcls.compare.stats``, from the
@@ -40,6 +40,7 @@ from lit_seqcls.compare.results import (
     accuracy_by_length,
     bucket_label,
     shown_scores,
+    stored,
     summarize,
 )
 from lit_seqcls.runtime.outputs import spreadsheet_safe
@@ -58,7 +59,7 @@ def write_report(
     footnote, pairs = add_significance(rows, results)
     results_json = output_dir / "results.json"
     payload = {
-        "runs": [dataclasses.asdict(r) for r in results],
+        "runs": [stored(r, output_dir) for r in results],
         "encoders": rows,
         "statistics": {"method": footnote, "pairwise": [t.record() for t in pairs]},
     }
@@ -66,7 +67,7 @@ def write_report(
     written = [
         results_json,
         _write_csv(output_dir / "comparison.csv", rows),
-        _write_csv(output_dir / "runs.csv", [_run_row(r, extra) for r in results]),
+        _write_csv(output_dir / "runs.csv", [_run_row(r, output_dir, extra) for r in results]),
         _write_csv(output_dir / "pairwise.csv", [t.record() for t in pairs], _PAIR_FIELDS),
         _write_markdown(
             output_dir / "comparison.md", rows, results, title, command, footnote, extra, pairs
@@ -129,7 +130,7 @@ def _plain(value: Any) -> Any:
     return value.item()  # NumPy scalars; anything else is a bug worth the TypeError
 
 
-def _run_row(r: RunResult, extra: Sequence[str] = ()) -> dict[str, Any]:
+def _run_row(r: RunResult, output_dir: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One line of runs.csv; ``extra``: the optional scores shown, after the scores."""
     fields = (
         "encoder", "seed", "test_acc", "test_f1", *extra, "wall_time_s", "train_time_s",
@@ -141,7 +142,7 @@ def _run_row(r: RunResult, extra: Sequence[str] = ()) -> dict[str, Any]:
         "peak_gpu_mem_mb": r.hardware.get("peak_gpu_mem_mb"),
         "hardware": hardware_text(r.hardware),
         "status": r.status,
-        "run_dir": r.run_dir,
+        "run_dir": stored(r, output_dir)["run_dir"],
         "reference": r.reference,
     }
 

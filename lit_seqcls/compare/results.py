@@ -137,7 +137,33 @@ def load_results(output_dir: Path) -> list[RunResult]:
     """The runs saved by ``write_report`` (``results.json``), e.g. to redraw the plots."""
     raw = json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
     runs = raw["runs"] if isinstance(raw, dict) else raw  # a list: written before the statistics
-    return [RunResult(**r) for r in runs]
+    results = [RunResult(**r) for r in runs]
+    for r in results:
+        r.run_dir, r.predictions = (_under(output_dir, p) for p in (r.run_dir, r.predictions))
+    return results
+
+
+def stored(result: RunResult, output_dir: Path) -> dict[str, Any]:
+    """``result`` as ``results.json`` and ``runs.csv`` hold it: its folder and predictions file
+    relative to ``output_dir`` where they lie inside it (``runs/cnn-seed0``), so that the tables
+    move with their folder and do not name the machine's paths; ``load_results`` reads them back.
+
+    Example:
+        >>> r = RunResult("cnn", 0, run_dir="/x/cmp/runs/cnn-seed0", predictions="/elsewhere/p")
+        >>> d = stored(r, Path("/x/cmp"))
+        >>> d["run_dir"], d["predictions"]
+        ('runs/cnn-seed0', '/elsewhere/p')
+    """
+    record = dataclasses.asdict(result)
+    for key in ("run_dir", "predictions"):
+        path = Path(record[key])
+        if record[key] and path.is_absolute() and path.is_relative_to(output_dir.absolute()):
+            record[key] = path.relative_to(output_dir.absolute()).as_posix()
+    return record
+
+
+def _under(output_dir: Path, path: str) -> str:
+    return str(output_dir / path) if path and not Path(path).is_absolute() else path
 
 
 def shown_scores(results: Sequence[RunResult]) -> tuple[str, ...]:

@@ -66,9 +66,7 @@ def test_reference_row_reads_a_finished_run_and_is_reused(tmp_path, data, monkey
     assert reference_row("tfidf-svm", runs, tmp_path / "cmp").status.startswith("failed: ")
 
 
-def test_a_finished_reference_row_moved_with_its_comparison_is_reused(
-    tmp_path, data, monkeypatch
-):
+def test_a_finished_reference_row_moved_with_its_comparison_is_reused(tmp_path, data, monkeypatch):
     """Its record names the predictions file by the path it was written at; copied elsewhere
     (another machine, a repository) the comparison's folder is still one finished row."""
     runs = [_finished_run(tmp_path, data)]

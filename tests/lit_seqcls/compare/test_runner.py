@@ -20,9 +20,9 @@ import pytest
 
 from lit_seqcls.compare import execution, runner
 from lit_seqcls.compare.launchers import _Task, run_local
-from lit_seqcls.compare.progress import Progress
-from lit_seqcls.compare.results import RunResult
 from lit_seqcls.compare.predictions import PREDICTIONS_FILE
+from lit_seqcls.compare.progress import Progress
+from lit_seqcls.compare.results import RunResult, load_results
 from lit_seqcls.compare.runs import RECORD_FILE, RunSpec, read_record, usable_cores
 
 FAKE = Path(__file__).with_name("fake_lit_seqcls.py")
@@ -93,10 +93,13 @@ def test_a_comparison_moved_elsewhere_without_its_checkpoints_is_reused_as_it_is
 
     compare(moved, *PLAN)
     assert len(fits()) == 4  # nothing trained again
-    rows = _rows(moved / "runs.csv")
-    assert {Path(row["run_dir"]).parent for row in rows.values()} == {moved / "runs"}
     cnn = read_record(moved / "runs" / "cnn-seed0")
     assert cnn.predictions == str(moved / "runs" / "cnn-seed0" / PREDICTIONS_FILE)
+    # The tables name the runs by their place in the comparison, not by the machine's paths.
+    rows = _rows(moved / "runs.csv")
+    assert rows["cnn0"]["run_dir"] == "runs/cnn-seed0"
+    saved = {(r.encoder, r.seed): r for r in load_results(moved)}
+    assert saved["cnn", 0].run_dir == cnn.run_dir and saved["cnn", 0].predictions == cnn.predictions
 
 
 def test_another_command_is_refused_naming_fresh_which_starts_over(compare, fits, tmp_path):
