@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +136,24 @@ def test_the_committed_tables_are_generated_from_the_committed_results():
     if not real_text.blocks():
         pytest.skip("no docs/results/<dataset>/results.json committed yet")
     assert real_text.main(["--check"]) == 0
+
+
+def test_kept_runs_are_of_the_shipped_configs_and_their_predictions_give_their_scores():
+    """The finished runs kept in the repository (``benchmarks/keep_runs.py``), which a later
+    ``compare`` reuses, ran the configs shipped now, and their predictions are their scores."""
+    kept = sorted(ROOT.glob("docs/results/*/runs/*/result.json"))
+    shipped = ROOT / "lit_seqcls" / "configs"
+    for path in kept:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        for config in record["command"]["configs"]:
+            name = config["path"].split("lit_seqcls/configs/")[-1]
+            now = hashlib.sha256((shipped / name).read_bytes()).hexdigest()
+            assert now == config["sha256"], (
+                f"{path.parent.name} ran {name} as it was then, and the shipped file has changed "
+                "since: its results no longer describe the shipped settings. Run it again, or "
+                f"remove {path.parent} and the tables built from it."
+            )
+        lines = (path.parent / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines]
+        accuracy = np.mean([r["label"] == r["pred"] for r in rows])
+        assert accuracy == pytest.approx(record["result"]["test_acc"], abs=1e-6), path

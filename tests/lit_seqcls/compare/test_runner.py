@@ -6,6 +6,7 @@ and a stand-in ``sbatch`` that records what would be submitted). Real training: 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from lit_seqcls.compare.results import RunResult, load_results
 from lit_seqcls.compare.runs import RECORD_FILE, RunSpec, read_record, usable_cores
 
 FAKE = Path(__file__).with_name("fake_lit_seqcls.py")
+ROOT = Path(__file__).resolve().parents[3]
 PLAN = ["--encoders", "cnn", "gru", "--seeds", "0", "1", "--trainer.max_epochs", "1"]
 
 
@@ -100,6 +102,29 @@ def test_a_comparison_moved_elsewhere_without_its_checkpoints_is_reused_as_it_is
     assert rows["cnn0"]["run_dir"] == "runs/cnn-seed0"
     saved = {(r.encoder, r.seed): r for r in load_results(moved)}
     assert saved["cnn", 0].run_dir == cnn.run_dir and saved["cnn", 0].predictions == cnn.predictions
+
+
+def test_kept_runs_of_benchmarks_keep_runs_resume_the_comparison_elsewhere(compare, fits, tmp_path):
+    """What ``benchmarks/keep_runs.py`` keeps of a comparison (#17's runs in the repository) is
+    enough for the same command, in another folder, to train nothing for those runs."""
+    spec = importlib.util.spec_from_file_location("keep_runs", ROOT / "benchmarks/keep_runs.py")
+    keep_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(keep_runs)
+    out = tmp_path / "cmp"
+    compare(out, *PLAN)
+    (out / "runs" / "gru-seed1" / RECORD_FILE).unlink()  # unfinished: not kept
+    for run in ("cnn-seed0", "cnn-seed1", "gru-seed0"):  # the stand-in writes no predictions
+        (out / "runs" / run / PREDICTIONS_FILE).write_text(
+            '{"index": 0, "label": "a", "pred": "b", "probs": {"a": 0.4, "b": 0.6}}\n'
+        )
+    kept = keep_runs.keep(out, tmp_path / "repo" / "runs")
+    assert kept == ["cnn-seed0", "cnn-seed1", "gru-seed0"]
+    lines = (tmp_path / "repo" / "runs" / "cnn-seed0" / PREDICTIONS_FILE).read_text()
+    assert json.loads(lines) == {"index": 0, "label": "a", "pred": "b"}
+
+    shutil.copytree(tmp_path / "repo" / "runs", tmp_path / "elsewhere" / "runs")
+    compare(tmp_path / "elsewhere", *PLAN)
+    assert fits()[4:] == ["GRUEncoder 1 auto"]  # only the run that was not finished
 
 
 def test_another_command_is_refused_naming_fresh_which_starts_over(compare, fits, tmp_path):
