@@ -3,7 +3,8 @@
 ``write_report`` turns a list of runs (``lit_seqcls.compare.results``) into ``comparison.md``,
 ``comparison.csv`` (per encoder, mean ± std over the seeds that finished), ``runs.csv`` (per run),
 ``results.json`` (every run as plain data, for ``load_results``, with the per-encoder rows and
-how their statistics were computed; the runs' folders relative to the comparison's) and the four PNGs of ``lit_seqcls.compare.plots``.
+how their statistics were computed; the runs' folders relative to the comparison's) and the four
+PNGs of ``lit_seqcls.compare.plots``.
 
 Each encoder's row carries 95% confidence intervals of test accuracy and macro-F1, its p-values
 against the best encoder and whether it is tied with it (``lit_seqcls.compare.stats``, from the

@@ -12,11 +12,11 @@ A run folder ``runs/<encoder>-seed<seed>/`` holds, besides Lightning's logs and 
 - ``result.json``: the finished run (a ``RunResult``), written atomically as its last step. A
   rerun reuses a run whose record holds ``status: ok`` and the same command.
 
-A finished run needs only ``command.json``, ``result.json`` and ``test_predictions.jsonl``
-(``lit_seqcls.compare.predictions``): copied into another comparison folder, on another machine
-too, they are reused as they are (``read_record`` takes the run's folder and predictions file
-from where it reads them, not from the paths recorded). Checkpoints and logs are only for
-resuming an unfinished run and for looking at one.
+A finished run needs only ``command.json``, ``result.json``, ``test_predictions.jsonl``
+(``lit_seqcls.compare.predictions``) and, for the reference row's data settings, Lightning's
+``config.yaml``: copied into another comparison folder, on another machine too, they are reused
+as they are (``read_record`` takes the run's folder and predictions file from where it reads
+them, not from the paths recorded). Checkpoints are only for resuming an unfinished run.
 """
 
 from __future__ import annotations
