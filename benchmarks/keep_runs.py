@@ -21,23 +21,19 @@ reads of it:
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
-from lit_seqcls.compare.predictions import PREDICTIONS_FILE, write_predictions
-from lit_seqcls.compare.runs import COMMAND_FILE, RECORD_FILE, read_json
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE, read_predictions, write_predictions
+from lit_seqcls.compare.runs import COMMAND_FILE, RECORD_FILE, read_record
 
 
 def keep(output_dir: Path, dest: Path) -> list[str]:
     """Copy the finished runs of the comparison in ``output_dir`` into ``dest``; their names."""
     kept = []
     for run in sorted((output_dir / "runs").iterdir()):
-        record = read_json(run / RECORD_FILE)
-        if (
-            not (run / COMMAND_FILE).is_file()
-            or (record or {}).get("result", {}).get("status") != "ok"
-        ):
+        record = read_record(run)
+        if record is None or record.status != "ok" or not (run / COMMAND_FILE).is_file():
             continue  # unfinished, failed, or the reference row (computed again in seconds)
         target = dest / run.name
         target.mkdir(parents=True, exist_ok=True)
@@ -46,10 +42,10 @@ def keep(output_dir: Path, dest: Path) -> list[str]:
         for config in run.glob("lightning_logs/version_*/config.yaml"):
             (target / config.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(config, target / config.relative_to(run))
-        lines = (run / PREDICTIONS_FILE).read_text(encoding="utf-8").splitlines()
-        rows = (json.loads(line) for line in lines if line)
+        index, labels, preds = read_predictions(run / PREDICTIONS_FILE)
+        rows = zip(index.tolist(), labels, preds, strict=True)
         write_predictions(
-            target / PREDICTIONS_FILE, ({k: v for k, v in r.items() if k != "probs"} for r in rows)
+            target / PREDICTIONS_FILE, ({"index": i, "label": y, "pred": p} for i, y, p in rows)
         )
         kept.append(run.name)
     return kept

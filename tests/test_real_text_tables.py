@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lit_seqcls.compare.predictions import PREDICTIONS_FILE, read_predictions
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("real_text", ROOT / "benchmarks" / "real_text.py")
 real_text = importlib.util.module_from_spec(_spec)
@@ -153,7 +155,6 @@ def test_kept_runs_are_of_the_shipped_configs_and_their_predictions_give_their_s
                 "since: its results no longer describe the shipped settings. Run it again, or "
                 f"remove {path.parent} and the tables built from it."
             )
-        lines = (path.parent / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
-        rows = [json.loads(line) for line in lines]
-        accuracy = np.mean([r["label"] == r["pred"] for r in rows])
+        _, labels, preds = read_predictions(path.parent / PREDICTIONS_FILE)
+        accuracy = np.mean(np.array(labels) == np.array(preds))
         assert accuracy == pytest.approx(record["result"]["test_acc"], abs=1e-6), path
